@@ -1,0 +1,254 @@
+"""The stack's config file (TOML): models, routing knobs, latency targets.
+
+Strict on purpose: unknown keys and wrong types are errors naming the model and the key, so a
+typo never silently becomes a default. Secrets are never in this file: a model names the
+environment variable that holds its key (`api_key_env`), and the key is read at call time.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from wilton_core.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_LOCAL_BASE_URL",
+    "LatencyTargets",
+    "ModelConfig",
+    "RoutingConfig",
+    "StackConfig",
+    "default_config",
+    "load_config",
+    "parse_config",
+]
+
+Tier = Literal["selfhost", "edge", "frontier"]
+Capability = Literal["basic", "standard", "advanced"]
+ProviderName = Literal["ollama", "openai", "gemini", "anthropic", "dummy"]
+
+CAPABILITY_RANK: dict[str, int] = {"basic": 0, "standard": 1, "advanced": 2}
+DEFAULT_LOCAL_BASE_URL = "http://127.0.0.1:8081/v1"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class ModelConfig(_Strict):
+    """One routable model. `id` is what clients pass as `model`."""
+
+    id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:/@+-]+$")
+    provider: ProviderName
+    model: str = Field(min_length=1, description="the upstream's own model name")
+    base_url: str | None = None
+    api_key_env: str | list[str] | None = Field(
+        default=None, description="NAME(s) of the env var holding the key; first one set wins"
+    )
+    tier: Tier
+    is_local: bool
+    capability: Capability = "standard"
+    context_window: int = Field(default=8192, gt=0)
+    input_cost_per_mtok: float = Field(default=0.0, ge=0)
+    output_cost_per_mtok: float = Field(default=0.0, ge=0)
+    supports_tools: bool = False
+    supports_vision: bool = False
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_output_tokens: int | None = Field(default=None, gt=0)
+    simulated: bool = Field(default=False, description="a demo/fake upstream, never a real provider")
+
+    @field_validator("input_cost_per_mtok", "output_cost_per_mtok", "timeout_s")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_names(cls, v: str | list[str] | None) -> str | list[str] | None:
+        names = [v] if isinstance(v, str) else (v or [])
+        for name in names:
+            if not name or not name.replace("_", "").isalnum():
+                raise ValueError(
+                    f"'{name}' is not an environment variable name; put the NAME of the variable here,"
+                    " never the key itself"
+                )
+        return v
+
+    @property
+    def key_env_names(self) -> list[str]:
+        v = self.api_key_env
+        return [v] if isinstance(v, str) else list(v or [])
+
+    def api_key(self, environ: Mapping[str, str] | None = None) -> str | None:
+        env = os.environ if environ is None else environ
+        for name in self.key_env_names:
+            value = env.get(name)
+            if value:
+                return value
+        return None
+
+    def is_configured(self, environ: Mapping[str, str] | None = None) -> bool:
+        """A model that needs a key is not configured until its env var is set."""
+        return not self.key_env_names or self.is_local or self.api_key(environ) is not None
+
+    def cost_usd(self, tokens_in: int, tokens_out: int) -> float:
+        return (tokens_in * self.input_cost_per_mtok + tokens_out * self.output_cost_per_mtok) / 1e6
+
+
+class RoutingConfig(_Strict):
+    phi_target: float = Field(default=0.75, ge=0.0, le=1.0)
+    phi_basis: Literal["requests", "tokens"] = "requests"
+    window_s: float = Field(default=300.0, gt=0)
+    # selector weights (see docs/routing.md for the formula)
+    weight_latency: float = Field(default=1.0, ge=0)
+    weight_cost: float = Field(default=1.0, ge=0)
+    weight_capability: float = Field(default=1.0, ge=0)
+    weight_phi: float = Field(default=1.0, ge=0)
+    # resilience
+    max_attempts_per_model: int = Field(default=2, ge=1, le=10)
+    backoff_base_s: float = Field(default=0.05, ge=0)
+    backoff_max_s: float = Field(default=2.0, ge=0)
+    max_retry_after_s: float = Field(default=5.0, ge=0, description="longest Retry-After we wait in-request")
+    cooldown_failures: int = Field(default=3, ge=1, description="consecutive failures that open the breaker")
+    cooldown_s: float = Field(default=10.0, gt=0)
+    cooldown_max_s: float = Field(default=300.0, gt=0)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    control_refresh_s: float = Field(default=1.0, gt=0)
+    # per-intent defaults, as the seed's env (CHAT_PROVIDER=local, VISION_LOCAL_MODEL=...)
+    intent_defaults: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("phi_target")
+    @classmethod
+    def _finite_phi(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be a finite number in [0, 1]")
+        return v
+
+
+class LatencyTargets(_Strict):
+    """Per-stage latency targets in seconds (seed 000: STT 0.8, LLM 2.0, TTS 3.0 / 0.5)."""
+
+    stt: float = Field(default=0.8, gt=0)
+    llm: float = Field(default=2.0, gt=0)
+    tts_generate: float = Field(default=3.0, gt=0)
+    tts_playback: float = Field(default=0.5, gt=0)
+
+    def as_dict(self) -> dict[str, float]:
+        return self.model_dump()
+
+
+class StackConfig(_Strict):
+    models: list[ModelConfig] = Field(default_factory=list)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    latency_targets: LatencyTargets = Field(default_factory=LatencyTargets)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> StackConfig:
+        seen: set[str] = set()
+        for i, m in enumerate(self.models):
+            if m.id in seen:
+                raise ValueError(f"models[{i}] (id='{m.id}'): duplicate model id")
+            seen.add(m.id)
+        return self
+
+    def by_id(self) -> dict[str, ModelConfig]:
+        return {m.id: m for m in self.models}
+
+
+def _format_validation_error(err: ValidationError, raw: Mapping[str, Any], source: str) -> str:
+    lines = [f"{source}: invalid configuration"]
+    models = raw.get("models") if isinstance(raw.get("models"), list) else []
+    for e in err.errors():
+        loc = list(e["loc"])
+        where = ""
+        if loc and loc[0] == "models" and len(loc) > 1 and isinstance(loc[1], int):
+            idx = loc[1]
+            mid = models[idx].get("id") if idx < len(models) and isinstance(models[idx], dict) else None
+            where = f"models[{idx}]" + (f" (id='{mid}')" if mid else "")
+            loc = loc[2:]
+        elif loc:
+            where = str(loc[0])
+            loc = loc[1:]
+        key = ".".join(str(p) for p in loc)
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        lines.append(f"  {where}{': ' + repr(key) if key else ''}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(raw: Mapping[str, Any], source: str = "config") -> StackConfig:
+    try:
+        return StackConfig.model_validate(dict(raw))
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, raw, source)) from None
+
+
+def load_config(path: str | os.PathLike[str]) -> StackConfig:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found") from None
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read config file ({e.strerror})") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    return parse_config(raw, str(p))
+
+
+def default_config(environ: Mapping[str, str] | None = None) -> StackConfig:
+    """The embedded defaults: a local llama.cpp/Ollama model plus the API models of the seeds.
+
+    API models are always declared; the ones whose key is not set are reported as
+    "not configured" and never routed to. The seed's env names keep working.
+    """
+    env = os.environ if environ is None else environ
+    models: list[dict[str, Any]] = []
+    local_url = env.get("WILTON_LOCAL_BASE_URL", DEFAULT_LOCAL_BASE_URL)
+    models.append(
+        dict(id="local-small", provider="openai", model=env.get("WILTON_LOCAL_MODEL", "smollm2"),
+             base_url=local_url, tier="selfhost", is_local=True, capability="basic",
+             context_window=2048, supports_tools=False, timeout_s=30.0)
+    )
+    if env.get("OLLAMA_HOST"):
+        host = env["OLLAMA_HOST"]
+        for mid, name, cap, vision in (
+            ("ollama-chat", env.get("CHAT_LOCAL_MODEL", "dolphin-mistral"), "standard", False),
+            ("ollama-code", env.get("CODE_LOCAL_MODEL", "qwen2.5-coder:7b"), "standard", False),
+            ("ollama-vision", env.get("VISION_LOCAL_MODEL", "minicpm-v"), "basic", True),
+        ):
+            models.append(dict(id=mid, provider="ollama", model=name, base_url=host, tier="selfhost",
+                               is_local=True, capability=cap, context_window=8192,
+                               supports_vision=vision, supports_tools=not vision))
+    models += [
+        dict(id="groq-llama-8b", provider="openai", model="llama-3.1-8b-instant",
+             base_url="https://api.groq.com/openai/v1", api_key_env="GROQ_API_KEY", tier="edge",
+             is_local=False, capability="standard", context_window=131072,
+             input_cost_per_mtok=0.05, output_cost_per_mtok=0.08, supports_tools=True),
+        dict(id="gemini-flash-lite", provider="gemini", model="gemini-2.5-flash-lite",
+             api_key_env=["GEMINI_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY"], tier="edge", is_local=False,
+             capability="standard", context_window=1048576, input_cost_per_mtok=0.10,
+             output_cost_per_mtok=0.40, supports_tools=True, supports_vision=True),
+        dict(id="gpt-4o", provider="openai", model="gpt-4o", base_url=env.get("OPENAI_BASE_URL"),
+             api_key_env="OPENAI_API_KEY", tier="frontier", is_local=False, capability="advanced",
+             context_window=128000, input_cost_per_mtok=2.5, output_cost_per_mtok=10.0,
+             supports_tools=True, supports_vision=True),
+        dict(id="claude-sonnet", provider="anthropic", model="claude-sonnet-4-5",
+             api_key_env="ANTHROPIC_API_KEY", tier="frontier", is_local=False, capability="advanced",
+             context_window=200000, input_cost_per_mtok=3.0, output_cost_per_mtok=15.0,
+             supports_tools=True, supports_vision=True),
+    ]
+    return parse_config({"models": models}, "embedded defaults")

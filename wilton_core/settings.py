@@ -1,0 +1,70 @@
+"""Process settings: one typed object fed by the environment (prefix WILTON_) and CLI flags.
+
+The config file (models, routing) is separate and loaded from `config_path`; this object says
+where things are (store, ports, directories) and is shared by every process.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from wilton_core.config import StackConfig, default_config, load_config
+from wilton_core.errors import ConfigError
+
+__all__ = ["Settings", "load_settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WILTON_", extra="ignore", frozen=True)
+
+    config: Path | None = Field(default=None, description="TOML config file (WILTON_CONFIG)")
+    store_url: str | None = Field(default=None, description="sqlite:///path or postgresql://...")
+    data_dir: Path = Path("./data")
+    reports_dir: Path = Path("./reports")
+    run_dir: Path | None = None
+    host: str = "127.0.0.1"
+    router_port: int = Field(default=8080, ge=0, le=65535)
+    exporter_port: int = Field(default=8000, ge=0, le=65535)
+    coherence_port: int = Field(default=8001, ge=0, le=65535)
+    router_url: str | None = None
+    coherence_url: str | None = None
+    replica_id: str = Field(default_factory=socket.gethostname)
+    ledger_flush_s: float = Field(default=0.2, gt=0)
+    ledger_batch: int = Field(default=500, gt=0)
+    log_level: str = "info"
+
+    @field_validator("store_url")
+    @classmethod
+    def _store_scheme(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("sqlite://", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return v
+
+    def resolved_store_url(self) -> str:
+        if self.store_url:
+            return self.store_url
+        return f"sqlite:///{(self.data_dir / 'wilton.db').resolve()}"
+
+    def resolved_router_url(self) -> str:
+        return self.router_url or f"http://127.0.0.1:{self.router_port}"
+
+    def resolved_coherence_url(self) -> str:
+        return self.coherence_url or f"http://127.0.0.1:{self.coherence_port}"
+
+    def stack_config(self) -> StackConfig:
+        return load_config(self.config) if self.config else default_config()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from env, with CLI flags (non-None overrides) on top; readable error on failure."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**clean)
+    except ValidationError as err:
+        parts = [f"WILTON_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in err.errors()]
+        raise ConfigError("invalid settings: " + "; ".join(parts)) from None

@@ -1,0 +1,69 @@
+"""Plain data that crosses module boundaries: provider results and ledger rows.
+
+Providers speak the OpenAI chat-completions shape at their boundary (a `dict` per completion
+or per stream chunk) because that is the gateway's wire format: the common case (an
+OpenAI-compatible upstream) then passes through with no translation at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Completion", "LedgerRecord", "Usage"]
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def as_openai(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+
+@dataclass(slots=True)
+class Completion:
+    """A finished non-streaming completion: `data` is an OpenAI `chat.completion` object."""
+
+    data: dict[str, Any]
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass(slots=True)
+class LedgerRecord:
+    """One routed request, as written to the shared store.
+
+    status: "ok" | "error" | "stream_error" (the stream broke after its first byte).
+    error_class: a ProviderError.kind, "no_healthy_model", or None.
+    fallbacks: how many models were tried and failed before the one that answered.
+    tried: comma-separated model ids tried before `model_id`, in order.
+    """
+
+    ts: float
+    request_id: str
+    model_id: str
+    tier: str
+    is_local: bool
+    provider: str
+    intent: str | None = None
+    difficulty: float | None = None
+    latency_s: float = 0.0
+    ttft_s: float | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    status: str = "ok"
+    error_class: str | None = None
+    fallbacks: int = 0
+    tried: str = ""
+    stream: bool = False
+    replica: str = ""
