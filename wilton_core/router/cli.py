@@ -1,0 +1,120 @@
+"""`wilton-router`: thin CLI → settings → RouterService → uvicorn.
+
+Exit codes: 0 clean stop, 2 bad config/settings, 3 store unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from wilton_core.errors import ConfigError, StoreError
+
+__all__ = ["build_app", "main"]
+
+log = logging.getLogger("wilton.router")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wilton-router", description="OpenAI-compatible, phi-balanced LLM router")
+    p.add_argument("--config", help="TOML config file (default: $WILTON_CONFIG, else embedded defaults)")
+    p.add_argument("--host", help="bind address (default 127.0.0.1, $WILTON_HOST)")
+    p.add_argument("--port", type=int, help="port (default 8080, $WILTON_ROUTER_PORT)")
+    p.add_argument("--store-url", help="sqlite:///path or postgresql://... ($WILTON_STORE_URL)")
+    p.add_argument("--replica-id", help="name of this replica in the ledger (default: hostname)")
+    p.add_argument("--log-level", default=None)
+    p.add_argument("--validate-and-exit", action="store_true", help="check settings, config and store, then exit")
+    return p
+
+
+def build_app(settings: Any, *, store: Any = None, providers: Any = None) -> tuple[Any, Any, Any]:
+    """Wire settings → store → ledger writer → service → ASGI app. Returns (app, service, ledger)."""
+    from prometheus_client import (
+        CONTENT_TYPE_LATEST,
+        CollectorRegistry,
+        Histogram,
+        generate_latest,
+    )
+    from prometheus_client import gc_collector, platform_collector, process_collector
+
+    from wilton_core.router.app import RouterApp
+    from wilton_core.router.openapi import openapi_schema
+    from wilton_core.router.service import RouterService
+    from wilton_core.store import open_store
+    from wilton_core.store.ledger_writer import LedgerWriter
+
+    config = settings.stack_config()
+    if store is None:
+        store = open_store(settings.resolved_store_url())
+        store.migrate()
+    ledger = LedgerWriter(store, flush_interval_s=settings.ledger_flush_s, batch_size=settings.ledger_batch)
+    registry = CollectorRegistry()
+    process_collector.ProcessCollector(registry=registry)
+    platform_collector.PlatformCollector(registry=registry)
+    gc_collector.GCCollector(registry=registry)
+    overhead = Histogram(
+        "wilton_router_overhead_seconds",
+        "Time the router adds to a request (total minus upstream time; to first byte for streams).",
+        buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+        registry=registry,
+    )
+    service = RouterService(config, store=store, ledger=ledger, providers=providers,
+                            replica=settings.replica_id, overhead_observer=overhead.observe)
+
+    def metrics() -> tuple[bytes, str]:
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+
+    app = RouterApp(service, metrics=metrics, openapi=openapi_schema)
+    return app, service, ledger
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from wilton_core.settings import load_settings
+
+    try:
+        settings = load_settings(config=args.config, host=args.host, router_port=args.port,
+                                 store_url=args.store_url, replica_id=args.replica_id,
+                                 log_level=args.log_level)
+        level = getattr(logging, settings.log_level.upper(), logging.INFO)
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        config = settings.stack_config()
+    except ConfigError as e:
+        print(f"wilton-router: {e}", file=sys.stderr)
+        return 2
+    try:
+        from wilton_core.store import open_store
+
+        store = open_store(settings.resolved_store_url())
+        store.migrate()
+    except StoreError as e:
+        print(f"wilton-router: store unavailable: {e}", file=sys.stderr)
+        return 3
+    if args.validate_and_exit:
+        usable = [m.id for m in config.models if m.is_configured()]
+        print(f"ok: {len(config.models)} models ({len(usable)} configured: {', '.join(usable)}); "
+              f"store {store.url}")
+        store.close()
+        return 0
+
+    import uvicorn
+
+    app, _service, ledger = build_app(settings, store=store)
+    uv_config = uvicorn.Config(app, host=settings.host, port=settings.router_port, log_level=settings.log_level,
+                               access_log=False, lifespan="on", http="auto", loop="auto",
+                               timeout_graceful_shutdown=10)
+    server = uvicorn.Server(uv_config)
+    try:
+        server.run()
+    finally:
+        # after the server has drained its connections: flush every ledger record, then close
+        ledger.stop(timeout=30)
+        store.close()
+    return 0 if server.started else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,426 @@
+"""The router service: decide, call with fallback, record. No HTTP here (see app.py).
+
+Everything on the request path reads memory only: the control state (refreshed from the store
+about once a second by a background task), per-model latency statistics and breakers this
+process keeps itself. Ledger writes go to a background writer and never block a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from wilton_core.config import CAPABILITY_RANK, ModelConfig, StackConfig
+from wilton_core.core.health import Breaker
+from wilton_core.core.intent import INTENT_CAPABILITY, Intent, detect_intent
+from wilton_core.core.latency import LatencyTracker
+from wilton_core.core.selector import ControlView, ModelView, RequestView, choose
+from wilton_core.errors import NoHealthyModelError, ProviderError, RequestError, UnknownModelError
+from wilton_core.providers.base import Provider
+from wilton_core.providers.factory import make_provider
+from wilton_core.router.fallback import Attempt, FallbackExecutor, ModelRuntime
+from wilton_core.router.wire import has_images, prompt_chars
+from wilton_core.store.base import ControlState, Store
+from wilton_core.types import LedgerRecord, Usage
+
+__all__ = ["Outcome", "RouterService", "StreamOutcome"]
+
+log = logging.getLogger("wilton.router")
+
+# `model` values that mean "let the stack choose", optionally restricted to one class
+AUTO_MODELS = {"auto": None, "": None, "local": True, "api": False}
+
+
+@dataclass(slots=True)
+class Decision:
+    request_id: str
+    chain: list[str]
+    intent: str
+    difficulty: float
+    started: float  # perf_counter at arrival
+    decide_s: float
+
+
+@dataclass(slots=True)
+class Outcome:
+    """A finished non-streaming request, ready for the wire."""
+
+    body: bytes
+    headers: list[tuple[bytes, bytes]]
+
+
+@dataclass(slots=True)
+class StreamOutcome:
+    headers: list[tuple[bytes, bytes]]
+    chunks: AsyncIterator[bytes]
+
+
+@dataclass(slots=True)
+class _Stats:
+    requests: int = 0
+    errors: int = 0
+    fallbacks: int = 0
+    overhead_s: list[float] = field(default_factory=list)
+
+
+class RouterService:
+    def __init__(
+        self,
+        config: StackConfig,
+        *,
+        store: Store | None = None,
+        ledger: Any | None = None,
+        providers: Mapping[str, Provider] | None = None,
+        environ: Mapping[str, str] | None = None,
+        replica: str = "",
+        scorer: Callable[[Any], float] | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        overhead_observer: Callable[[float], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.routing = config.routing
+        self.store = store
+        self.ledger = ledger
+        self.replica = replica
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._environ = os.environ if environ is None else environ
+        self._scorer = scorer
+        self._observe_overhead = overhead_observer
+        self.control = ControlState(phi_target=self.routing.phi_target)
+        self.control_loaded_at: float | None = None
+        self.latency = LatencyTracker(config.latency_targets)
+        self.runtimes: dict[str, ModelRuntime] = {}
+        provided = providers or {}
+        for m in config.models:
+            provider = provided.get(m.id) or make_provider(m, environ=self._environ)
+            breaker = Breaker(self.routing.cooldown_failures, self.routing.cooldown_s, self.routing.cooldown_max_s)
+            self.runtimes[m.id] = ModelRuntime(m, provider, breaker, m.is_configured(self._environ))
+        self.executor = FallbackExecutor(self.runtimes, self.routing, clock=time.monotonic, rng=self._rng)
+        self.model_status: dict[str, str] = {}  # registry status by model id ("failed" excludes)
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started_at = clock()
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._scorer is None:
+            from wilton_core.core.difficulty import score_difficulty
+
+            self._scorer = score_difficulty
+        self._scorer([{"role": "user", "content": "warm up"}])  # load the model now, not on request 1
+        if self.store is not None:
+            await self.refresh_control()
+            self._tasks.append(asyncio.create_task(self._refresh_loop(), name="control-refresh"))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+        for rt in self.runtimes.values():
+            with contextlib.suppress(Exception):
+                await rt.provider.aclose()
+
+    async def refresh_control(self) -> None:
+        """Pull the control state and model status from the store (in a thread: never on the loop)."""
+        if self.store is None:
+            return
+        store = self.store
+        try:
+            state = await asyncio.to_thread(store.get_control_state)
+            if state is not None:
+                self.control = state
+                self.control_loaded_at = self._clock()
+            await asyncio.to_thread(self._publish_health)
+        except Exception as e:  # a slow or absent store must never take routing down
+            log.warning("control state refresh failed: %s", type(e).__name__)
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.routing.control_refresh_s)
+            await self.refresh_control()
+
+    def health_snapshot(self) -> dict[str, Any]:
+        now = time.monotonic()
+        wall = self._clock()
+        models = {}
+        for mid, rt in self.runtimes.items():
+            b = rt.breaker
+            models[mid] = {
+                "healthy": rt.configured and b.available(now),
+                "configured": rt.configured,
+                "breaker": b.state(now),
+                "cooldown_until": wall + b.cooldown_remaining(now) if b.open_until else 0.0,
+                "consecutive_failures": b.consecutive_failures,
+                "last_error": b.last_error,
+            }
+        return {"ts": wall, "replica": self.replica, "models": models}
+
+    def _publish_health(self) -> None:
+        store = self.store
+        kv_set = getattr(store, "kv_set", None)
+        if kv_set is not None:
+            kv_set(f"router_health:{self.replica}", orjson.dumps(self.health_snapshot()).decode())
+
+    # ---- decision ---------------------------------------------------------------------------
+
+    def _views(self, now: float) -> list[ModelView]:
+        views = []
+        for mid, rt in self.runtimes.items():
+            m = rt.cfg
+            st = self.latency.model_stats(mid)
+            views.append(
+                ModelView(
+                    id=mid, tier=m.tier, is_local=m.is_local, capability=m.capability,
+                    context_window=m.context_window, supports_tools=m.supports_tools,
+                    supports_vision=m.supports_vision, input_cost_per_mtok=m.input_cost_per_mtok,
+                    output_cost_per_mtok=m.output_cost_per_mtok,
+                    healthy=rt.breaker.available(now), configured=rt.configured,
+                    available=self.model_status.get(mid) != "failed",
+                    latency_p50_s=st[0], latency_p95_s=st[1], ttft_p50_s=st[2],
+                )
+            )
+        return views
+
+    def decide(self, body: dict[str, Any], started: float) -> Decision:
+        messages = body["messages"]
+        requested = body.get("model") or "auto"
+        intent = detect_intent(messages)
+        assert self._scorer is not None, "RouterService.start() not called"
+        difficulty = float(self._scorer(messages))
+        rid = "chatcmpl-" + uuid.uuid4().hex[:24]
+        if requested not in AUTO_MODELS:
+            if requested not in self.runtimes:
+                raise UnknownModelError(requested, list(self.runtimes))
+            rt = self.runtimes[requested]
+            if not rt.configured:
+                names = " or ".join(rt.cfg.key_env_names)
+                raise RequestError(
+                    f"The model '{requested}' is not configured: set {names} to use it.",
+                    param="model", code="model_not_configured", status=400,
+                )
+            return Decision(rid, [requested], intent.value, difficulty, started, time.perf_counter() - started)
+        est_in = prompt_chars(messages) // 4 + 8
+        max_out = body.get("max_completion_tokens") or body.get("max_tokens") or 256
+        req = RequestView(
+            needs_tools=bool(body.get("tools")),
+            needs_vision=intent is Intent.VISION or has_images(messages),
+            est_prompt_tokens=est_in,
+            est_output_tokens=int(max_out),
+            capability_need=INTENT_CAPABILITY.get(intent, "basic"),
+            difficulty=difficulty,
+            intent=intent.value,
+            stream=bool(body.get("stream")),
+            pinned_model=None,
+        )
+        c = self.control
+        control = ControlView(phi_target=c.phi_target, threshold=c.threshold, measured_phi=c.measured_phi)
+        decision = choose(self._views(time.monotonic()), req, control, self.routing, self._rng.random())
+        chain = list(decision.chain)
+        only_local = AUTO_MODELS[requested]
+        if only_local is not None:
+            chain = [m for m in chain if self.runtimes[m].cfg.is_local is only_local]
+        if not chain:
+            raise NoHealthyModelError(
+                "No configured model can serve this request (it needs "
+                + ", ".join(k for k, v in (("tools", req.needs_tools), ("vision", req.needs_vision)) if v)
+                + (" " if req.needs_tools or req.needs_vision else "")
+                + f"a context window of at least {est_in + int(max_out)} tokens).",
+                [],
+            )
+        return Decision(rid, chain, intent.value, difficulty, started, time.perf_counter() - started)
+
+    # ---- execution --------------------------------------------------------------------------
+
+    def _headers(self, rt: ModelRuntime, d: Decision, attempts: list[Attempt], overhead_s: float) -> list[
+        tuple[bytes, bytes]
+    ]:
+        return [
+            (b"x-wilton-model", rt.cfg.id.encode()),
+            (b"x-wilton-tier", rt.cfg.tier.encode()),
+            (b"x-wilton-local", b"true" if rt.cfg.is_local else b"false"),
+            (b"x-wilton-fallbacks", ",".join(f"{a.model_id}:{a.kind}" for a in attempts).encode() or b"0"),
+            (b"x-wilton-intent", d.intent.encode()),
+            (b"x-wilton-difficulty", f"{d.difficulty:.3f}".encode()),
+            (b"x-wilton-overhead-ms", f"{overhead_s * 1000:.3f}".encode()),
+            (b"x-request-id", d.request_id.encode()),
+        ]
+
+    def _record(self, d: Decision, rt: ModelRuntime | None, attempts: list[Attempt], *, status: str,
+                error_class: str | None, latency_s: float, ttft_s: float | None, usage: Usage,
+                stream: bool) -> None:
+        cfg: ModelConfig | None = rt.cfg if rt else None
+        if cfg is not None and status == "ok":
+            self.latency.record("llm", latency_s, model=cfg.id)
+            if ttft_s is not None:
+                self.latency.record("ttft", ttft_s, model=cfg.id)
+        if self.ledger is None:
+            return
+        rec = LedgerRecord(
+            ts=self._clock(), request_id=d.request_id,
+            model_id=cfg.id if cfg else (attempts[-1].model_id if attempts else ""),
+            tier=cfg.tier if cfg else "", is_local=bool(cfg and cfg.is_local),
+            provider=cfg.provider if cfg else "", intent=d.intent, difficulty=d.difficulty,
+            latency_s=latency_s, ttft_s=ttft_s, tokens_in=usage.prompt_tokens,
+            tokens_out=usage.completion_tokens,
+            cost_usd=cfg.cost_usd(usage.prompt_tokens, usage.completion_tokens) if cfg else 0.0,
+            status=status, error_class=error_class, fallbacks=len(attempts),
+            tried=",".join(a.model_id for a in attempts), stream=stream, replica=self.replica,
+        )
+        if hasattr(rec, "attempt_errors"):
+            rec.attempt_errors = ",".join(f"{a.model_id}:{a.kind}" for a in attempts)
+        self.ledger.submit(rec)
+
+    def record_failure(self, d: Decision, err: NoHealthyModelError, stream: bool) -> None:
+        """A request no model could serve still lands in the ledger (status error)."""
+        attempts = [Attempt(m, k) for m, k in err.tried if k != "cooldown"]
+        self._record(d, None, attempts, status="error", error_class="no_healthy_model",
+                     latency_s=time.perf_counter() - d.started, ttft_s=None, usage=Usage(), stream=stream)
+
+    async def complete(self, body: dict[str, Any], d: Decision) -> Outcome:
+        try:
+            res = await self.executor.complete(d.chain, body)
+        except NoHealthyModelError as err:
+            self.record_failure(d, err, stream=False)
+            raise
+        data = res.completion.data
+        data["model"] = res.runtime.cfg.id
+        usage = res.completion.usage
+        if not data.get("usage"):
+            data["usage"] = usage.as_openai()
+        out = orjson.dumps(data)
+        total = time.perf_counter() - d.started
+        overhead = max(0.0, total - res.upstream_s)
+        self._record(d, res.runtime, res.attempts, status="ok", error_class=None, latency_s=total,
+                     ttft_s=None, usage=usage, stream=False)
+        if self._observe_overhead is not None:
+            self._observe_overhead(overhead)
+        return Outcome(out, self._headers(res.runtime, d, res.attempts, overhead))
+
+    async def stream(self, body: dict[str, Any], d: Decision) -> StreamOutcome:
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        try:
+            start = await self.executor.open_stream(d.chain, body)
+        except NoHealthyModelError as err:
+            self.record_failure(d, err, stream=True)
+            raise
+        rt = start.runtime
+        overhead = max(0.0, (time.perf_counter() - d.started) - start.ttft_s)
+        if self._observe_overhead is not None:
+            self._observe_overhead(overhead)
+        headers = self._headers(rt, d, start.attempts, overhead)
+        return StreamOutcome(headers, self._relay(start, d, include_usage))
+
+    async def _relay(self, start: Any, d: Decision, include_usage: bool) -> AsyncIterator[bytes]:
+        from wilton_core.router.wire import sse_event
+
+        rt: ModelRuntime = start.runtime
+        usage = Usage()
+        status, error_class = "ok", None
+        mid = rt.cfg.id
+        ttft = time.perf_counter() - d.started
+        try:
+            chunk = start.first
+            while True:
+                u = chunk.get("usage")
+                if u:
+                    usage = Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
+                if chunk.get("choices"):
+                    chunk["model"] = mid
+                    if u and not include_usage:
+                        chunk.pop("usage", None)
+                    yield sse_event(chunk)
+                elif u and include_usage:
+                    chunk["model"] = mid
+                    yield sse_event(chunk)
+                try:
+                    chunk = await start.rest.__anext__()
+                except StopAsyncIteration:
+                    break
+            yield b"data: [DONE]\n\n"
+        except ProviderError as err:
+            status, error_class = "stream_error", err.kind
+            rt.breaker.record_failure(time.monotonic(), err.kind)
+            yield sse_event({"error": {"message": f"upstream stream from '{mid}' failed: {err.kind}",
+                                       "type": "upstream_error", "param": None, "code": err.kind}})
+            yield b"data: [DONE]\n\n"
+        except (asyncio.CancelledError, GeneratorExit):
+            status, error_class = "stream_error", "client_disconnected"
+            raise
+        finally:
+            close = getattr(start.rest, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
+            self._record(d, rt, start.attempts, status=status, error_class=error_class,
+                         latency_s=time.perf_counter() - d.started, ttft_s=ttft, usage=usage, stream=True)
+
+    # ---- listing ----------------------------------------------------------------------------
+
+    def list_models(self) -> dict[str, Any]:
+        now = time.monotonic()
+        created = int(self.started_at)
+        data = [{"id": "auto", "object": "model", "created": created, "owned_by": "wilton",
+                 "wilton": {"description": "let the router choose (phi-balanced)"}}]
+        for mid, rt in self.runtimes.items():
+            m = rt.cfg
+            status = "not_configured" if not rt.configured else (
+                "cooling_down" if not rt.breaker.available(now) else self.model_status.get(mid, "untested"))
+            data.append({
+                "id": mid, "object": "model", "created": created, "owned_by": m.provider,
+                "wilton": {
+                    "provider": m.provider, "upstream_model": m.model, "tier": m.tier,
+                    "is_local": m.is_local, "capability": m.capability,
+                    "context_window": m.context_window, "supports_tools": m.supports_tools,
+                    "supports_vision": m.supports_vision, "input_cost_per_mtok": m.input_cost_per_mtok,
+                    "output_cost_per_mtok": m.output_cost_per_mtok, "configured": rt.configured,
+                    "status": status, "simulated": m.simulated,
+                    **({} if rt.configured else {"reason": "set " + " or ".join(m.key_env_names)}),
+                },
+            })
+        return {"object": "list", "data": data}
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        now = time.monotonic()
+        usable = [mid for mid, rt in self.runtimes.items() if rt.configured and rt.breaker.available(now)]
+        local = [m for m in usable if self.runtimes[m].cfg.is_local]
+        api = [m for m in usable if not self.runtimes[m].cfg.is_local]
+        info = {
+            "ready": bool(usable),
+            "usable_models": usable,
+            "local_models": local,
+            "api_models": api,
+            "api_configured": any(not rt.cfg.is_local and rt.configured for rt in self.runtimes.values()),
+            "control_state_age_s": (self._clock() - self.control_loaded_at) if self.control_loaded_at else None,
+            "phi_target": self.control.phi_target,
+            "threshold": self.control.threshold,
+        }
+        if self.ledger is not None and hasattr(self.ledger, "stats"):
+            info["ledger"] = _jsonable(self.ledger.stats())
+        return bool(usable), info
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(obj)
+    return obj
+
+
+def capability_ok(model: ModelConfig, need: str) -> bool:
+    return CAPABILITY_RANK[model.capability] >= CAPABILITY_RANK.get(need, 0)
