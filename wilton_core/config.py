@@ -206,7 +206,10 @@ def load_config(path: str | os.PathLike[str]) -> StackConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: not valid TOML: {e}") from None
-    return parse_config(raw, str(p))
+    cfg = parse_config(raw, str(p))
+    if not cfg.models:
+        raise ConfigError(f"{p}: no models declared (add at least one [[models]] table)")
+    return cfg
 
 
 def default_config(environ: Mapping[str, str] | None = None) -> StackConfig:

@@ -36,9 +36,11 @@ def build_app(settings: Any, *, store: Any = None, providers: Any = None) -> tup
         CONTENT_TYPE_LATEST,
         CollectorRegistry,
         Histogram,
+        gc_collector,
         generate_latest,
+        platform_collector,
+        process_collector,
     )
-    from prometheus_client import gc_collector, platform_collector, process_collector
 
     from wilton_core.router.app import RouterApp
     from wilton_core.router.openapi import openapi_schema

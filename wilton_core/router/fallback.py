@@ -16,6 +16,7 @@ Streams fall back only before their first chunk; the caller handles failures aft
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -180,7 +181,6 @@ class FallbackExecutor:
 async def _aclose(agen: AsyncIterator[Any]) -> None:
     close = getattr(agen, "aclose", None)
     if close is not None:
-        try:
+        # closing a broken upstream stream must not mask the real error
+        with contextlib.suppress(Exception):
             await close()
-        except Exception:  # closing a broken upstream stream must not mask the real error
-            pass

