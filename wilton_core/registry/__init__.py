@@ -1,0 +1,1 @@
+"""Model registry: discovery, tests with persisted status, routing preview (seed 002)."""
