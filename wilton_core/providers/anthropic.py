@@ -1,0 +1,292 @@
+"""Anthropic's Messages API over raw httpx, translated to and from OpenAI shapes.
+
+Raw httpx rather than the SDK for the same reason as the OpenAI provider: one pooled client,
+an injectable transport, and SSE events handled exactly as documented (message_start,
+content_block_start/delta/stop incl. input_json_delta, message_delta, message_stop, error).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import httpx
+import orjson
+
+from wilton_core.config import ModelConfig
+from wilton_core.errors import ProviderError, UnavailableError
+from wilton_core.providers._common import (
+    ChunkFactory,
+    dumps,
+    estimate_tokens,
+    iter_sse,
+    make_client,
+    max_tokens_of,
+    parse_data_url,
+    prompt_chars,
+    stop_list,
+)
+from wilton_core.providers.errors_map import error_from_exception, error_from_http
+from wilton_core.types import Completion, Usage
+
+__all__ = ["ANTHROPIC_VERSION", "AnthropicProvider", "finish_reason_of", "to_anthropic_request"]
+
+DEFAULT_ANTHROPIC_URL = "https://api.anthropic.com"
+ANTHROPIC_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 1024
+_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls",
+           "refusal": "content_filter", "pause_turn": "stop"}
+# Anthropic names its error types instead of relying on the status of a mid-stream error event.
+_ERROR_STATUS = {"invalid_request_error": 400, "authentication_error": 401, "permission_error": 403,
+                 "not_found_error": 404, "request_too_large": 413, "rate_limit_error": 429,
+                 "api_error": 500, "overloaded_error": 529}
+
+
+def finish_reason_of(stop_reason: str | None) -> str:
+    return _FINISH.get(stop_reason or "end_turn", "stop")
+
+
+def _blocks(content: Any, model_id: str) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    blocks: list[dict[str, Any]] = []
+    for p in content:
+        if p.get("type") == "text":
+            blocks.append({"type": "text", "text": p.get("text", "")})
+        elif p.get("type") == "image_url":
+            iu = p.get("image_url")
+            url = str(iu.get("url") if isinstance(iu, dict) else iu)
+            if url.startswith("data:"):
+                mime, data = parse_data_url(url, provider="anthropic", model=model_id)
+                blocks.append({"type": "image", "source": {"type": "base64", "media_type": mime, "data": data}})
+            else:
+                blocks.append({"type": "image", "source": {"type": "url", "url": url}})
+    return blocks
+
+
+def _args(s: Any) -> Any:
+    if not isinstance(s, str):
+        return s or {}
+    try:
+        return orjson.loads(s or "{}")
+    except orjson.JSONDecodeError:
+        return {}
+
+
+def to_anthropic_request(body: Mapping[str, Any], model: ModelConfig, stream: bool) -> dict[str, Any]:
+    """The /v1/messages body for an OpenAI chat-completions body (pure)."""
+    system: list[str] = []
+    messages: list[dict[str, Any]] = []
+
+    def add(role: str, blocks: list[dict[str, Any]]) -> None:
+        # The API wants user/assistant turns alternating: merge neighbours of the same role.
+        if messages and messages[-1]["role"] == role:
+            messages[-1]["content"].extend(blocks)
+        else:
+            messages.append({"role": role, "content": blocks})
+
+    for m in body.get("messages") or ():
+        role = m.get("role")
+        if role in ("system", "developer"):
+            system.extend(b["text"] for b in _blocks(m.get("content"), model.id) if b["type"] == "text")
+        elif role == "tool":
+            c = m.get("content")
+            add("user", [{"type": "tool_result", "tool_use_id": m.get("tool_call_id", ""),
+                          "content": c if isinstance(c, str) else _blocks(c, model.id)}])
+        elif role == "assistant":
+            blocks = _blocks(m.get("content"), model.id)
+            for tc in m.get("tool_calls") or ():
+                fn = tc.get("function") or {}
+                blocks.append({"type": "tool_use", "id": tc.get("id", ""), "name": fn.get("name", ""),
+                               "input": _args(fn.get("arguments"))})
+            add("assistant", blocks)
+        else:
+            add("user", _blocks(m.get("content"), model.id) or [{"type": "text", "text": ""}])
+
+    req: dict[str, Any] = {"model": model.model, "messages": messages,
+                           "max_tokens": max_tokens_of(body, model) or DEFAULT_MAX_TOKENS}
+    if system:
+        req["system"] = "\n\n".join(system)
+    if body.get("temperature") is not None:
+        # OpenAI's range is [0, 2], Anthropic's [0, 1].
+        req["temperature"] = min(float(body["temperature"]), 1.0)
+    if body.get("top_p") is not None:
+        req["top_p"] = body["top_p"]
+    stops = stop_list(body.get("stop"))
+    if stops:
+        req["stop_sequences"] = stops
+    if isinstance(body.get("user"), str):
+        req["metadata"] = {"user_id": body["user"]}
+    tools = [t.get("function") or {} for t in body.get("tools") or () if t.get("type", "function") == "function"]
+    choice = body.get("tool_choice")
+    if tools:
+        req["tools"] = [{"name": f.get("name", ""), "description": f.get("description", ""),
+                         "input_schema": f.get("parameters") or {"type": "object", "properties": {}}}
+                        for f in tools]
+        if choice == "required":
+            req["tool_choice"] = {"type": "any"}
+        elif choice == "none":
+            req["tool_choice"] = {"type": "none"}
+        elif isinstance(choice, dict):
+            req["tool_choice"] = {"type": "tool", "name": (choice.get("function") or {}).get("name", "")}
+    if stream:
+        req["stream"] = True
+    return req
+
+
+class AnthropicProvider:
+    name = "anthropic"
+
+    def __init__(
+        self,
+        model: ModelConfig,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        environ: Mapping[str, str] | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.model = model
+        self._environ = environ
+        self._base = (model.base_url or DEFAULT_ANTHROPIC_URL).rstrip("/").removesuffix("/v1")
+        self._owns_client = client is None
+        self._client = client if client is not None else make_client(model, transport)
+
+    def _headers(self) -> tuple[dict[str, str], str | None]:
+        headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
+        key = self.model.api_key(self._environ)
+        if key:
+            headers["x-api-key"] = key
+        return headers, key
+
+    def _fail(self, e: Exception, key: str | None) -> ProviderError:
+        return error_from_exception(e, provider=self.name, model=self.model.id, secrets=(key,))
+
+    def _event_error(self, data: Mapping[str, Any], key: str | None) -> ProviderError:
+        err = data.get("error") or {}
+        status = _ERROR_STATUS.get(str(err.get("type")), 500)
+        return error_from_http(status, {}, data, provider=self.name, model=self.model.id, secrets=(key,))
+
+    async def complete(self, body: Mapping[str, Any]) -> Completion:
+        headers, key = self._headers()
+        req = to_anthropic_request(body, self.model, stream=False)
+        try:
+            resp = await self._client.post(f"{self._base}/v1/messages", content=dumps(req), headers=headers)
+            if resp.status_code >= 400:
+                raise error_from_http(resp.status_code, resp.headers, resp.content, provider=self.name,
+                                      model=self.model.id, secrets=(key,))
+            data = orjson.loads(resp.content)
+            if data.get("type") == "error":
+                raise self._event_error(data, key)
+            text: list[str] = []
+            calls: list[dict[str, Any]] = []
+            for block in data["content"]:
+                if block.get("type") == "text":
+                    text.append(block.get("text", ""))
+                elif block.get("type") == "tool_use":
+                    calls.append({"id": block["id"], "type": "function",
+                                  "function": {"name": block["name"],
+                                               "arguments": orjson.dumps(block.get("input") or {}).decode()}})
+            u = data.get("usage") or {}
+            usage = Usage(int(u.get("input_tokens") or 0) + int(u.get("cache_read_input_tokens") or 0)
+                          + int(u.get("cache_creation_input_tokens") or 0), int(u.get("output_tokens") or 0))
+        except ProviderError:
+            raise
+        except Exception as e:
+            raise self._fail(e, key) from e
+        content = "".join(text)
+        message: dict[str, Any] = {"role": "assistant", "content": content or (None if calls else "")}
+        if calls:
+            message["tool_calls"] = calls
+        finish = "tool_calls" if calls else finish_reason_of(data.get("stop_reason"))
+        out = ChunkFactory(str(data.get("model") or self.model.model), data.get("id")).completion(
+            message, finish, usage)
+        return Completion(data=out, usage=usage)
+
+    def stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        return self._stream(body)
+
+    async def _stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        headers, key = self._headers()
+        headers["accept"] = "text/event-stream"
+        req = to_anthropic_request(body, self.model, stream=True)
+        cf = ChunkFactory(self.model.model)
+        tokens_in: int | None = None
+        tokens_out: int | None = None
+        stop_reason: str | None = None
+        tool_index: dict[int, int] = {}  # Anthropic block index -> OpenAI tool_calls index
+        out_chars = 0
+        stopped = False
+        try:
+            async with self._client.stream("POST", f"{self._base}/v1/messages", content=dumps(req),
+                                           headers=headers) as resp:
+                if resp.status_code >= 400:
+                    raise error_from_http(resp.status_code, resp.headers, await resp.aread(),
+                                          provider=self.name, model=self.model.id, secrets=(key,))
+                async for event, raw in iter_sse(resp):
+                    data = orjson.loads(raw)
+                    kind = data.get("type") or event
+                    if kind == "message_start":
+                        msg = data["message"]
+                        cf = ChunkFactory(str(msg.get("model") or self.model.model), msg.get("id"))
+                        u = msg.get("usage") or {}
+                        tokens_in = int(u.get("input_tokens") or 0) + int(u.get("cache_read_input_tokens") or 0)
+                        yield cf.chunk({"role": "assistant", "content": ""})
+                    elif kind == "content_block_start":
+                        block = data["content_block"]
+                        if block.get("type") == "tool_use":
+                            i = tool_index[data["index"]] = len(tool_index)
+                            yield cf.chunk({"tool_calls": [{"index": i, "id": block["id"], "type": "function",
+                                                            "function": {"name": block["name"], "arguments": ""}}]})
+                        elif block.get("type") == "text" and block.get("text"):
+                            out_chars += len(block["text"])
+                            yield cf.chunk({"content": block["text"]})
+                    elif kind == "content_block_delta":
+                        delta = data["delta"]
+                        if delta.get("type") == "text_delta":
+                            out_chars += len(delta["text"])
+                            yield cf.chunk({"content": delta["text"]})
+                        elif delta.get("type") == "input_json_delta" and data["index"] in tool_index:
+                            out_chars += len(delta["partial_json"])
+                            yield cf.chunk({"tool_calls": [{"index": tool_index[data["index"]],
+                                                            "function": {"arguments": delta["partial_json"]}}]})
+                    elif kind == "message_delta":
+                        stop_reason = (data.get("delta") or {}).get("stop_reason") or stop_reason
+                        u = data.get("usage") or {}
+                        if u.get("output_tokens") is not None:
+                            tokens_out = int(u["output_tokens"])
+                    elif kind == "message_stop":
+                        stopped = True
+                        break
+                    elif kind == "error":
+                        raise self._event_error(data, key)
+        except ProviderError:
+            raise
+        except Exception as e:
+            raise self._fail(e, key) from e
+        if not stopped:
+            raise UnavailableError(f"anthropic {self.model.id}: stream ended before message_stop",
+                                   provider=self.name, model=self.model.id)
+        finish = "tool_calls" if tool_index else finish_reason_of(stop_reason)
+        yield cf.chunk({}, finish)
+        yield cf.usage_chunk(Usage(
+            tokens_in if tokens_in is not None else estimate_tokens(prompt_chars(body.get("messages"))),
+            tokens_out if tokens_out is not None else estimate_tokens(out_chars)))
+
+    async def list_models(self) -> list[str]:
+        headers, key = self._headers()
+        try:
+            resp = await self._client.get(f"{self._base}/v1/models", headers=headers)
+            if resp.status_code >= 400:
+                raise error_from_http(resp.status_code, resp.headers, resp.content, provider=self.name,
+                                      model=self.model.id, secrets=(key,))
+            return [str(m["id"]) for m in orjson.loads(resp.content)["data"]]
+        except ProviderError:
+            raise
+        except Exception as e:
+            raise self._fail(e, key) from e
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()

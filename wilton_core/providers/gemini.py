@@ -1,0 +1,298 @@
+"""Gemini through Google's maintained `google-genai` SDK, translated to and from OpenAI shapes.
+
+The SDK is imported lazily (it is heavy) and is given our own httpx clients, so the transport
+is injectable like every other provider's and a local fake server or MockTransport works.
+The translation to the SDK's dict shapes is a pure function (`to_gemini_request`).
+"""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import httpx
+import orjson
+
+from wilton_core.config import ModelConfig
+from wilton_core.errors import AuthError, ProviderError, UnavailableError
+from wilton_core.providers._common import (
+    POOL_LIMITS,
+    ChunkFactory,
+    estimate_tokens,
+    make_client,
+    max_tokens_of,
+    new_id,
+    parse_data_url,
+    prompt_chars,
+    stop_list,
+)
+from wilton_core.providers.errors_map import error_from_exception, error_from_http
+from wilton_core.types import Completion, Usage
+
+__all__ = ["GeminiProvider", "finish_reason_of", "to_gemini_request"]
+
+DEFAULT_GEMINI_URL = "https://generativelanguage.googleapis.com"
+_FINISH = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter", "RECITATION": "content_filter",
+           "BLOCKLIST": "content_filter", "PROHIBITED_CONTENT": "content_filter", "SPII": "content_filter",
+           "IMAGE_SAFETY": "content_filter"}
+
+
+def _parts(content: Any, model_id: str) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"text": content}] if content else []
+    parts: list[dict[str, Any]] = []
+    for p in content:
+        if p.get("type") == "text":
+            parts.append({"text": p.get("text", "")})
+        elif p.get("type") == "image_url":
+            iu = p.get("image_url")
+            url = str(iu.get("url") if isinstance(iu, dict) else iu)
+            if url.startswith("data:"):
+                mime, data = parse_data_url(url, provider="gemini", model=model_id)
+                parts.append({"inline_data": {"mime_type": mime, "data": base64.b64decode(data)}})
+            else:
+                mime = mimetypes.guess_type(url)[0] or "image/jpeg"
+                parts.append({"file_data": {"file_uri": url, "mime_type": mime}})
+    return parts
+
+
+def _json_obj(s: Any) -> Any:
+    if not isinstance(s, str):
+        return s or {}
+    try:
+        return orjson.loads(s or "{}")
+    except orjson.JSONDecodeError:
+        return {"result": s}
+
+
+def to_gemini_request(body: Mapping[str, Any], model: ModelConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(contents, config) dicts for `generate_content` from an OpenAI body (pure)."""
+    system: list[str] = []
+    contents: list[dict[str, Any]] = []
+    names: dict[str, str] = {}
+    for m in body.get("messages") or ():
+        role = m.get("role")
+        if role in ("system", "developer"):
+            system.extend(p["text"] for p in _parts(m.get("content"), model.id) if "text" in p)
+            continue
+        if role == "tool":
+            name = names.get(m.get("tool_call_id", ""), m.get("name") or "tool")
+            text = m.get("content")
+            text = text if isinstance(text, str) else "\n".join(p.get("text", "") for p in text or ())
+            resp = _json_obj(text)
+            part = {"function_response": {"name": name,
+                                          "response": resp if isinstance(resp, dict) else {"result": resp}}}
+            if contents and contents[-1]["role"] == "user" and "function_response" in contents[-1]["parts"][0]:
+                contents[-1]["parts"].append(part)  # parallel tool results go in one turn
+            else:
+                contents.append({"role": "user", "parts": [part]})
+            continue
+        parts = _parts(m.get("content"), model.id)
+        if role == "assistant":
+            for tc in m.get("tool_calls") or ():
+                fn = tc.get("function") or {}
+                names[tc.get("id", "")] = fn.get("name", "")
+                parts.append({"function_call": {"name": fn.get("name", ""), "args": _json_obj(fn.get("arguments"))}})
+        contents.append({"role": "model" if role == "assistant" else "user", "parts": parts or [{"text": ""}]})
+
+    config: dict[str, Any] = {}
+    if system:
+        config["system_instruction"] = "\n\n".join(system)
+    for ours, theirs in (("temperature", "temperature"), ("top_p", "top_p"), ("seed", "seed"),
+                         ("presence_penalty", "presence_penalty"), ("frequency_penalty", "frequency_penalty"),
+                         ("n", "candidate_count")):
+        if body.get(ours) is not None:
+            config[theirs] = body[ours]
+    limit = max_tokens_of(body, model)
+    if limit:
+        config["max_output_tokens"] = limit
+    stops = stop_list(body.get("stop"))
+    if stops:
+        config["stop_sequences"] = stops
+    rf = body.get("response_format")
+    if isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema"):
+        config["response_mime_type"] = "application/json"
+        schema = (rf.get("json_schema") or {}).get("schema")
+        if schema:
+            config["response_json_schema"] = schema
+    tools = [t.get("function") or {} for t in body.get("tools") or () if t.get("type", "function") == "function"]
+    choice = body.get("tool_choice")
+    if tools and choice != "none":
+        config["tools"] = [{"function_declarations": [
+            {"name": f.get("name", ""), "description": f.get("description", ""),
+             **({"parameters_json_schema": f["parameters"]} if f.get("parameters") else {})}
+            for f in tools]}]
+        if choice == "required":
+            config["tool_config"] = {"function_calling_config": {"mode": "ANY"}}
+        elif isinstance(choice, dict):
+            name = (choice.get("function") or {}).get("name")
+            config["tool_config"] = {"function_calling_config": {"mode": "ANY", "allowed_function_names": [name]}}
+    return contents, config
+
+
+def finish_reason_of(gemini_reason: str | None, has_tool_calls: bool) -> str:
+    if has_tool_calls:
+        return "tool_calls"
+    return _FINISH.get(gemini_reason or "STOP", "stop")
+
+
+def _split(response: Any) -> tuple[str, list[dict[str, Any]], str | None]:
+    """(text, tool calls, finish reason name) of one SDK GenerateContentResponse."""
+    cands = response.candidates or []
+    if not cands:
+        return "", [], None
+    cand = cands[0]
+    text: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for part in (cand.content.parts if cand.content and cand.content.parts else []):
+        if part.text and not part.thought:
+            text.append(part.text)
+        if part.function_call:
+            fc = part.function_call
+            calls.append({"id": fc.id or new_id("call_"), "type": "function",
+                          "function": {"name": fc.name or "", "arguments": orjson.dumps(fc.args or {}).decode()}})
+    reason = cand.finish_reason
+    return "".join(text), calls, (getattr(reason, "value", None) or str(reason)) if reason else None
+
+
+def _usage(response: Any) -> Usage | None:
+    um = getattr(response, "usage_metadata", None)
+    if um is None or um.prompt_token_count is None:
+        return None
+    return Usage(int(um.prompt_token_count or 0),
+                 int(um.candidates_token_count or 0) + int(um.thoughts_token_count or 0))
+
+
+class GeminiProvider:
+    name = "gemini"
+
+    def __init__(
+        self,
+        model: ModelConfig,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.model = model
+        self._environ = environ
+        self._transport = transport
+        self._base = (model.base_url or DEFAULT_GEMINI_URL).rstrip("/")
+        self._http: httpx.AsyncClient | None = None
+        self._sync_http: httpx.Client | None = None
+        self._sdk: Any = None
+        self._sdk_key: str | None = None
+
+    def _client(self) -> tuple[Any, str]:
+        """The SDK client for the current key (re-made when the key in the environment changes)."""
+        key = self.model.api_key(self._environ)
+        if not key:
+            names = ", ".join(self.model.key_env_names) or "(none configured)"
+            raise AuthError(f"gemini {self.model.id}: no API key set (env {names})",
+                            provider=self.name, model=self.model.id)
+        if self._sdk is None or key != self._sdk_key:
+            from google import genai  # lazy: the SDK takes a noticeable time to import
+            from google.genai import types
+
+            if self._http is None:
+                self._http = make_client(self.model, self._transport)
+                # The SDK builds a sync client too; handing it one skips its SSL set-up, and
+                # its transport fails loudly should the async path ever touch it.
+                self._sync_http = httpx.Client(timeout=self._http.timeout, limits=POOL_LIMITS,
+                                               transport=httpx.MockTransport(lambda r: httpx.Response(501)))
+            self._sdk = genai.Client(api_key=key, http_options=types.HttpOptions(
+                base_url=self._base, api_version="v1beta",
+                httpx_async_client=self._http, httpx_client=self._sync_http))
+            self._sdk_key = key
+        return self._sdk, key
+
+    def _error(self, e: Exception, key: str | None) -> ProviderError:
+        from google.genai import errors as genai_errors
+
+        if isinstance(e, ProviderError):
+            return e
+        if isinstance(e, genai_errors.APIError):
+            resp = getattr(e, "response", None)
+            headers = getattr(resp, "headers", None) or {}
+            body = e.details if e.details else (e.message or "")
+            return error_from_http(int(e.code or 502), headers, body, provider=self.name,
+                                   model=self.model.id, secrets=(key,))
+        return error_from_exception(e, provider=self.name, model=self.model.id, secrets=(key,))
+
+    async def complete(self, body: Mapping[str, Any]) -> Completion:
+        sdk, key = self._client()
+        contents, config = to_gemini_request(body, self.model)
+        try:
+            resp = await sdk.aio.models.generate_content(model=self.model.model, contents=contents,
+                                                          config=config or None)
+            text, calls, reason = _split(resp)
+        except Exception as e:
+            raise self._error(e, key) from e
+        if reason is None and not text and not calls:
+            raise UnavailableError(f"gemini {self.model.id}: reply has no candidates",
+                                   provider=self.name, model=self.model.id)
+        usage = _usage(resp) or Usage(estimate_tokens(prompt_chars(body.get("messages"))),
+                                      estimate_tokens(len(text)))
+        message: dict[str, Any] = {"role": "assistant", "content": text or (None if calls else "")}
+        if calls:
+            message["tool_calls"] = calls
+        data = ChunkFactory(str(resp.model_version or self.model.model)).completion(
+            message, finish_reason_of(reason, bool(calls)), usage)
+        return Completion(data=data, usage=usage)
+
+    def stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        return self._stream(body)
+
+    async def _stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        sdk, key = self._client()
+        contents, config = to_gemini_request(body, self.model)
+        cf = ChunkFactory(self.model.model)
+        usage: Usage | None = None
+        reason: str | None = None
+        n_calls = 0
+        out_chars = 0
+        first = True
+        try:
+            it = await sdk.aio.models.generate_content_stream(model=self.model.model, contents=contents,
+                                                               config=config or None)
+            async for resp in it:
+                text, calls, r = _split(resp)
+                reason = r or reason
+                usage = _usage(resp) or usage
+                delta: dict[str, Any] = {"role": "assistant"} if first else {}
+                if text or first:
+                    delta["content"] = text
+                if calls:
+                    delta["tool_calls"] = [{"index": n_calls + i, **c} for i, c in enumerate(calls)]
+                    n_calls += len(calls)
+                out_chars += len(text) + sum(len(c["function"]["arguments"]) for c in calls)
+                if first or delta:
+                    yield cf.chunk(delta)
+                    first = False
+        except Exception as e:
+            raise self._error(e, key) from e
+        if reason is None:
+            raise UnavailableError(f"gemini {self.model.id}: stream ended without a finish reason",
+                                   provider=self.name, model=self.model.id)
+        yield cf.chunk({}, finish_reason_of(reason, n_calls > 0))
+        yield cf.usage_chunk(usage or Usage(estimate_tokens(prompt_chars(body.get("messages"))),
+                                            estimate_tokens(out_chars)))
+
+    async def list_models(self) -> list[str]:
+        sdk, key = self._client()
+        try:
+            pager = await sdk.aio.models.list()
+            return [str(m.name).removeprefix("models/") async for m in pager]
+        except Exception as e:
+            raise self._error(e, key) from e
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+        if self._sync_http is not None:
+            self._sync_http.close()
+        self._http = self._sync_http = self._sdk = None
+

@@ -1,0 +1,191 @@
+"""OpenAI-compatible upstreams (OpenAI, Groq, llama.cpp server, vLLM, LM Studio) over raw httpx.
+
+The hot path of the stack: the client's body goes upstream as-is except `model` (and the
+stream flags), so every OpenAI field the upstream knows (tools, response_format, seed, ...)
+works without this module knowing it. No SDK: one pooled AsyncClient, orjson, SSE parsed by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import httpx
+import orjson
+
+from wilton_core.config import ModelConfig
+from wilton_core.errors import ProviderError, UnavailableError
+from wilton_core.providers._common import (
+    ChunkFactory,
+    content_text,
+    dumps,
+    estimate_tokens,
+    iter_sse,
+    make_client,
+    prompt_chars,
+)
+from wilton_core.providers.errors_map import error_from_exception, error_from_http
+from wilton_core.types import Completion, Usage
+
+__all__ = ["DEFAULT_OPENAI_BASE_URL", "OpenAICompatProvider"]
+
+DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+
+def _usage_of(data: Mapping[str, Any]) -> Usage | None:
+    u = data.get("usage")
+    if not isinstance(u, dict):
+        return None
+    return Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
+
+
+class OpenAICompatProvider:
+    name = "openai"
+
+    def __init__(
+        self,
+        model: ModelConfig,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        environ: Mapping[str, str] | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.model = model
+        self._environ = environ
+        self._base = (model.base_url or DEFAULT_OPENAI_BASE_URL).rstrip("/")
+        self._owns_client = client is None
+        self._client = client if client is not None else make_client(model, transport)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _headers(self) -> tuple[dict[str, str], str | None]:
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        key = self.model.api_key(self._environ)
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        return headers, key
+
+    def _body(self, body: Mapping[str, Any], stream: bool) -> dict[str, Any]:
+        out = dict(body)
+        out["model"] = self.model.model
+        if stream:
+            out["stream"] = True
+            opts = dict(out.get("stream_options") or {})
+            # Always ask: the ledger needs real token counts even when the client did not.
+            opts["include_usage"] = True
+            out["stream_options"] = opts
+        else:
+            out.pop("stream", None)
+            out.pop("stream_options", None)
+        return out
+
+    def _http_error(self, resp: httpx.Response, body: bytes, key: str | None) -> ProviderError:
+        return error_from_http(resp.status_code, resp.headers, body, provider=self.name,
+                               model=self.model.id, secrets=(key,))
+
+    def _malformed(self, why: str) -> UnavailableError:
+        return UnavailableError(f"{self.name} {self.model.id}: malformed reply: {why}",
+                                provider=self.name, model=self.model.id)
+
+    # -- Provider -------------------------------------------------------------------------
+
+    async def complete(self, body: Mapping[str, Any]) -> Completion:
+        headers, key = self._headers()
+        try:
+            resp = await self._client.post(f"{self._base}/chat/completions",
+                                           content=dumps(self._body(body, False)), headers=headers)
+            raw = resp.content
+            if resp.status_code >= 400:
+                raise self._http_error(resp, raw, key)
+            data = orjson.loads(raw)
+        except ProviderError:
+            raise
+        except Exception as e:
+            raise error_from_exception(e, provider=self.name, model=self.model.id, secrets=(key,)) from e
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
+            if isinstance(data, dict) and "error" in data:  # some servers send errors with HTTP 200
+                raise error_from_http(502, resp.headers, data, provider=self.name, model=self.model.id,
+                                      secrets=(key,))
+            raise self._malformed("no choices")
+        usage = _usage_of(data)
+        if usage is None:
+            out_chars = sum(len(content_text((c.get("message") or {}).get("content")))
+                            for c in data["choices"] if isinstance(c, dict))
+            usage = Usage(estimate_tokens(prompt_chars(body.get("messages"))), estimate_tokens(out_chars))
+            data["usage"] = usage.as_openai()
+        return Completion(data=data, usage=usage)
+
+    def stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        return self._stream(body)
+
+    async def _stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        headers, key = self._headers()
+        headers["accept"] = "text/event-stream"
+        usage: Usage | None = None
+        factory: ChunkFactory | None = None
+        out_chars = 0
+        finished = False
+        done = False
+        try:
+            async with self._client.stream("POST", f"{self._base}/chat/completions",
+                                           content=dumps(self._body(body, True)), headers=headers) as resp:
+                if resp.status_code >= 400:
+                    raise self._http_error(resp, await resp.aread(), key)
+                async for _event, data in iter_sse(resp):
+                    if data.strip() == "[DONE]":
+                        done = True
+                        break
+                    chunk = orjson.loads(data)
+                    if not isinstance(chunk, dict):
+                        raise self._malformed("chunk is not an object")
+                    if "error" in chunk and not chunk.get("choices"):
+                        err = chunk["error"]
+                        code = err.get("code") if isinstance(err, dict) else None
+                        status = code if isinstance(code, int) and 400 <= code < 600 else 502
+                        raise error_from_http(status, {}, chunk, provider=self.name, model=self.model.id,
+                                              secrets=(key,))
+                    if factory is None:
+                        factory = ChunkFactory(str(chunk.get("model") or self.model.model),
+                                               chunk.get("id"), chunk.get("created"))
+                    u = _usage_of(chunk)
+                    if u is not None:
+                        usage = u
+                    chunk.pop("usage", None)
+                    choices = chunk.get("choices")
+                    if not choices:
+                        continue  # the usage-only chunk: re-emitted last, in our own shape
+                    for c in choices:
+                        delta = c.get("delta") or {}
+                        out_chars += len(delta.get("content") or "")
+                        for tc in delta.get("tool_calls") or ():
+                            out_chars += len((tc.get("function") or {}).get("arguments") or "")
+                        if c.get("finish_reason"):
+                            finished = True
+                    yield chunk
+        except ProviderError:
+            raise
+        except Exception as e:
+            raise error_from_exception(e, provider=self.name, model=self.model.id, secrets=(key,)) from e
+        if not done and not finished:
+            raise UnavailableError(f"{self.name} {self.model.id}: stream ended before completion",
+                                   provider=self.name, model=self.model.id)
+        if usage is None:
+            usage = Usage(estimate_tokens(prompt_chars(body.get("messages"))), estimate_tokens(out_chars))
+        yield (factory or ChunkFactory(self.model.model)).usage_chunk(usage)
+
+    async def list_models(self) -> list[str]:
+        headers, key = self._headers()
+        try:
+            resp = await self._client.get(f"{self._base}/models", headers=headers)
+            if resp.status_code >= 400:
+                raise self._http_error(resp, resp.content, key)
+            data = orjson.loads(resp.content)
+            return [str(m["id"]) for m in data["data"]]
+        except ProviderError:
+            raise
+        except Exception as e:
+            raise error_from_exception(e, provider=self.name, model=self.model.id, secrets=(key,)) from e
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
