@@ -118,6 +118,7 @@ def test_control_window_health_and_insight() -> None:
             "r1": {"ts": 999.5, "models": {
                 "gpt-4o": {"healthy": False, "cooldown_until": 1012.5, "consecutive_failures": 3},
                 "local-small": {"healthy": True, "cooldown_until": 0, "consecutive_failures": 0},
+                "claude-sonnet": {"healthy": False, "configured": False, "cooldown_until": 0},
                 "junk": "not a dict"},
                 "ledger": {"pending": 12, "dropped": 0}},
         },
@@ -141,6 +142,7 @@ def test_control_window_health_and_insight() -> None:
     assert g("wilton_model_healthy", {"replica": "r1", "model": "gpt-4o"}) == 0
     assert g("wilton_model_healthy", {"replica": "r1", "model": "local-small"}) == 1
     assert g("wilton_model_healthy", {"replica": "r1", "model": "junk"}) is None
+    assert g("wilton_model_healthy", {"replica": "r1", "model": "claude-sonnet"}) is None
     assert g("wilton_model_cooldown_remaining_seconds", {"replica": "r1", "model": "gpt-4o"}) == 12.5
     assert g("wilton_model_cooldown_remaining_seconds", {"replica": "r1", "model": "local-small"}) == 0
     assert g("wilton_model_consecutive_failures", {"replica": "r1", "model": "gpt-4o"}) == 3

@@ -155,7 +155,8 @@ def _health(snap: Snapshot) -> Iterator[Metric]:
             published.add_metric([replica], ts)
         models = doc.get("models")
         for model, h in sorted(models.items()) if isinstance(models, dict) else ():
-            if not isinstance(h, dict):
+            # a model without its API key is never routed to: not "down", just not there
+            if not isinstance(h, dict) or h.get("configured") is False:
                 continue
             healthy.add_metric([replica, model], 1.0 if h.get("healthy") else 0.0)
             until = _num(h.get("cooldown_until")) or 0.0

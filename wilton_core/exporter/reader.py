@@ -55,8 +55,7 @@ def _json_object(text: str | None) -> dict[str, Any] | None:
 
 def _router_health(store: Any) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    rows = store.query("SELECT key, value FROM kv WHERE key LIKE ?", (ROUTER_HEALTH_PREFIX + "%",))
-    for key, value in rows:
+    for key, value in store.kv_items(ROUTER_HEALTH_PREFIX).items():
         replica = str(key)[len(ROUTER_HEALTH_PREFIX):]
         doc = _json_object(value)
         if replica and doc is not None:

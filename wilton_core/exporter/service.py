@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -47,8 +47,10 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # one line per scrape is noise; errors surface as metrics
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(HTTPServer):
+    # One serving thread on purpose: the store keeps one connection per thread, so a thread
+    # per request would open (and for PostgreSQL, handshake) a connection on every scrape.
+    # A scrape takes milliseconds, so /healthz never waits long behind one.
     registry: CollectorRegistry
 
 
