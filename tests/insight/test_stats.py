@@ -19,6 +19,7 @@ from wilton_core.insight.stats import (
     phi_trajectory,
     provider_health,
     rate_limit_episodes,
+    rolling_phi,
     rolling_zscore_anomalies,
     tier_shares,
     time_off_target,
@@ -217,3 +218,14 @@ def test_compute_stats_without_control_history_uses_ledger_minutes() -> None:
     empty = compute_stats(LedgerColumns.empty(), ControlColumns.from_rows([]), since=T0, until=T0 + 600,
                           phi_target=0.75, latency_target_s=2.0)
     assert empty.totals.requests == 0 and empty.phi.measured is None and empty.phi.off_target_share is None
+
+
+def test_rolling_phi_uses_the_trailing_window() -> None:
+    # one request a minute, every 4th to the API: per-minute phi swings 0/1, the 4-minute
+    # trailing window (what the controller sees) is a steady 0.75 once it is full
+    led = ledger([{"ts": T0 + m * 60 + 1, "is_local": m % 4 != 3} for m in range(12)])
+    starts, phi = rolling_phi(led, T0, T0 + 720, 60.0, 240.0)
+    assert starts[0] == T0 and phi[:3].tolist() == [1.0, 1.0, 1.0]
+    assert phi[3:].tolist() == [0.75] * 9
+    empty_starts, empty_phi = rolling_phi(LedgerColumns.empty(), T0, T0 + 120, 60.0, 300.0)
+    assert empty_starts.shape == (2,) and np.isnan(empty_phi).all()

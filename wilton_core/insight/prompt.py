@@ -70,6 +70,8 @@ def _round(obj: Any) -> Any:
 def _downsample(points: list[Any], n: int) -> list[Any]:
     if len(points) <= n:
         return points
+    if n <= 0:
+        return []
     step = len(points) / n
     return [points[int(i * step)] for i in range(n)]
 

@@ -8,6 +8,7 @@ and every run (either way) updates kv "insight:last_run" for the exporter.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -51,6 +52,7 @@ class InsightOptions:
     phi_target: float = 0.75          # used when the store has no control state yet
     phi_basis: str = "requests"
     latency_target_s: float = 2.0
+    control_window_s: float = 300.0   # the controller's phi window, for off-target time from the ledger
 
 
 @dataclass(slots=True, frozen=True)
@@ -99,7 +101,7 @@ class InsightService:
         return compute_stats(
             ledger, control, since=since, until=now, phi_target=self._phi_target(),
             latency_target_s=self.options.latency_target_s, max_tasks=self.options.max_tasks,
-            basis=self.options.phi_basis,
+            basis=self.options.phi_basis, control_window_s=self.options.control_window_s,
         )
 
     async def run_once(self, now: float | None = None) -> RunResult:
@@ -156,3 +158,15 @@ class InsightService:
 
     async def aclose(self) -> None:
         await self.backend.aclose()
+
+    def run_blocking(self, now: float | None = None) -> RunResult:
+        """One run on a fresh event loop (scheduler threads, --once). The backend's HTTP clients
+        belong to that loop, so they are closed with it and re-created by the next run."""
+
+        async def go() -> RunResult:
+            try:
+                return await self.run_once(now)
+            finally:
+                await self.aclose()
+
+        return asyncio.run(go())

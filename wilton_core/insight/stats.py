@@ -39,6 +39,7 @@ __all__ = [
     "phi_trajectory",
     "provider_health",
     "rate_limit_episodes",
+    "rolling_phi",
     "rolling_zscore_anomalies",
     "tier_shares",
     "time_off_target",
@@ -314,6 +315,31 @@ def phi_trajectory(
     return [PhiPoint(float(s), _opt(p), int(c)) for s, p, c in zip(starts, phi, counts, strict=True)]
 
 
+def rolling_phi(
+    ledger: LedgerColumns, since: float, until: float, step_s: float, window_s: float, basis: str = "requests"
+) -> tuple[FloatArray, FloatArray]:
+    """(step starts, phi over the trailing `window_s` ending at each step's end); NaN when empty.
+
+    This is what the controller measures, so sparse traffic does not read as 0/1 swings.
+    """
+    w = ledger.tokens if basis == "tokens" else np.ones(len(ledger))
+    n = max(1, int(np.ceil((until - since) / step_s)))
+    starts = since + step_s * np.arange(n, dtype=np.float64)
+    inside = (ledger.ts >= since) & (ledger.ts < until)
+    idx = np.minimum(((ledger.ts[inside] - since) // step_s).astype(np.int64), n - 1)
+    total = np.bincount(idx, weights=w[inside], minlength=n)
+    local = np.bincount(idx, weights=(w * ledger.is_local)[inside], minlength=n)
+    k = max(1, int(round(window_s / step_s)))
+    ctot = np.concatenate([[0.0], np.cumsum(total)])
+    cloc = np.concatenate([[0.0], np.cumsum(local)])
+    lo = np.maximum(np.arange(1, n + 1) - k, 0)
+    tot_w = ctot[1:] - ctot[lo]
+    loc_w = cloc[1:] - cloc[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        phi = np.where(tot_w > 0, loc_w / np.where(tot_w > 0, tot_w, 1.0), np.nan)
+    return starts, phi
+
+
 def time_off_target(
     ts: FloatArray,
     phi: FloatArray,
@@ -476,6 +502,7 @@ def compute_stats(
     basis: str = "requests",
     trajectory_points: int = 24,
     anomaly_bucket_s: float = 60.0,
+    control_window_s: float = 300.0,
 ) -> InsightStats:
     n = len(ledger)
     local = int(ledger.is_local.sum())
@@ -489,20 +516,17 @@ def compute_stats(
     notes: list[str] = []
 
     # The controller's own measurements are the better off-target clock (they are what it acted
-    # on); without them, the ledger's per-minute phi is the fallback.
+    # on); without them, phi over the same trailing window the controller uses, minute by minute.
     ctl_known = control.measured_phi[np.isfinite(control.measured_phi)] if len(control) else np.array([])
     if ctl_known.size:
         off_s, obs_s = time_off_target(control.ts, control.measured_phi, control.phi_target, until)
         source = "control_history"
     else:
-        starts, minute_phi, _ = bucket_series(ledger.ts, ledger.is_local.astype(np.float64), since, until, 60.0,
-                                              tokens if basis == "tokens" else None)
-        ends = np.minimum(starts + 60.0, until)
-        known = np.isfinite(minute_phi)
-        off = known & (np.abs(minute_phi - phi_target) > OFF_TARGET_TOLERANCE)
-        off_s, obs_s = float((ends - starts)[off].sum()), float((ends - starts)[known].sum())
+        starts, rphi = rolling_phi(ledger, since, until, 60.0, control_window_s, basis)
+        off_s, obs_s = time_off_target(starts, rphi, phi_target, until)
         source = "ledger"
-        notes.append("no control_history in the window: off-target time measured from per-minute ledger phi")
+        notes.append(f"no control_history in the window: off-target time measured from the ledger's phi over "
+                     f"a trailing {control_window_s:g} s window, minute by minute")
 
     phi = PhiSummary(
         target=phi_target, basis=basis, measured=measured,

@@ -1,0 +1,93 @@
+"""`wiltonctl insights list|show`: the reports the insight hook stored (table insight_reports)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from wilton_core.errors import ConfigError, StoreError
+
+__all__ = ["app"]
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Insight reports (hourly LLM analysis).")
+
+StoreUrl = Annotated[str | None, typer.Option("--store-url", help="WILTON_STORE_URL")]
+AsJson = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+def _open(store_url: str | None, config: Path | None = None) -> Any:
+    from wilton_core.settings import load_settings
+    from wilton_core.store import open_store
+
+    try:
+        store = open_store(load_settings(store_url=store_url, config=config).resolved_store_url())
+        store.migrate()
+    except (ConfigError, StoreError) as e:
+        typer.echo(f"wiltonctl insights: {e}", err=True)
+        raise typer.Exit(2) from None
+    return store
+
+
+@app.command("list")
+def list_cmd(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="how many, newest first")] = 20,
+    store_url: StoreUrl = None,
+    as_json: AsJson = False,
+) -> None:
+    """The newest reports: id, time, status, who wrote them."""
+    from wilton_core.insight.archive import list_reports
+    from wilton_core.insight.report import utc_iso
+
+    store = _open(store_url)
+    try:
+        rows = list_reports(store, limit)
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps([
+            {"id": r.id, "created_at": r.created_at, "status": r.status, "reason": r.reason,
+             "backend": r.backend, "model": r.model} for r in rows
+        ], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    if not rows:
+        typer.echo("no insight reports yet (start wilton-insight, or run `wilton-insight --once`)")
+        return
+    table = Table("id", "created (UTC)", "status", "written by", "reason")
+    for r in rows:
+        style = "green" if r.status == "ok" else "yellow"
+        who = f"{r.model} ({r.backend})" if r.model else r.backend
+        table.add_row(r.id, utc_iso(r.created_at), f"[{style}]{r.status}[/]", who, r.reason or "")
+    Console().print(table)
+
+
+@app.command("show")
+def show_cmd(
+    ref: Annotated[str, typer.Argument(help="report id, a unique id prefix, or 'latest'")] = "latest",
+    store_url: StoreUrl = None,
+    as_json: AsJson = False,
+) -> None:
+    """One report: the numbers, then the model's analysis."""
+    from wilton_core.insight.archive import get_report
+
+    store = _open(store_url)
+    try:
+        found = get_report(store, ref)
+    finally:
+        store.close()
+    if found is None:
+        typer.echo(f"wiltonctl insights: no report {ref!r} (see `wiltonctl insights list`)", err=True)
+        raise typer.Exit(1)
+    report, markdown = found
+    if as_json:
+        typer.echo(report.to_json())
+        return
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    Console().print(Markdown(markdown))

@@ -1,0 +1,45 @@
+"""Insight hook settings: the shared `Settings` (env prefix WILTON_) plus WILTON_INSIGHT_* knobs."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+
+from wilton_core.errors import ConfigError
+from wilton_core.insight.backends import DEFAULT_GEMINI_MODEL, DEFAULT_OPENAI_MODEL
+from wilton_core.settings import Settings
+
+__all__ = ["InsightSettings", "load_insight_settings"]
+
+
+class InsightSettings(Settings):
+    insight_interval_s: float = Field(default=3600.0, gt=0)
+    insight_model: Literal["openai", "gemini", "local"] | None = Field(
+        default=None, description="None: local when no OPENAI_API_KEY/GEMINI_KEY/GOOGLE_API_KEY, else openai"
+    )
+    insight_openai_model: str = DEFAULT_OPENAI_MODEL
+    insight_gemini_model: str = DEFAULT_GEMINI_MODEL
+    insight_history_hours: float = Field(default=24.0, gt=0, le=24 * 90)
+    insight_max_tasks: int = Field(default=10, ge=0, le=1000)
+    insight_token_budget: int = Field(default=4000, ge=512, le=1_000_000)
+    insight_include_prompts: bool = False
+
+
+def load_insight_settings(**overrides: Any) -> InsightSettings:
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return InsightSettings(**clean)
+    except ValidationError as err:
+        parts = []
+        for e in err.errors():
+            key = "_".join(str(p) for p in e["loc"])
+            parts.append(f"{_flag(key)} (WILTON_{key.upper()}): {e['msg']}")
+        raise ConfigError("invalid insight settings: " + "; ".join(parts)) from None
+
+
+def _flag(key: str) -> str:
+    names = {"insight_interval_s": "--interval", "insight_model": "--model",
+             "insight_history_hours": "--history", "insight_max_tasks": "--max-tasks",
+             "insight_token_budget": "--token-budget"}
+    return names.get(key, "--" + key.replace("_", "-"))
