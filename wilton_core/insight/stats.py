@@ -329,7 +329,7 @@ def rolling_phi(
     idx = np.minimum(((ledger.ts[inside] - since) // step_s).astype(np.int64), n - 1)
     total = np.bincount(idx, weights=w[inside], minlength=n)
     local = np.bincount(idx, weights=(w * ledger.is_local)[inside], minlength=n)
-    k = max(1, int(round(window_s / step_s)))
+    k = max(1, round(window_s / step_s))
     ctot = np.concatenate([[0.0], np.cumsum(total)])
     cloc = np.concatenate([[0.0], np.cumsum(local)])
     lo = np.maximum(np.arange(1, n + 1) - k, 0)
