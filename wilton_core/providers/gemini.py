@@ -205,6 +205,8 @@ class GeminiProvider:
                                                transport=httpx.MockTransport(lambda r: httpx.Response(501)))
             self._sdk = genai.Client(api_key=key, http_options=types.HttpOptions(
                 base_url=self._base, api_version="v1beta",
+                # Without it the SDK passes timeout=None per request: no timeout at all.
+                timeout=int(self.model.timeout_s * 1000),
                 httpx_async_client=self._http, httpx_client=self._sync_http))
             self._sdk_key = key
         return self._sdk, key

@@ -51,6 +51,16 @@ def _tool_names_by_id(messages: list[dict[str, Any]]) -> dict[str, str]:
     return names
 
 
+def _args(args: Any) -> Any:
+    """Ollama wants tool arguments as an object; OpenAI history carries a JSON string."""
+    if not isinstance(args, str):
+        return args or {}
+    try:
+        return orjson.loads(args or "{}")
+    except orjson.JSONDecodeError:
+        return {}
+
+
 def _message(m: dict[str, Any], names: dict[str, str], model_id: str) -> dict[str, Any]:
     role = m.get("role", "user")
     out: dict[str, Any] = {"role": "system" if role == "developer" else role}
@@ -75,8 +85,7 @@ def _message(m: dict[str, Any], names: dict[str, str], model_id: str) -> dict[st
         for tc in m["tool_calls"]:
             fn = tc.get("function") or {}
             args = fn.get("arguments") or "{}"
-            calls.append({"function": {"name": fn.get("name", ""),
-                                       "arguments": orjson.loads(args) if isinstance(args, str) else args}})
+            calls.append({"function": {"name": fn.get("name", ""), "arguments": _args(args)}})
         out["tool_calls"] = calls
     if role == "tool" and m.get("tool_call_id") in names:
         out["tool_name"] = names[m["tool_call_id"]]
@@ -145,15 +154,28 @@ class OllamaProvider:
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.model = model
+        self._environ = environ
         self._base = ollama_base_url(model.base_url, os.environ if environ is None else environ)
         self._owns_client = client is None
         self._client = client if client is not None else make_client(model, transport)
 
-    def _fail(self, e: Exception) -> ProviderError:
-        return error_from_exception(e, provider=self.name, model=self.model.id)
+    def _headers(self) -> dict[str, str]:
+        headers = {"content-type": "application/json"}
+        # Local Ollama needs no key; ollama.com and auth proxies take a Bearer token.
+        key = self.model.api_key(self._environ)
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        return headers
 
-    def _http_error(self, resp: httpx.Response, raw: bytes) -> ProviderError:
-        return error_from_http(resp.status_code, resp.headers, raw, provider=self.name, model=self.model.id)
+    def _secrets(self) -> tuple[str | None]:
+        return (self.model.api_key(self._environ),)
+
+    def _fail(self, e: Exception) -> ProviderError:
+        return error_from_exception(e, provider=self.name, model=self.model.id, secrets=self._secrets())
+
+    def _http_error(self, resp: httpx.Response, raw: bytes | dict[str, Any]) -> ProviderError:
+        return error_from_http(resp.status_code, resp.headers, raw, provider=self.name, model=self.model.id,
+                               secrets=self._secrets())
 
     def _usage(self, data: Mapping[str, Any], body: Mapping[str, Any], out_chars: int) -> Usage:
         p, c = data.get("prompt_eval_count"), data.get("eval_count")
@@ -163,13 +185,13 @@ class OllamaProvider:
     async def complete(self, body: Mapping[str, Any]) -> Completion:
         req = to_ollama_request(body, self.model, stream=False)
         try:
-            resp = await self._client.post(f"{self._base}/api/chat", content=dumps(req),
-                                           headers={"content-type": "application/json"})
+            resp = await self._client.post(f"{self._base}/api/chat", content=dumps(req), headers=self._headers())
             if resp.status_code >= 400:
                 raise self._http_error(resp, resp.content)
             data = orjson.loads(resp.content)
             if "error" in data:
-                raise error_from_http(502, {}, data, provider=self.name, model=self.model.id)
+                raise error_from_http(502, {}, data, provider=self.name, model=self.model.id,
+                                      secrets=self._secrets())
             msg = data["message"]
             text = msg.get("content") or ""
         except ProviderError:
@@ -198,7 +220,7 @@ class OllamaProvider:
         final: dict[str, Any] | None = None
         try:
             async with self._client.stream("POST", f"{self._base}/api/chat", content=dumps(req),
-                                           headers={"content-type": "application/json"}) as resp:
+                                           headers=self._headers()) as resp:
                 if resp.status_code >= 400:
                     raise self._http_error(resp, await resp.aread())
                 first = True
@@ -207,7 +229,8 @@ class OllamaProvider:
                         continue
                     data = orjson.loads(line)
                     if "error" in data:
-                        raise error_from_http(502, {}, data, provider=self.name, model=self.model.id)
+                        raise error_from_http(502, {}, data, provider=self.name, model=self.model.id,
+                                      secrets=self._secrets())
                     msg = data.get("message") or {}
                     delta: dict[str, Any] = {"role": "assistant"} if first else {}
                     text = msg.get("content") or ""
@@ -239,7 +262,7 @@ class OllamaProvider:
 
     async def list_models(self) -> list[str]:
         try:
-            resp = await self._client.get(f"{self._base}/api/tags")
+            resp = await self._client.get(f"{self._base}/api/tags", headers=self._headers())
             if resp.status_code >= 400:
                 raise self._http_error(resp, resp.content)
             return [str(m.get("name") or m["model"]) for m in orjson.loads(resp.content)["models"]]

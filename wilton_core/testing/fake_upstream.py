@@ -163,10 +163,10 @@ class FakeApp:
     # -- the LLM endpoints ------------------------------------------------------------------
 
     def _authorized(self, wire: str, headers: dict[bytes, bytes], query: dict[str, list[str]]) -> bool:
-        if not self.api_key or wire == "ollama":
+        if not self.api_key:
             return True
         key = self.api_key.encode()
-        if wire == "openai":
+        if wire in ("openai", "ollama"):  # Ollama behind a proxy or ollama.com: a Bearer token
             return headers.get(b"authorization") == b"Bearer " + key
         if wire == "anthropic":
             return headers.get(b"x-api-key") == key
@@ -191,15 +191,15 @@ class FakeApp:
         action = self.book.next_action(req.model, path, record, self.rng.random())
         if action.delay_s:
             await asyncio.sleep(action.delay_s)
-        if not self._authorized(wire, headers, query):
-            return await _respond(send, 401, error_body(wire, 401, "invalid api key"))
         if action.kind == "reset":
             if _abort(send):
                 await asyncio.sleep(0)  # let uvicorn see the disconnect before we return
                 return
             return await _respond(send, 502, b"")
-        if action.kind == "status":
+        if action.kind == "status":  # scripted failures win over the key check, so tests can fake any 401
             return await self._error(send, wire, action)
+        if not self._authorized(wire, headers, query):
+            return await _respond(send, 401, error_body(wire, 401, "invalid api key"))
         if action.kind == "malformed" and not req.stream:
             return await _respond(send, 200, malformed_body(wire), CONTENT_TYPES[(wire, False)])
         reply = build_reply(req, reply=action.reply, reply_words=action.reply_words, tool_call=action.tool_call)

@@ -164,8 +164,10 @@ def _parse_anthropic(body: dict[str, Any]) -> ParsedRequest:
         text, imgs = _text_of(m.get("content"))
         req.prompt_chars += len(text)
         req.images += imgs
-        if m.get("role") == "user" and text:
-            req.last_user = text
+        typed = _text_of([b for b in m.get("content") if b.get("type") == "text"])[0] if isinstance(
+            m.get("content"), list) else text
+        if m.get("role") == "user" and typed:  # a tool_result turn is not what the user said
+            req.last_user = typed
     last = msgs[-1].get("content") if msgs else None
     req.last_is_tool_result = isinstance(last, list) and any(
         isinstance(b, dict) and b.get("type") == "tool_result" for b in last)
