@@ -54,18 +54,33 @@ def load_stack_config(path: Path | None) -> StackConfig:
     return load_settings().stack_config()
 
 
+def _open_store(url: str) -> Store:
+    try:
+        from wilton_core.store import open_store  # type: ignore[attr-defined]
+    except ImportError:
+        # The store package did not export its factory yet: pick the backend from the URL.
+        from wilton_core.store.url import parse_store_url
+
+        target = parse_store_url(url)
+        if target.dialect == "sqlite":
+            from wilton_core.store.sqlite import SqliteStore
+
+            return SqliteStore(target.dsn, safe_url=target.safe_url)
+        from wilton_core.store.postgres import PostgresStore
+
+        return PostgresStore(target.dsn)
+    store: Store = open_store(url)
+    return store
+
+
 def open_status_store(url: str | None, *, disabled: bool = False) -> Store | None:
     """The shared store, migrated; None (with a warning) when it cannot be opened."""
     if disabled:
         return None
     try:
         from wilton_core.settings import load_settings
-        from wilton_core.store import open_store  # type: ignore[attr-defined]
 
-        resolved = url or load_settings().resolved_store_url()
-        if resolved.startswith("sqlite:///"):
-            Path(resolved[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        store: Store = open_store(resolved)
+        store = _open_store(url or load_settings().resolved_store_url())
         store.migrate()
         return store
     except (WiltonError, ImportError, OSError) as exc:

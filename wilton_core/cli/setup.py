@@ -152,7 +152,8 @@ def build_config(a: WizardAnswers) -> tuple[dict[str, Any], StackConfig]:
         spec = API_PROVIDERS[name]
         base_url = a.api_base_urls.get(name, spec.base_url)
         for m in spec.models:
-            d = dict(m, provider=spec.provider, api_key_env=a.api[name], is_local=False)
+            d = {"id": m["id"], "provider": spec.provider, "model": m["model"], "api_key_env": a.api[name],
+                 "is_local": False, **{k: v for k, v in m.items() if k not in ("id", "model")}}
             if base_url:
                 d["base_url"] = base_url
             models.append(d)
@@ -242,6 +243,18 @@ def _list_models(provider: str, base_url: str, environ: Mapping[str, str]) -> tu
         return [], str(exc)
 
 
+_INTENT_HINTS = {"code": ("coder", "code"), "vision": ("-v", "llava", "vision", "moondream", "minicpm")}
+
+
+def _pulled_for(intent: str, pulled: Sequence[str]) -> str | None:
+    """A pulled model whose name suggests `intent`; for chat, the first that suggests nothing else."""
+    hints = _INTENT_HINTS.get(intent)
+    if hints is not None:
+        return next((p for p in pulled if any(h in p.lower() for h in hints)), None)
+    special = [h for hs in _INTENT_HINTS.values() for h in hs]
+    return next((p for p in pulled if not any(h in p.lower() for h in special)), None)
+
+
 def _pick_ollama_models(ask: _Asker, hw: HardwareProfile, pulled: list[str],
                         flags: Mapping[str, str | None]) -> dict[str, str]:
     from wilton_core.registry.discovery import same_model_name
@@ -257,7 +270,7 @@ def _pick_ollama_models(ask: _Asker, hw: HardwareProfile, pulled: list[str],
         default = rec.get(intent)
         if pulled and default and not any(same_model_name(default, p) for p in pulled):
             # Prefer what is already pulled: a recommendation that needs a download fails its test.
-            default = pulled[0] if intent == "chat" else None
+            default = _pulled_for(intent, pulled)
         if not ask.interactive and default is None:
             continue
         name = ask.text(f"Ollama model for {intent} (empty to skip)", default or "")
@@ -468,7 +481,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(setup_command)
     try:
-        app(args=list(argv) if argv is not None else None, standalone_mode=False)
+        # standalone_mode=False: click *returns* the code of a typer.Exit instead of raising it.
+        rv = app(args=list(argv) if argv is not None else None, standalone_mode=False)
+        if isinstance(rv, int):
+            return rv
     except typer.Exit as e:
         return int(e.exit_code or 0)
     except typer.Abort:
@@ -477,13 +493,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WiltonError as e:
         print(f"setup: {e}")
         return 2
-    except Exception as e:
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            return e.exit_code
-        raise
+    except typer.TyperException as e:
+        # typer >= 0.29 vendors click: its usage errors are not `click.ClickException`s.
+        show = getattr(e, "show", None)
+        if show is None:
+            raise
+        show()
+        return int(getattr(e, "exit_code", 2))
     return 0
 
 
