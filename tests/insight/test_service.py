@@ -224,3 +224,13 @@ def test_real_apscheduler_runs_the_job_at_start(store: SqliteStore, fake_llm: Fa
     finally:
         sched.stop()
     assert last_run(store)["runs_ok"] == 1
+
+
+async def test_a_budget_too_small_for_the_numbers_is_a_stats_only_run(
+    store: SqliteStore, fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    svc = service(store, OpenAIBackend(api_key="k" * 20, base_url=fake_llm.url + "/v1", max_retries=0), tmp_path,
+                  token_budget=512)
+    res = await svc.run_once()
+    assert res.report.status == "stats_only" and "token budget 512 is too small" in (res.report.reason or "")
+    assert fake_llm.seen == [] and last_run(store)["runs_failed"] == 1
