@@ -175,3 +175,15 @@ def test_failed_insight_run_keeps_the_reported_last_success() -> None:
     assert g("wilton_insight_last_success_timestamp_seconds") == 100.0
     snap.insight = {"ts": 500.0, "ok": False, "runs_ok": 0, "runs_failed": 2}
     assert _registry(snap).get_sample_value("wilton_insight_last_success_timestamp_seconds") is None
+
+
+def test_histograms_with_different_bounds_merge_into_a_correct_p95() -> None:
+    # unsorted input and missing +Inf are normalised; merged counts use each list's own bounds
+    a = HistogramRow("selfhost", "a", "latency", ((1.0, 10), (0.5, 10)), 10, 3.0)
+    b = HistogramRow("edge", "b", "latency", ((5.0, 10), (INF, 10)), 10, 30.0)
+    reg = _registry(Snapshot(now=0.0, aggregates=Aggregates([], [a, b], [])))
+    g = reg.get_sample_value
+    assert g("wilton_request_latency_seconds_bucket", {"tier": "selfhost", "model": "a", "le": "+Inf"}) == 10
+    assert g("wilton_request_latency_seconds_count", {"tier": "selfhost", "model": "a"}) == 10
+    # merged: <=0.5: 10, <=1.0: 10, <=5.0: 20, +Inf: 20 -> rank 19 lies in (1.0, 5.0]
+    assert g("wilton_stage_latency_p95_seconds", {"stage": "llm"}) == pytest.approx(1.0 + 4.0 * 9 / 10)

@@ -107,13 +107,27 @@ def _traffic(snap: Snapshot) -> Iterator[Metric]:
     yield rl
 
 
+def _normalised(buckets: Iterable[tuple[float, int]]) -> list[tuple[float, int]]:
+    """Sorted by bound, never decreasing, ending with +Inf: what the exposition format requires."""
+    out: list[tuple[float, int]] = []
+    running = 0
+    for le, c in sorted(buckets):
+        running = max(running, c)  # a torn read must never make a cumulative bucket shrink
+        out.append((le, running))
+    if not out or not math.isinf(out[-1][0]):
+        out.append((math.inf, running))
+    return out
+
+
 def _merge(hists: Iterable[HistogramRow]) -> list[tuple[float, int]]:
-    """Sum cumulative bucket lists that share bounds (one per tier/model) into one."""
-    by_le: dict[float, int] = defaultdict(int)
-    for h in hists:
-        for le, c in h.buckets:
-            by_le[le] += c
-    return sorted(by_le.items())
+    """One cumulative bucket list summing several histograms, even when their bounds differ."""
+    lists = [_normalised(h.buckets) for h in hists]
+    bounds = sorted({le for b in lists for le, _ in b})
+    out = []
+    for le in bounds:
+        # a histogram's cumulative count at `le` is that of its largest bound <= le
+        out.append((le, sum(max((c for b_le, c in b if b_le <= le), default=0) for b in lists)))
+    return out
 
 
 def _histograms(snap: Snapshot, opts: ExportOptions) -> Iterator[Metric]:
@@ -126,7 +140,8 @@ def _histograms(snap: Snapshot, opts: ExportOptions) -> Iterator[Metric]:
         fam = fams.get(h.kind)
         if fam is None or not h.buckets:
             continue
-        fam.add_metric([h.tier, h.model_id], [(_fmt_le(le), c) for le, c in h.buckets], sum_value=h.sum)
+        buckets = _normalised(h.buckets)
+        fam.add_metric([h.tier, h.model_id], [(_fmt_le(le), c) for le, c in buckets], sum_value=h.sum)
         if h.kind == "latency":
             llm.append(h)
     yield from fams.values()
