@@ -1,0 +1,66 @@
+"""`wilton-insight` and `wiltonctl insights` end to end: real SQLite store, fake router on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from wilton_core.cli.insights import app as insights_app
+from wilton_core.errors import ConfigError
+from wilton_core.insight.cli import app as insight_app
+from wilton_core.insight.settings import load_insight_settings
+
+from .conftest import FakeLLM, openai_completion
+
+KEYS = ("OPENAI_API_KEY", "GEMINI_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY", "OPENAI_BASE_URL",
+        "WILTON_INSIGHT_MODEL", "WILTON_STORE_URL", "WILTON_CONFIG")
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for k in KEYS:
+        monkeypatch.delenv(k, raising=False)
+    return {"WILTON_STORE_URL": f"sqlite:///{tmp_path / 'w.db'}", "WILTON_REPORTS_DIR": str(tmp_path / "reports")}
+
+
+def test_once_local_first_then_list_and_show(env: dict[str, str], fake_llm: FakeLLM, tmp_path: Path) -> None:
+    fake_llm.reply = lambda s: (200, {"x-wilton-model": "local-small"},
+                                openai_completion("## Explanation\nquiet hour", "auto"))
+    runner = CliRunner()
+    res = runner.invoke(insight_app, ["--once", "--history", "1", "--max-tasks", "3"],
+                        env={**env, "WILTON_ROUTER_URL": fake_llm.url})
+    assert res.exit_code == 0, res.output
+    assert "(ok)" in res.output and fake_llm.seen[0].body["model"] == "auto"
+    (md,) = (tmp_path / "reports").glob("insight-*.md")
+    assert "written by local-small via local" in md.read_text()
+
+    listed = runner.invoke(insights_app, ["list", "--json"], env=env)
+    assert listed.exit_code == 0, listed.output
+    (row,) = json.loads(listed.output)
+    assert (row["status"], row["model"], row["backend"]) == ("ok", "local-small", "local")
+    table = runner.invoke(insights_app, ["list"], env=env)
+    assert row["id"] in table.output and "local-small" in table.output
+    shown = runner.invoke(insights_app, ["show", "latest", "--json"], env=env)
+    assert json.loads(shown.output)["analysis"] == "## Explanation\nquiet hour"
+    pretty = runner.invoke(insights_app, ["show", row["id"]], env=env)
+    assert pretty.exit_code == 0 and "quiet hour" in pretty.output and "Numbers (measured)" in pretty.output
+    missing = runner.invoke(insights_app, ["show", "nope"], env=env)
+    assert missing.exit_code == 1
+
+
+def test_once_without_key_is_stats_only_and_exits_1(env: dict[str, str]) -> None:
+    res = CliRunner().invoke(insight_app, ["--once", "--model", "openai"], env=env)
+    assert res.exit_code == 1
+    assert "stats_only: auth: no OpenAI key: set OPENAI_API_KEY" in res.output
+
+
+def test_bad_flags_are_readable(env: dict[str, str]) -> None:
+    res = CliRunner().invoke(insight_app, ["--once", "--token-budget", "10"], env=env)
+    assert res.exit_code == 2 and "--token-budget (WILTON_INSIGHT_TOKEN_BUDGET)" in res.output
+    with pytest.raises(ConfigError, match="--model"):
+        load_insight_settings(insight_model="claude")
+    empty = CliRunner().invoke(insights_app, ["list"], env=env)
+    assert empty.exit_code == 0 and "no insight reports yet" in empty.output
