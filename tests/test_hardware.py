@@ -101,3 +101,19 @@ def test_parse_nvidia_smi_picks_largest():
 def test_real_machine_detection_is_sane():
     hw = detect_hardware()
     assert hw.total_ram_gb > 0 and hw.cpu_threads >= hw.cpu_cores >= 1
+
+
+def test_cli_json_and_table():
+    import json
+
+    from typer.testing import CliRunner
+
+    from wilton_core.cli.hardware import app
+
+    r = CliRunner().invoke(app, ["--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert data["max_model_size"] in ("3b", "7b", "13b", "none") and data["total_ram_gb"] > 0
+    assert data["recommended_models"][-1] == EMBEDDED_TINY_MODEL
+    r = CliRunner().invoke(app, [])
+    assert r.exit_code == 0 and "Largest local model" in r.output

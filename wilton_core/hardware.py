@@ -169,11 +169,12 @@ def detect_hardware(
     platform_name: str | None = None,
 ) -> HardwareProfile:
     """Profile this machine. `psutil_module` defaults to psutil (imported lazily)."""
-    if psutil_module is None:
-        import psutil as psutil_module
-    vm = psutil_module.virtual_memory()
-    threads = psutil_module.cpu_count(logical=True) or 1
-    cores = psutil_module.cpu_count(logical=False) or threads
+    ps = psutil_module
+    if ps is None:
+        import psutil as ps  # type: ignore[import-untyped,no-redef]
+    vm = ps.virtual_memory()
+    threads = ps.cpu_count(logical=True) or 1
+    cores = ps.cpu_count(logical=False) or threads
     gpu_name, vram = _detect_gpu(run)
     return HardwareProfile(
         total_ram_gb=round(vm.total / _GIB, 1),

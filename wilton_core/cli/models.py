@@ -81,7 +81,11 @@ def open_status_store(url: str | None, *, disabled: bool = False) -> Store | Non
         from wilton_core.settings import load_settings
 
         store = _open_store(url or load_settings().resolved_store_url())
-        store.migrate()
+        try:
+            store.migrate()
+        except BaseException:
+            store.close()
+            raise
         return store
     except (WiltonError, ImportError, OSError) as exc:
         _console().print(f"[yellow]warning:[/] test results will not be saved: {exc}")
