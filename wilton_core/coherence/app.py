@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from wilton_core.coherence.api.routes import auth, health, phi
 from wilton_core.coherence.service import CoherenceService
@@ -18,7 +20,19 @@ def create_app(service: CoherenceService) -> FastAPI:
         version="0.1.0",
     )
     app.state.service = service
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(phi.router)
     return app
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    # FastAPI's default body echoes the rejected input: that can be a password from the login
+    # form, and a NaN/inf it cannot even serialise (a 500 instead of a 422). Location and reason
+    # are enough to fix a request.
+    detail = [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+        for e in exc.errors()
+    ]
+    return JSONResponse(status_code=422, content={"detail": detail})
