@@ -7,14 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 import uvicorn
+from coh_helpers import PASSWORD, cheap_hasher
 
 from wilton_core.cli.main import main as wiltonctl
 from wilton_core.coherence.app import create_app
 from wilton_core.coherence.cli import main as coherence_main
 from wilton_core.coherence.service import CoherenceOptions, CoherenceService
 from wilton_core.store.sqlite import SqliteStore
-
-from coh_helpers import PASSWORD, cheap_hasher
 
 
 @pytest.fixture

@@ -3,11 +3,11 @@
 import random
 import time
 
+from coh_helpers import T0, cheap_hasher
+
 from wilton_core.coherence.service import ADMIN_PASSWORD_FILE, CoherenceOptions, CoherenceService
 from wilton_core.store.sqlite import SqliteStore
 from wilton_core.types import LedgerRecord
-
-from coh_helpers import T0, cheap_hasher
 
 
 def fill_interval(store, rng, t0: float, t1: float, threshold: float, n: int = 400,
