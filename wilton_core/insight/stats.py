@@ -118,7 +118,8 @@ class LedgerColumns:
 
     @property
     def ok(self) -> npt.NDArray[np.bool_]:
-        return self.status == "ok"
+        ok: npt.NDArray[np.bool_] = np.equal(self.status, "ok")
+        return ok
 
 
 @dataclass(slots=True)
