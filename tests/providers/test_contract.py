@@ -267,7 +267,7 @@ async def test_other_400_is_bad_request(kind: str, make: Make, fake: FakeUpstrea
 
 async def test_timeout(kind: str, make: Make, fake: FakeUpstream) -> None:
     fake.script("m1", latency_ms=1500)
-    with pytest.raises(UnavailableError, match="timed out|timeout|Timeout"):
+    with pytest.raises(UnavailableError, match=r"timed out|timeout|Timeout"):
         await make(kind, "m1", timeout_s=0.3).complete(chat())
 
 

@@ -186,6 +186,7 @@ class ScriptBook:
             self._used.clear()
             self._by_path.clear()
             self._last.clear()
+            self.models_seen.clear()
 
     def next_action(self, model: str, path: str, record: dict[str, Any], u: float) -> Action:
         with self._lock:
