@@ -1,0 +1,81 @@
+"""wiltonctl status: probes over httpx.MockTransport and a real exporter on port 0."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import httpx
+from typer.testing import CliRunner
+
+from wilton_core.cli.status import ProcessSpec, app, collect_status, default_specs
+from wilton_core.exporter.service import ExporterService
+from wilton_core.settings import Settings
+from wilton_core.store.sqlite import SqliteStore
+
+
+def _transport(up: set[str]) -> httpx.MockTransport:
+    def handler(req: httpx.Request) -> httpx.Response:
+        key = f"{req.url.port}{req.url.path}"
+        if key in up:
+            return httpx.Response(200, json={"status": "ok"})
+        if req.url.port == 8080:
+            return httpx.Response(503, json={"status": "no usable model"})
+        raise httpx.ConnectError("refused", request=req)
+
+    return httpx.MockTransport(handler)
+
+
+def test_health_pid_and_detail(tmp_path: Path) -> None:
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        (tmp_path / "exporter.pid").write_text(f"{sleeper.pid}\n")
+        (tmp_path / "coherence.pid").write_text("999999999\n")  # stale
+        (tmp_path / "insight.pid").write_text(f"{sleeper.pid}\n")
+        specs = [
+            ProcessSpec("router", "http://127.0.0.1:8080", "/healthz", "/readyz", "router"),
+            ProcessSpec("exporter", "http://127.0.0.1:8000", "/healthz", None, "exporter"),
+            ProcessSpec("coherence", "http://127.0.0.1:8001", "/healthz", None, "coherence"),
+            ProcessSpec("insight", None, pid_name="insight"),
+            ProcessSpec("local model", "http://127.0.0.1:11434", "/api/tags"),
+        ]
+        rows = {r.name: r for r in collect_status(
+            specs, tmp_path, transport=_transport({"8080/healthz", "8000/healthz", "8001/healthz"}))}
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert rows["router"].healthy and rows["router"].detail.startswith("not ready")
+    assert rows["exporter"].healthy and rows["exporter"].pid == sleeper.pid and rows["exporter"].pid_alive
+    # answers on the port, but our pid file names a dead process: something else owns the port
+    assert not rows["coherence"].healthy and rows["coherence"].detail == "pid file stale"
+    assert rows["insight"].healthy and rows["insight"].port is None
+    assert not rows["local model"].healthy and "unreachable" in rows["local model"].detail
+    assert rows["local model"].port == 11434
+
+
+def test_default_specs_follow_settings_and_local_models() -> None:
+    s = Settings(router_port=18080, exporter_port=18000, coherence_port=18001)
+    specs = {sp.name: sp for sp in default_specs(s)}
+    assert specs["router"].port == 18080 and specs["exporter"].port == 18000 and specs["coherence"].port == 18001
+    local = [sp for sp in specs.values() if sp.name.startswith("local model")]
+    assert local and local[0].health_path == "/models"
+
+
+def test_cli_json_against_a_real_exporter(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "w.db")
+    store.migrate()
+    with ExporterService(store, port=0) as svc:
+        port = svc.port
+        (tmp_path / "run").mkdir()
+        (tmp_path / "run" / "exporter.pid").write_text(f"{os.getpid()}\n")
+        env = {"WILTON_EXPORTER_PORT": str(svc.port), "WILTON_ROUTER_PORT": "1", "WILTON_COHERENCE_PORT": "1",
+               "WILTON_LOCAL_BASE_URL": "http://127.0.0.1:1/v1"}
+        result = CliRunner().invoke(app, ["--json", "--run-dir", str(tmp_path / "run"), "--timeout", "1"], env=env)
+    store.close()
+    assert result.exit_code == 1, result.output  # the router and others are down
+    rows = {r["name"]: r for r in json.loads(result.output)}
+    assert rows["exporter"]["healthy"] is True and rows["exporter"]["pid"] == os.getpid()
+    assert rows["exporter"]["port"] == port
+    assert rows["router"]["healthy"] is False

@@ -1,0 +1,179 @@
+"""`wiltonctl status`: each process of the stack, its port, pid and health, as a table or JSON.
+
+A process is up when its health URL answers 2xx; a pid file under the run directory
+($WILTON_RUN_DIR, default ./run, written by scripts/lib.sh) adds the pid and whether it is
+alive. Processes started another way (compose, systemd) show up by their HTTP health alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import typer
+
+__all__ = ["ProcessSpec", "ProcessStatus", "app", "collect_status", "default_specs", "register", "status"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSpec:
+    name: str
+    url: str | None = None             # base URL; None for processes without HTTP (insight)
+    health_path: str = "/healthz"
+    detail_path: str | None = None      # e.g. the router's /readyz: shown, does not decide "up"
+    pid_name: str | None = None         # pid file stem under the run dir
+
+    @property
+    def port(self) -> int | None:
+        if not self.url:
+            return None
+        parts = urlsplit(self.url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+@dataclass(slots=True)
+class ProcessStatus:
+    name: str
+    port: int | None
+    pid: int | None
+    pid_alive: bool | None
+    url: str | None
+    http_status: int | None
+    healthy: bool
+    detail: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def read_pid(run_dir: Path, name: str) -> int | None:
+    try:
+        text = (run_dir / f"{name}.pid").read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _get(client: Any, url: str) -> tuple[int | None, str]:
+    import httpx
+
+    try:
+        r = client.get(url)
+    except httpx.HTTPError as e:
+        return None, type(e).__name__
+    return r.status_code, "" if r.is_success else f"HTTP {r.status_code}"
+
+
+def probe(spec: ProcessSpec, client: Any, run_dir: Path) -> ProcessStatus:
+    pid = read_pid(run_dir, spec.pid_name) if spec.pid_name else None
+    alive = pid_alive(pid) if pid is not None else None
+    st = ProcessStatus(name=spec.name, port=spec.port, pid=pid, pid_alive=alive, url=spec.url,
+                       http_status=None, healthy=False)
+    if spec.url is None:
+        st.healthy = bool(alive)
+        st.detail = "running" if alive else ("pid file stale" if pid is not None else "not started here")
+        return st
+    code, why = _get(client, spec.url.rstrip("/") + spec.health_path)
+    st.http_status = code
+    st.healthy = code is not None and 200 <= code < 300 and alive is not False
+    if alive is False:
+        st.detail = "pid file stale"
+    elif code is None:
+        st.detail = f"unreachable ({why})"
+    elif why:
+        st.detail = why
+    else:
+        st.detail = "ok"
+    if st.healthy and spec.detail_path:
+        dcode, dwhy = _get(client, spec.url.rstrip("/") + spec.detail_path)
+        st.detail = "ready" if dcode is not None and 200 <= dcode < 300 else f"not ready ({dwhy})"
+    return st
+
+
+def default_specs(settings: Any) -> list[ProcessSpec]:
+    """The stack's processes from settings, plus each distinct local model server of the config."""
+    specs = [
+        ProcessSpec("router", settings.resolved_router_url(), "/healthz", "/readyz", "router"),
+        ProcessSpec("exporter", f"http://127.0.0.1:{settings.exporter_port}", "/healthz", None, "exporter"),
+        ProcessSpec("coherence", settings.resolved_coherence_url(), "/healthz", None, "coherence"),
+        ProcessSpec("insight", None, pid_name="insight"),
+    ]
+    try:
+        cfg = settings.stack_config()
+    except Exception as e:  # a broken config must not hide the processes' status
+        specs.append(ProcessSpec(f"local model (config error: {type(e).__name__})", None))
+        return specs
+    seen: set[str] = set()
+    for m in cfg.models:
+        if not m.is_local or not m.base_url or m.base_url in seen:
+            continue
+        seen.add(m.base_url)
+        # Ollama lists models at /api/tags; OpenAI-compatible servers (llama.cpp, vLLM) at /models
+        path = "/api/tags" if m.provider == "ollama" else "/models"
+        specs.append(ProcessSpec(f"local model {m.id}", m.base_url, path, None, None))
+    return specs
+
+
+def collect_status(specs: list[ProcessSpec], run_dir: Path, *, transport: Any = None,
+                   timeout_s: float = 2.0) -> list[ProcessStatus]:
+    import httpx
+
+    with httpx.Client(transport=transport, timeout=timeout_s) as client:
+        return [probe(s, client, run_dir) for s in specs]
+
+
+def _render(rows: list[ProcessStatus]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="WiltonOS processes")
+    for col in ("process", "port", "pid", "health", "detail"):
+        table.add_column(col)
+    for r in rows:
+        pid = "-" if r.pid is None else f"{r.pid}{'' if r.pid_alive else ' (dead)'}"
+        health = "[green]up[/green]" if r.healthy else "[red]down[/red]"
+        table.add_row(r.name, "-" if r.port is None else str(r.port), pid, health, r.detail)
+    Console().print(table)
+
+
+def status(
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", help="pid files (WILTON_RUN_DIR, default ./run)")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="seconds per health request")] = 2.0,
+) -> None:
+    """Show each process (router, exporter, coherence, insight, local model): port, pid, health.
+
+    Exit status 0 when every process is up, 1 otherwise.
+    """
+    from wilton_core.settings import load_settings
+
+    settings = load_settings()
+    rd = run_dir or settings.run_dir or Path(os.environ.get("WILTON_RUN_DIR", "./run"))
+    rows = collect_status(default_specs(settings), rd, timeout_s=timeout)
+    if json_out:
+        typer.echo(json.dumps([asdict(r) for r in rows], indent=2))
+    else:
+        _render(rows)
+    if not all(r.healthy for r in rows):
+        raise typer.Exit(1)
+
+
+app = typer.Typer(help="Processes of the stack and their health.", add_completion=False)
+app.callback(invoke_without_command=True)(status)
+
+
+def register(parent: typer.Typer) -> None:
+    """Hook for wiltonctl's main: adds `wiltonctl status`."""
+    parent.command("status")(status)
