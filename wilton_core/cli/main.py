@@ -92,7 +92,8 @@ _register_optional()
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        app(args=list(argv) if argv is not None else None, standalone_mode=False)
+        # standalone_mode=False: click returns typer.Exit's code instead of raising it
+        rv = app(args=list(argv) if argv is not None else None, standalone_mode=False)
     except WiltonError as e:
         print(f"wiltonctl: {e}", file=sys.stderr)
         return 2
@@ -101,14 +102,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except typer.Abort:
         print("wiltonctl: aborted", file=sys.stderr)
         return 130
-    except Exception as e:  # click usage errors and the like
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            return e.exit_code
+    except Exception as e:  # usage errors (typer ships its own click: match by duck type)
+        show = getattr(e, "show", None)
+        if show is not None and hasattr(e, "exit_code"):
+            show()
+            return int(e.exit_code)
         raise
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
