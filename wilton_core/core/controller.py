@@ -13,7 +13,8 @@ the feedforward's own miss on them (q_prev minus the local share the published t
 for those difficulties): a stale quantile after a difficulty-mix shift is then fixed by the
 refreshed quantile alone instead of winding up the integral.
 Anti-windup: I is clamped to ±integral_limit and frozen while q is saturated in the direction
-the error pushes or while the measurement is pinned at 0 or 1 (an outage of one class). The feedback correction moves by at most `max_correction_step` per step; a
+the error pushes; while the measurement is pinned at 0 or 1 (an outage of one class) neither
+P nor I acts. The feedback correction moves by at most `max_correction_step` per step; a
 target change itself applies at once through the feedforward.
 
 The threshold is the q-quantile of the difficulties; when it falls on a run of equal values,
@@ -147,26 +148,24 @@ class Controller:
 
         measured, n = self.measure(window)
         enough = measured is not None and (n is None or n >= cfg.min_requests)
+        pinned = False
         if enough:
             assert measured is not None
             effective = measured + self._feedforward_error(state, interval_difficulties)
             e = applied - _clamp(effective, 0.0, 1.0)  # > 0: too little local traffic → raise q
+            # A measurement pinned at 0 or 1 against the error means one class served nothing:
+            # an outage, which no threshold can fix. Neither P nor I may act on it, or the
+            # recovery overshoots by what they accumulated.
+            pinned = (measured <= 0.0 and e > 0) or (measured >= 1.0 and e < 0)
+        if enough and not pinned:
             tentative = _clamp(integral + e, -cfg.integral_limit, cfg.integral_limit)
             q_raw = target + cfg.kp * e + cfg.ki * tentative
-            # Freeze when q is already pinned in the direction the error pushes, and when the
-            # measurement itself is pinned (one class served nothing: an outage, which no
-            # threshold can fix and which must not leave a wound-up integral behind).
-            saturated = (
-                (q_raw >= 1.0 and e > 0)
-                or (q_raw <= 0.0 and e < 0)
-                or (measured <= 0.0 and e > 0)
-                or (measured >= 1.0 and e < 0)
-            )
-            if not saturated:
+            # Freeze while q is already pinned in the direction the error pushes.
+            if not ((q_raw >= 1.0 and e > 0) or (q_raw <= 0.0 and e < 0)):
                 integral = tentative
             corr = cfg.kp * e + cfg.ki * integral
         else:
-            corr = cfg.ki * integral  # no information this interval: hold the integral part
+            corr = cfg.ki * integral  # no usable information this interval: hold the integral part
         corr = _clamp(corr, prev_corr - cfg.max_correction_step, prev_corr + cfg.max_correction_step)
         q = _clamp(target + corr, 0.0, 1.0)
 
