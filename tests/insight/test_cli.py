@@ -64,3 +64,25 @@ def test_bad_flags_are_readable(env: dict[str, str]) -> None:
         load_insight_settings(insight_model="claude")
     empty = CliRunner().invoke(insights_app, ["list"], env=env)
     assert empty.exit_code == 0 and "no insight reports yet" in empty.output
+
+
+@pytest.mark.e2e
+def test_wilton_insight_process_against_a_fake_openai(env: dict[str, str], fake_llm: FakeLLM, tmp_path: Path) -> None:
+    """The real process, the real SDK, a fake OpenAI on 127.0.0.1: a report on disk and in the store."""
+    import os
+    import subprocess
+    import sys
+
+    fake_llm.reply = lambda s: (200, {}, openai_completion("## Explanation\nfrom a process"))
+    proc_env = {**os.environ, **env, "OPENAI_API_KEY": "sk-e2e-0123456789abcdefghij",
+                "OPENAI_BASE_URL": fake_llm.url + "/v1"}
+    done = subprocess.run(
+        [sys.executable, "-c", "from wilton_core.insight.cli import main; main()", "--once", "--history", "1"],
+        env=proc_env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert fake_llm.seen[0].headers["authorization"] == "Bearer sk-e2e-0123456789abcdefghij"
+    (js,) = (tmp_path / "reports").glob("insight-*.json")
+    body = json.loads(js.read_text())
+    assert (body["status"], body["model"], body["backend"]) == ("ok", "gpt-4o-2024-08-06", "openai")
+    assert "sk-e2e" not in done.stdout + done.stderr + js.read_text()
