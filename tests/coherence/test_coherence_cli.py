@@ -87,3 +87,15 @@ def test_daemon_flags_fail_readably(argv, msg, capsys, tmp_path) -> None:
     assert coherence_main([*argv, "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert msg in err and "Traceback" not in err
+
+
+def test_service_opens_store_from_url(tmp_path) -> None:
+    svc = CoherenceService(CoherenceOptions(password="pw", data_dir=tmp_path),
+                           store_url=f"sqlite:///{tmp_path}/by-url.db", hasher=cheap_hasher(),
+                           announce=lambda s: None)
+    svc.start(scheduler=False)
+    try:
+        assert svc.step().steps == 1
+    finally:
+        svc.stop()
+    assert (tmp_path / "by-url.db").exists()
