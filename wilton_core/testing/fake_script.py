@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter, deque
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from statistics import NormalDist
 from typing import Any
 
@@ -130,7 +130,7 @@ def decide(script: Script, n: int, used: int, u: float) -> tuple[Action, bool]:
     prof = PROFILES[script.profile] if script.profile else PROFILES["instant"]
     ttft_ms = script.ttft_ms if script.ttft_ms is not None else _lognormal_ms(
         prof.ttft_median_ms, prof.ttft_sigma, u)
-    base = dict(
+    base = Action(
         delay_s=script.latency_ms / 1000,
         ttft_s=ttft_ms / 1000,
         tokens_per_s=script.tokens_per_s if script.tokens_per_s is not None else prof.tokens_per_s,
@@ -141,10 +141,19 @@ def decide(script: Script, n: int, used: int, u: float) -> tuple[Action, bool]:
         error_message=script.error_message,
     )
     if script.flap and (n // script.flap) % 2 == 1:
-        return Action(kind="status", status=503, **base), False
+        return replace(base, kind="status", status=503), False
     active = script.times is None or used < script.times
     if not active:
-        return Action(**base), False
+        return base, False
+    if script.reset:
+        return replace(base, kind="reset"), True
+    if script.status is not None and script.status >= 400:
+        return replace(base, kind="status", status=script.status), True
+    if script.malformed:
+        return replace(base, kind="malformed"), True
+    if script.stall_after_chunks is not None or script.die_after_chunks is not None:
+        return replace(base, stall_after=script.stall_after_chunks, die_after=script.die_after_chunks), True
+    return base, False
     if script.reset:
         return Action(kind="reset", **base), True
     if script.status is not None and script.status >= 400:
@@ -200,8 +209,7 @@ class ScriptBook:
             if script.fail:
                 status = script.fail.pop(0)
                 base, _ = decide(script, n, 0, u)
-                return Action(kind="status", status=status, retry_after=base.retry_after,
-                              error_message=base.error_message, delay_s=base.delay_s)
+                return replace(base, kind="status", status=status, stall_after=None, die_after=None)
             action, consumed = decide(script, n, self._used[key], u)
             if consumed:
                 self._used[key] += 1

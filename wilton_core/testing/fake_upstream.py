@@ -108,16 +108,16 @@ class FakeApp:
         if method == "POST":
             raw = await _read_body(receive)
             if path == "/v1/chat/completions":
-                return await self._llm(send, "openai", path, raw, headers)
+                return await self._llm(send, receive, "openai", path, raw, headers)
             if path == "/v1/messages":
-                return await self._llm(send, "anthropic", path, raw, headers)
+                return await self._llm(send, receive, "anthropic", path, raw, headers)
             if path == "/api/chat":
-                return await self._llm(send, "ollama", path, raw, headers)
+                return await self._llm(send, receive, "ollama", path, raw, headers)
             if path.startswith(("/v1beta/models/", "/v1/models/")) and ":" in path:
                 model, _, verb = path.split("/models/", 1)[1].rpartition(":")
                 if verb in ("generateContent", "streamGenerateContent"):
                     q = parse_qs(scope.get("query_string", b"").decode())
-                    return await self._llm(send, "gemini", path, raw, headers, model=model,
+                    return await self._llm(send, receive, "gemini", path, raw, headers, model=model,
                                            stream=verb == "streamGenerateContent", query=q)
             if path == "/_fake/script":
                 return await self._control(send, raw)
@@ -172,7 +172,8 @@ class FakeApp:
             return headers.get(b"x-api-key") == key
         return headers.get(b"x-goog-api-key") == key or query.get("key", [""])[0] == self.api_key
 
-    async def _llm(self, send: Send, wire: str, path: str, raw: bytes, headers: dict[bytes, bytes], *,
+    async def _llm(self, send: Send, receive: Receive, wire: str, path: str, raw: bytes,
+                   headers: dict[bytes, bytes], *,
                    model: str = "", stream: bool = False, query: dict[str, list[str]] | None = None) -> None:
         query = query or {}
         try:
@@ -208,7 +209,7 @@ class FakeApp:
             if total >= _MIN_SLEEP_S:
                 await asyncio.sleep(total)
             return await _respond(send, 200, render_complete(req, reply), CONTENT_TYPES[(wire, False)])
-        await self._stream(send, wire, action, *render_stream(req, reply))
+        await self._stream(send, receive, wire, action, *render_stream(req, reply))
 
     async def _error(self, send: Send, wire: str, action: Action) -> None:
         status = action.status
@@ -221,7 +222,7 @@ class FakeApp:
             extra.append((b"retry-after", str(action.retry_after).encode()))
         await _respond(send, status, error_body(wire, status, message), extra_headers=extra)
 
-    async def _stream(self, send: Send, wire: str, action: Action,
+    async def _stream(self, send: Send, receive: Receive, wire: str, action: Action,
                       head: list[bytes], toks: list[bytes], tail: list[bytes]) -> None:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", CONTENT_TYPES[(wire, True)]), (b"cache-control", b"no-cache")]})
@@ -246,8 +247,11 @@ class FakeApp:
                     return
                 raise ConnectionAbortedError("scripted stream death")  # uvicorn closes the socket mid-body
             if action.stall_after is not None and i >= action.stall_after:
-                while not self.stopping.is_set():
-                    await asyncio.sleep(0.05)
+                # Hang until the client gives up (receive() reports the disconnect) or we stop.
+                gone = asyncio.ensure_future(receive())
+                while not self.stopping.is_set() and not gone.done():
+                    await asyncio.wait({gone}, timeout=0.05)
+                gone.cancel()
                 _abort(send)
                 await asyncio.sleep(0)
                 return

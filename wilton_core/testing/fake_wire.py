@@ -342,7 +342,7 @@ def _ollama_stream(req: ParsedRequest, r: Reply) -> tuple[list[bytes], list[byte
 
 
 def _anthropic_stream(req: ParsedRequest, r: Reply) -> tuple[list[bytes], list[bytes], list[bytes]]:
-    msg = {"id": _id("msg_"), "type": "message", "role": "assistant", "model": req.model, "content": [],
+    msg: dict[str, Any] = {"id": _id("msg_"), "type": "message", "role": "assistant", "model": req.model, "content": [],
            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": r.prompt_tokens, "output_tokens": 1}}
     head = [_sse({"type": "message_start", "message": msg}, "message_start")]
     if r.tool:
