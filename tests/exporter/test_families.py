@@ -87,8 +87,11 @@ def test_histograms_pass_cumulative_buckets_and_p95_merges_models() -> None:
     assert g("wilton_request_latency_seconds_count", {"tier": "frontier", "model": "gpt-4o"}) == 100
     assert g("wilton_request_latency_seconds_sum", {"tier": "frontier", "model": "gpt-4o"}) == 500.0
     assert g("wilton_request_ttft_seconds_bucket", {"tier": "frontier", "model": "gpt-4o", "le": "1.0"}) == 10
-    # merged: 90 <= 0.5, 100 <= 1.0, 200 total: rank 190 is in +Inf -> upper bound of the last finite bucket
-    assert g("wilton_stage_latency_p95_seconds", {"stage": "llm"}) == 1.0
+    # merged: 90 <= 0.5, 100 <= 1.0, 200 total: rank 190 is in +Inf -> the largest finite bound (60 s)
+    assert g("wilton_stage_latency_p95_seconds", {"stage": "llm"}) == 60.0
+    # every series carries the full standard set of bounds, so `sum by (le)` adds like with like
+    assert g("wilton_request_latency_seconds_bucket", {"tier": "selfhost", "model": "local-small", "le": "30.0"}) == 100
+    assert g("wilton_request_latency_seconds_bucket", {"tier": "frontier", "model": "gpt-4o", "le": "0.005"}) == 0
     assert g("wilton_latency_target_seconds", {"stage": "llm"}) == 2.0
     assert g("wilton_latency_target_seconds", {"stage": "stt"}) == 0.8
 
@@ -185,5 +188,5 @@ def test_histograms_with_different_bounds_merge_into_a_correct_p95() -> None:
     g = reg.get_sample_value
     assert g("wilton_request_latency_seconds_bucket", {"tier": "selfhost", "model": "a", "le": "+Inf"}) == 10
     assert g("wilton_request_latency_seconds_count", {"tier": "selfhost", "model": "a"}) == 10
-    # merged: <=0.5: 10, <=1.0: 10, <=5.0: 20, +Inf: 20 -> rank 19 lies in (1.0, 5.0]
-    assert g("wilton_stage_latency_p95_seconds", {"stage": "llm"}) == pytest.approx(1.0 + 4.0 * 9 / 10)
+    # merged over the standard bounds: <=2.5: 10, <=5.0: 20 -> rank 19 lies in (2.5, 5.0]
+    assert g("wilton_stage_latency_p95_seconds", {"stage": "llm"}) == pytest.approx(2.5 + 2.5 * 9 / 10)

@@ -138,8 +138,14 @@ def test_every_panel_query_returns_data_from_a_real_prometheus(stack: str) -> No
         missing = [(title, expr) for title, expr in queries if not _has_number(_query(client, stack, _substitute(expr)))]
         assert not missing, f"panel queries without data: {missing}"
 
-        # the recording rules the alerts use are evaluated too
-        rules_without_data = [r for r in sorted(recording_rule_names()) if not _has_number(_query(client, stack, r))]
+        # the recording rules the alerts use are evaluated too (every second here; give them a few)
+        deadline = time.monotonic() + 20
+        while True:
+            rules_without_data = [r for r in sorted(recording_rule_names())
+                                  if not _has_number(_query(client, stack, r))]
+            if not rules_without_data or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         assert not rules_without_data, rules_without_data
 
         # the live traffic is 3:1, so the dashboard's phi and share are the real numbers

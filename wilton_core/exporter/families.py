@@ -21,7 +21,7 @@ from prometheus_client.core import (
 
 from wilton_core.exporter.catalogue import spec
 from wilton_core.exporter.snapshot import Snapshot
-from wilton_core.store.base import HistogramRow
+from wilton_core.store.base import LATENCY_BUCKETS, HistogramRow
 
 __all__ = ["ExportOptions", "build_families", "histogram_quantile", "static_families"]
 
@@ -108,14 +108,21 @@ def _traffic(snap: Snapshot) -> Iterator[Metric]:
 
 
 def _normalised(buckets: Iterable[tuple[float, int]]) -> list[tuple[float, int]]:
-    """Sorted by bound, never decreasing, ending with +Inf: what the exposition format requires."""
+    """Every standard bound, sorted, never decreasing, ending with +Inf.
+
+    Prometheus sums histograms bucket by bucket (`sum by (le)`), so every series must carry the
+    same full set of bounds; a store that only holds the buckets that saw observations is
+    expanded here (a bound's cumulative count is that of the largest stored bound below it).
+    """
+    stored = sorted(buckets)
+    bounds = sorted(set(LATENCY_BUCKETS) | {le for le, _ in stored} | {math.inf})
     out: list[tuple[float, int]] = []
-    running = 0
-    for le, c in sorted(buckets):
-        running = max(running, c)  # a torn read must never make a cumulative bucket shrink
+    running, j = 0, 0
+    for le in bounds:
+        while j < len(stored) and stored[j][0] <= le:
+            running = max(running, stored[j][1])  # a torn read must never make a bucket shrink
+            j += 1
         out.append((le, running))
-    if not out or not math.isinf(out[-1][0]):
-        out.append((math.inf, running))
     return out
 
 
