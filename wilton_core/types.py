@@ -46,6 +46,8 @@ class LedgerRecord:
     error_class: a ProviderError.kind, "no_healthy_model", or None.
     fallbacks: how many models were tried and failed before the one that answered.
     tried: comma-separated model ids tried before `model_id`, in order.
+    attempt_errors: why each of those attempts failed, "model_id:kind,model_id:kind" in the
+        same order as `tried` (kind is a ProviderError.kind); "" when nothing failed.
     """
 
     ts: float
@@ -67,3 +69,4 @@ class LedgerRecord:
     tried: str = ""
     stream: bool = False
     replica: str = ""
+    attempt_errors: str = ""
