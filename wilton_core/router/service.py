@@ -75,7 +75,7 @@ class RouterService:
         providers: Mapping[str, Provider] | None = None,
         environ: Mapping[str, str] | None = None,
         replica: str = "",
-        scorer: Callable[[Any], float] | None = None,
+        scorer: Any | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         overhead_observer: Callable[[float], None] | None = None,
@@ -111,10 +111,12 @@ class RouterService:
 
     async def start(self) -> None:
         if self._scorer is None:
-            from wilton_core.core.difficulty import score_difficulty
+            from wilton_core.core.difficulty import load_default_scorer
 
-            self._scorer = score_difficulty
-        self._scorer([{"role": "user", "content": "warm up"}])  # load the model now, not on request 1
+            self._scorer = load_default_scorer()
+        self._scorer.score([{"role": "user", "content": "warm up"}])  # load now, not on request 1
+        if self.ledger is not None and hasattr(self.ledger, "start"):
+            self.ledger.start()
         if self.store is not None:
             await self.refresh_control()
             self._tasks.append(asyncio.create_task(self._refresh_loop(), name="control-refresh"))
@@ -208,7 +210,7 @@ class RouterService:
         requested = body.get("model") or "auto"
         intent = detect_intent(messages)
         assert self._scorer is not None, "RouterService.start() not called"
-        difficulty = float(self._scorer(messages))
+        difficulty = float(self._scorer.score(messages, intent=intent))
         rid = "chatcmpl-" + uuid.uuid4().hex[:24]
         if requested not in AUTO_MODELS:
             if requested not in self.runtimes:
