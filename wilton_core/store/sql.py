@@ -356,7 +356,7 @@ class SqlStore:
     def recent_difficulties(self, since: float, limit: int = 5000) -> list[float]:
         """Difficulties of requests since `since`, newest first, at most `limit`."""
         rows = self.query(
-            "SELECT difficulty FROM ledger WHERE ts >= ? AND difficulty IS NOT NULL ORDER BY ts DESC LIMIT ?",
+            "SELECT difficulty FROM ledger WHERE ts >= ? AND difficulty IS NOT NULL ORDER BY ts DESC, id DESC LIMIT ?",
             (since, int(limit)),
         )
         return [float(d) for (d,) in rows]
