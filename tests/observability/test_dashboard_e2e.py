@@ -125,9 +125,11 @@ def test_every_panel_query_returns_data_from_a_real_prometheus(stack: str) -> No
         deadline = time.monotonic() + 60
         while True:  # ready, and at least 8 scrapes: enough samples for rate() over 10 s
             try:
-                res = _query(client, stack, 'count_over_time(up{job="wilton-exporter"}[1m])')
-                if res and float(res[0]["value"][1]) >= 8:
-                    break
+                # /-/ready first: while the TSDB starts, the API answers 503 in plain text
+                if client.get(f"{stack}/-/ready").status_code == 200:
+                    res = _query(client, stack, 'count_over_time(up{job="wilton-exporter"}[1m])')
+                    if res and float(res[0]["value"][1]) >= 8:
+                        break
             except httpx.TransportError:
                 pass
             assert time.monotonic() < deadline, "prometheus never scraped the exporter 8 times"

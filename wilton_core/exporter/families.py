@@ -158,9 +158,9 @@ def _histograms(snap: Snapshot, opts: ExportOptions) -> Iterator[Metric]:
         targets.add_metric([stage], value)
     yield targets
     p95 = _gauge("wilton_stage_latency_p95_seconds")
-    value = histogram_quantile(0.95, _merge(llm))
-    if value is not None:
-        p95.add_metric(["llm"], value)
+    llm_p95 = histogram_quantile(0.95, _merge(llm))
+    if llm_p95 is not None:
+        p95.add_metric(["llm"], llm_p95)
     yield p95
 
 
