@@ -1,0 +1,1 @@
+"""Shipped data: the difficulty model (difficulty.npz) and the labelled intent set."""
