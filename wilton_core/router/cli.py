@@ -6,9 +6,10 @@ Exit codes: 0 clean stop, 2 bad config/settings, 3 store unreachable.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from wilton_core.errors import ConfigError, StoreError
@@ -73,6 +74,41 @@ def build_app(settings: Any, *, store: Any = None, providers: Any = None) -> tup
     return app, service, ledger
 
 
+def quiet_client_loggers() -> None:
+    # per-request INFO lines from HTTP clients cost time on the hot path and say nothing new
+    for name in ("httpx", "httpcore", "google_genai", "google_genai.models", "openai", "anthropic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _graceful_server_class() -> Any:
+    import signal
+
+    import uvicorn
+
+    class _GracefulServer(uvicorn.Server):
+        """uvicorn re-raises SIGTERM after its shutdown, killing the process with -15; we return 0.
+
+        Shutdown itself (drain connections, lifespan shutdown → ledger flush) is uvicorn's own.
+        """
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            sigs = (signal.SIGINT, signal.SIGTERM)
+            previous = {s: signal.signal(s, self.handle_exit) for s in sigs}
+            try:
+                yield
+            finally:
+                for s, handler in previous.items():
+                    signal.signal(s, handler)
+
+    return _GracefulServer
+
+
+def make_server(config: Any) -> Any:
+    """A uvicorn server that stops cleanly on SIGTERM/SIGINT (see `_graceful_server_class`)."""
+    return _graceful_server_class()(config)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from wilton_core.settings import load_settings
@@ -83,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  log_level=args.log_level)
         level = getattr(logging, settings.log_level.upper(), logging.INFO)
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        quiet_client_loggers()
         config = settings.stack_config()
     except ConfigError as e:
         print(f"wilton-router: {e}", file=sys.stderr)
@@ -102,18 +139,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         store.close()
         return 0
 
+    app, _service, _ledger = build_app(settings, store=store)
     import uvicorn
 
-    app, _service, ledger = build_app(settings, store=store)
     uv_config = uvicorn.Config(app, host=settings.host, port=settings.router_port, log_level=settings.log_level,
                                access_log=False, lifespan="on", http="auto", loop="auto",
                                timeout_graceful_shutdown=10)
-    server = uvicorn.Server(uv_config)
+    server = make_server(uv_config)
     try:
-        server.run()
+        server.run()  # lifespan shutdown stops the service, which flushes the ledger
     finally:
-        # after the server has drained its connections: flush every ledger record, then close
-        ledger.stop(timeout=30)
         store.close()
     return 0 if server.started else 1
 

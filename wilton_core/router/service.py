@@ -131,6 +131,9 @@ class RouterService:
         for rt in self.runtimes.values():
             with contextlib.suppress(Exception):
                 await rt.provider.aclose()
+        if self.ledger is not None and hasattr(self.ledger, "stop"):
+            # every request answered so far is in the ledger once this returns
+            await asyncio.to_thread(self.ledger.stop, 30.0)
 
     async def refresh_control(self) -> None:
         """Pull the control state and model status from the store (in a thread: never on the loop)."""
