@@ -40,7 +40,7 @@ def pg_database() -> Iterator[str]:
         _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def _pg_schema_url(base: str) -> str:
+def pg_schema_url(base: str) -> str:
     schema = f"t_{secrets.token_hex(6)}"
     import psycopg
 
@@ -55,7 +55,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'sub' / 'wilton.db'}"
     base = request.getfixturevalue("pg_database")
-    return _pg_schema_url(base)
+    return pg_schema_url(base)
 
 
 @pytest.fixture

@@ -65,13 +65,13 @@ def discover_migrations(directory: Path, dialect: str) -> list[Migration]:
             raise StoreError(
                 f"migration {version:04d}_{names[version]} has both a portable file and dialect files; keep one form"
             )
-        path = files.get(None) or files.get(dialect)
-        if path is None:
+        chosen = files.get(None) or files.get(dialect)
+        if chosen is None:
             raise StoreError(
                 f"migration {version:04d}_{names[version]} has no file for {dialect} "
                 f"(expected {version:04d}_{names[version]}.{dialect}.sql)"
             )
-        out.append(Migration(version, names[version], path.read_text(encoding="utf-8"), path.name))
+        out.append(Migration(version, names[version], chosen.read_text(encoding="utf-8"), chosen.name))
     return out
 
 

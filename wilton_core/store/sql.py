@@ -197,6 +197,18 @@ class SqlStore:
                 cur.close()
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._query(sql, params)
+        except StoreError:
+            # A SELECT outside a transaction is safe to repeat: after a server restart the
+            # first use of the old connection fails, and a fresh connection answers.
+            if getattr(self._local, "conn", None) is not None or getattr(self._local, "depth", 0):
+                raise
+            if not sql.lstrip().upper().startswith("SELECT"):
+                raise
+            return self._query(sql, params)
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         conn = self._conn()
         with self._errors():
             cur = conn.cursor()
