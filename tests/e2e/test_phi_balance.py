@@ -177,9 +177,9 @@ def test_bad_tokens_get_401_and_change_nothing(stack):
         "wrong": "not-a-token",
         "tampered": header + "." + _b64({**claims, "scope": "phi:read phi:write", "sub": "mallory"}) + "." + sig,
         "alg_none": _b64({"alg": "none", "typ": "JWT", "kid": hdr.get("kid")}) + "." + payload + ".",
-        "expired": jwt.encode({**claims, "exp": int(time.time()) - 3600}, "guess", algorithm="HS256",
+        "expired": jwt.encode({**claims, "exp": int(time.time()) - 3600}, "an-attacker-guess-that-is-32-bytes-long!", algorithm="HS256",
                               headers={"kid": hdr.get("kid")}),
-        "wrong_audience": jwt.encode({**claims, "aud": "someone-else"}, "guess", algorithm="HS256",
+        "wrong_audience": jwt.encode({**claims, "aud": "someone-else"}, "an-attacker-guess-that-is-32-bytes-long!", algorithm="HS256",
                                      headers={"kid": hdr.get("kid")}),
     }
     for name, t in forged.items():
