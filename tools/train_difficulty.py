@@ -29,7 +29,7 @@ from wilton_core.core.difficulty_eval import (
     pgr_curve,
     routing_quality,
 )
-from wilton_core.core.features import HAND_FEATURE_NAMES, hand_features, ngram_keys
+from wilton_core.core.features import HAND_FEATURE_NAMES, extract
 
 DEFAULT_DATA = os.environ.get("WILTON_ROUTING_DATA", "/work/shared/data/routing_dev.jsonl")
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "wilton_core" / "data" / "difficulty.npz"
@@ -95,13 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     rows = load_routing_rows(args.data)
     train = [r for r in rows if not is_heldout(r.id)]
     held = [r for r in rows if is_heldout(r.id)]
-    keys = [ngram_keys(r.prompt) for r in train]
+    extracted = [extract(r.prompt) for r in train]
+    keys = [k for k, _ in extracted]
     df: Counter[str] = Counter()
     for ks in keys:
         df.update(ks)
     vocab = {k: i for i, k in enumerate(sorted(k for k, c in df.items() if c >= MIN_DF))}
     x = Sparse(keys, vocab)
-    h = np.array([hand_features(r.prompt) for r in train])
+    h = np.array([f for _, f in extracted])
     ws, hs, bs = train_head(x, h, np.array([r.strong for r in train]))
     ww, hw, bw = train_head(x, h, np.array([r.weak for r in train]))
     names = sorted(vocab)

@@ -31,9 +31,8 @@ from typing import Any
 from wilton_core.core.features import (
     HAND_FEATURE_NAMES,
     MessagesOrText,
+    extract,
     flatten_request,
-    hand_features,
-    ngram_keys,
 )
 from wilton_core.core.intent import Intent, detect_intent
 
@@ -90,7 +89,7 @@ class DifficultyScorer:
     # -- scoring ---------------------------------------------------------------------------
 
     def _logits(self, text: str, intent: Intent) -> tuple[float, float]:
-        keys = ngram_keys(text)
+        keys, values = extract(text)
         zs = self.bias_strong
         zw = self.bias_weak + self.intent_prior.get(intent, 0.0)
         if keys:
@@ -104,7 +103,7 @@ class DifficultyScorer:
                     ww += pair[1]
             zs += ws * norm
             zw += ww * norm
-        for x, a, b in zip(hand_features(text), self.hand_strong, self.hand_weak, strict=True):
+        for x, a, b in zip(values, self.hand_strong, self.hand_weak, strict=True):
             zs += a * x
             zw += b * x
         return zs, zw
@@ -126,13 +125,12 @@ class DifficultyScorer:
         if intent is None:
             intent = detect_intent(messages_or_text)
         zs, zw = self._logits(text, intent)
-        values = hand_features(text)
+        keys, values = extract(text)
         features: list[dict[str, Any]] = []
         for name, x, a, b in zip(HAND_FEATURE_NAMES, values, self.hand_strong, self.hand_weak, strict=True):
             features.append(
                 {"name": name, "value": x, "strong": a * x, "weak": b * x, "contribution": (a - b) * x}
             )
-        keys = ngram_keys(text)
         norm = 1.0 / math.sqrt(len(keys)) if keys else 0.0
         ngrams: list[dict[str, Any]] = []
         for key in sorted(keys):
