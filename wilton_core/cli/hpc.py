@@ -67,7 +67,7 @@ def _open_repo(settings: Settings) -> TaskRepo:
 def _console() -> Console:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    return Console(highlight=False, soft_wrap=True, markup=False)
 
 
 def _run_dir(settings: Settings) -> Path:
