@@ -170,3 +170,21 @@ def test_stop_gives_up_at_its_timeout_and_reports_the_loss() -> None:
     t0 = time.monotonic()
     assert w.stop(timeout=0.3) == 42
     assert time.monotonic() - t0 < 2.0
+
+
+def test_a_store_recovering_mid_isolation_rejects_nothing() -> None:
+    """The insert fails while down; the store is back by the time it is pinged."""
+
+    class RecoversOnPing(MemoryStore):
+        def ping(self) -> None:
+            self.down = False
+
+    store = RecoversOnPing()
+    store.down = True
+    w = fast_writer(store, batch_size=10, isolate_after=1)
+    w.start()
+    for i in range(10):
+        w.submit(rec(i))
+    assert w.stop(timeout=10) == 0
+    assert w.stats().rejected == 0
+    assert sorted(int(x[1:]) for x in store.ids()) == list(range(10))

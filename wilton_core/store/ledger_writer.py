@@ -198,19 +198,36 @@ class LedgerWriter:
         kept: list[LedgerRecord] = []
         written = rejected = 0
         for i, record in enumerate(self._inflight):
-            try:
-                self._insert([record])
+            verdict = self._try_alone(record)
+            if verdict == "written":
                 written += 1
-            except Exception as err:
-                self._note_failure(err)
-                if isinstance(err, StoreError) and not self._store_answers():
-                    kept.extend(self._inflight[i:])  # an outage, not a bad record: retry later
-                    break
+            elif verdict == "outage":
+                kept.extend(self._inflight[i:])  # not a bad record: retry them all later
+                break
+            else:
                 rejected += 1
-                log.error("ledger record rejected by the store (%s); dropping it", type(err).__name__)
+                log.error("ledger record rejected by the store; dropping it")
         with self._lock:
             self._inflight = kept
         self._done(written, rejected=rejected, clear=not kept)
+
+    def _try_alone(self, record: LedgerRecord) -> str:
+        """"written", "outage", or "refused" (only if it fails twice while the store answers).
+
+        Asking twice matters: a store coming back between the failed insert and the ping
+        would otherwise make a good record look refused.
+        """
+        for _ in range(2):
+            try:
+                self._insert([record])
+                return "written"
+            except Exception as err:
+                self._note_failure(err)
+                if not isinstance(err, StoreError):
+                    return "refused"  # a malformed record: deterministic, no point asking twice
+                if not self._store_answers():
+                    return "outage"
+        return "refused"
 
     def _store_answers(self) -> bool:
         ping = getattr(self.store, "ping", None)

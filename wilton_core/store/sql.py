@@ -202,7 +202,9 @@ class SqlStore:
         except StoreError:
             # A SELECT outside a transaction is safe to repeat: after a server restart the
             # first use of the old connection fails, and a fresh connection answers.
-            if getattr(self._local, "conn", None) is not None or getattr(self._local, "depth", 0):
+            connection_dropped = getattr(self._local, "conn", None) is None
+            in_transaction = int(getattr(self._local, "depth", 0)) > 0
+            if not connection_dropped or in_transaction:
                 raise
             if not sql.lstrip().upper().startswith("SELECT"):
                 raise
