@@ -33,7 +33,7 @@ def test_find_gguf_in_package_dir(tmp_path):
 def test_missing_extra_is_a_readable_error(tmp_path):
     with pytest.raises(LocalModelMissing, match=r"pip install -e '\.\[local\]'"):
         find_gguf(finder(None))
-    with pytest.raises(LocalModelMissing, match="no .gguf file"):
+    with pytest.raises(LocalModelMissing, match=r"no \.gguf file"):
         find_gguf(finder(tmp_path))
     with pytest.raises(LocalModelMissing, match="llama-cpp-python is not installed"):
         server_argv(LocalServerSpec(tmp_path / "m.gguf"), find_spec=finder(tmp_path, llama=False))
