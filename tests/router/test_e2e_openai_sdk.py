@@ -305,8 +305,19 @@ def test_zz_every_request_is_in_the_ledger_after_graceful_stop(stack):
     store = open_store(f"sqlite:///{stack['db']}")
     try:
         n = store.count_ledger()
+        rows = store.query("SELECT status, error_class, model_id, fallbacks, tried, cost_usd, tokens_in "
+                           "FROM ledger")
     finally:
         store.close()
     assert n == stack["sent"]
+    statuses = {r[0] for r in rows}
+    assert {"ok", "error", "stream_error"} <= statuses
+    # the stream that died mid-way is recorded as such, against the model that was streaming
+    assert any(r[0] == "stream_error" and r[2] == "api-edge" for r in rows)
+    # fallbacks are counted and the models tried are named
+    assert any(r[3] >= 2 and "local-a" in r[4] and "local-b" in r[4] for r in rows if r[0] == "ok")
+    # API answers cost money, local ones do not
+    assert any(r[5] > 0 for r in rows if r[2] in ("api-edge", "api-frontier") and r[0] == "ok")
+    assert all(r[5] == 0 for r in rows if r[2].startswith("local-"))
     log = stack["router"].log_text()
     assert "g-secret-123" not in log and "a-secret-456" not in log
