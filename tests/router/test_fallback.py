@@ -116,7 +116,7 @@ async def test_all_failing_raises_naming_what_was_tried():
     ex, _, _, _ = _executor({"a": [UnavailableError("x")] * 5, "b": [AuthError("y")]})
     with pytest.raises(NoHealthyModelError) as ei:
         await ex.complete(["a", "b"], {})
-    assert "a (unavailable)" in ei.value.message and "b (auth)" in ei.value.message
+    assert "a (unavailable x2)" in ei.value.message and "b (auth)" in ei.value.message
 
 
 async def test_breaker_skips_open_model_then_probes_after_cooldown():

@@ -120,12 +120,20 @@ class FallbackExecutor:
         return True
 
     def _no_model(self, chain: Sequence[str], attempts: list[Attempt]) -> NoHealthyModelError:
-        tried = [(a.model_id, a.kind) for a in attempts]
-        skipped = [m for m in chain if m not in {a.model_id for a in attempts}]
-        parts = [f"{m} ({k})" for m, k in tried]
-        parts += [f"{m} (cooling down)" for m in skipped]
+        kinds: dict[str, list[str]] = {}
+        for a in attempts:
+            kinds.setdefault(a.model_id, []).append(a.kind)
+        parts = []
+        for mid in chain:
+            if mid not in kinds:
+                parts.append(f"{mid} (cooling down)")
+                continue
+            seen = kinds[mid]
+            parts += [f"{mid} ({k}{f' x{seen.count(k)}' if seen.count(k) > 1 else ''})"
+                      for k in dict.fromkeys(seen)]
         msg = "No eligible model could serve the request. Tried: " + (", ".join(parts) or "nothing eligible")
-        return NoHealthyModelError(msg, tried + [(m, "cooldown") for m in skipped])
+        tried = [(a.model_id, a.kind) for a in attempts] + [(m, "cooldown") for m in chain if m not in kinds]
+        return NoHealthyModelError(msg, tried)
 
     async def complete(self, chain: Sequence[str], body: Mapping[str, Any]) -> ChainResult:
         attempts: list[Attempt] = []
