@@ -46,11 +46,25 @@ def _timing(scorer: DifficultyScorer, prompts: list[str], calls: int) -> dict[st
         scorer.score(p)
         times.append((clock() - t0) / 1000.0)
     times.sort()
+    # On a shared VM a call can be preempted mid-way; the best of 3 runs per prompt is the
+    # scorer's own cost, reported next to the raw per-call figures.
+    best: list[float] = []
+    for i in range(calls):
+        p = prompts[i % len(prompts)]
+        runs = []
+        for _ in range(3):
+            t0 = clock()
+            scorer.score(p)
+            runs.append((clock() - t0) / 1000.0)
+        best.append(min(runs))
+    best.sort()
     return {
         "calls": calls,
         "p50_us": times[len(times) // 2],
         "p99_us": times[int(len(times) * 0.99)],
         "mean_us": statistics.fmean(times),
+        "best_of_3_p50_us": best[len(best) // 2],
+        "best_of_3_p99_us": best[int(len(best) * 0.99)],
     }
 
 
@@ -84,9 +98,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:8s} {_fmt(q.pgr_20):>8s} {_fmt(q.pgr_25):>8s} {_fmt(q.pgr_30):>8s}"
               f" {_fmt(q.cpt_50):>9s} {_fmt(q.cpt_80):>9s}")
     print(f"scoring time over {timing['calls']} calls: p50 {timing['p50_us']:.1f} us,"
-          f" p99 {timing['p99_us']:.1f} us, mean {timing['mean_us']:.1f} us; model load {load_s * 1000:.0f} ms")
+          f" p99 {timing['p99_us']:.1f} us, mean {timing['mean_us']:.1f} us"
+          f" (best of 3: p50 {timing['best_of_3_p50_us']:.1f}, p99 {timing['best_of_3_p99_us']:.1f});"
+          f" model load {load_s * 1000:.0f} ms")
     print(f"  prompts <= 1000 chars ({timing_short['share_of_heldout']:.0%} of held out):"
-          f" p50 {timing_short['p50_us']:.1f} us, p99 {timing_short['p99_us']:.1f} us")
+          f" p50 {timing_short['p50_us']:.1f} us, p99 {timing_short['p99_us']:.1f} us"
+          f" (best of 3: p50 {timing_short['best_of_3_p50_us']:.1f}, p99 {timing_short['best_of_3_p99_us']:.1f})")
 
     if args.json_path:
         out = {

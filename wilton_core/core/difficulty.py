@@ -7,12 +7,18 @@ The scorer is two small logistic regressions trained offline on labelled routing
     p_weak   = P(weak/local model answers correctly | request)
     score    = (1 + p_strong - p_weak) / 2
 
+    score    = sigmoid(logit((1 + p_strong - p_weak) / 2) + priors)
+
 so the score orders requests by the expected quality gained by sending them to the API tier,
 which is what the selector needs when it sends the hardest `1 - phi` share there. Each head
 sees the same inputs: binary word unigram/bigram presence (normalised by 1/sqrt(#keys)) and
-the hand features of `features.py`. The intent adds a hand-set offset to the weak head only,
-because the training data (MMLU) has no intent variety to learn it from: local models are
-weaker on code and images, and internal commands are trivial for anything.
+the hand features of `features.py`.
+
+`priors` are hand-set log-odds for what the training data (MMLU multiple choice) cannot teach,
+because it has no such prompts: the intent (local models are weaker on code and images;
+internal commands are trivial), very short prompts (greetings, one-line questions: easy) and
+explicit multi-step/proof requests (hard). They barely touch MMLU-like prompts, so the held-out
+PGR is that of the learned part; they are listed in `explain()`.
 
 Scoring is pure Python over two dicts: numpy is only used to read the artefact.
 """
@@ -42,18 +48,46 @@ __all__ = [
     "DifficultyScorer",
     "explain_difficulty",
     "load_default_scorer",
+    "prior_log_odds",
     "score_difficulty",
 ]
 
 ARTEFACT_NAME = "difficulty.npz"
 
-# Offsets on the weak head's log-odds (negative = the local model is less likely to cope).
+# Offsets on the score's log-odds (positive = harder).
 DEFAULT_INTENT_PRIOR: Mapping[Intent, float] = {
     Intent.CHAT: 0.0,
-    Intent.CODE: -0.5,
-    Intent.VISION: -0.5,
-    Intent.SYSTEM: 4.0,
+    Intent.CODE: 0.5,
+    Intent.VISION: 0.5,
+    Intent.SYSTEM: -4.0,
 }
+SHORT_PROMPT_CHARS = 80
+SHORT_PROMPT_PRIOR = -3.0  # at 0 chars, fading linearly to 0 at SHORT_PROMPT_CHARS
+REASONING_PRIOR = 1.0  # per distinct explicit multi-step phrase, at most 2 of them
+_REASONING_PHRASES: tuple[str, ...] = (
+    "step by step", "step-by-step", "prove that", "prove the", "derive ", "show that",
+    "show your work", "show your reasoning", "justify each", "passo a passo", "demonstre",
+    "prove que", "justifique", "étape par étape", "démontre", "démontrez", "justifiez",
+    "paso a paso", "demuestra", "demuestre", "justifica",
+)
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-9), 1.0 - 1e-9)
+    return math.log(p / (1.0 - p))
+
+
+def prior_log_odds(text: str, intent: Intent, intent_prior: Mapping[Intent, float]) -> dict[str, float]:
+    """The hand-set priors for `text`, by name (pure; see the module docstring)."""
+    shortness = 1.0 - len(text.strip()) / SHORT_PROMPT_CHARS
+    short = SHORT_PROMPT_PRIOR * shortness if shortness > 0 else 0.0
+    low = text[:4000].lower()
+    hits = sum(1 for phrase in _REASONING_PHRASES if phrase in low)
+    return {
+        "intent": intent_prior.get(intent, 0.0),
+        "short_prompt": short,
+        "reasoning_request": REASONING_PRIOR * min(hits, 2),
+    }
 
 
 def _sigmoid(z: float) -> float:
@@ -91,7 +125,7 @@ class DifficultyScorer:
     def _logits(self, text: str, intent: Intent) -> tuple[float, float]:
         keys, values = extract(text)
         zs = self.bias_strong
-        zw = self.bias_weak + self.intent_prior.get(intent, 0.0)
+        zw = self.bias_weak
         if keys:
             norm = 1.0 / math.sqrt(len(keys))
             ws = ww = 0.0
@@ -114,12 +148,19 @@ class DifficultyScorer:
         if intent is None:
             intent = detect_intent(messages_or_text)
         zs, zw = self._logits(text, intent)
-        return (1.0 + _sigmoid(zs) - _sigmoid(zw)) / 2.0
+        return self._combine(zs, zw, prior_log_odds(text, intent, self.intent_prior))[1]
+
+    @staticmethod
+    def _combine(zs: float, zw: float, priors: Mapping[str, float]) -> tuple[float, float]:
+        learned = (1.0 + _sigmoid(zs) - _sigmoid(zw)) / 2.0
+        return learned, _sigmoid(_logit(learned) + sum(priors.values()))
 
     def explain(self, messages_or_text: MessagesOrText, intent: Intent | None = None) -> dict[str, Any]:
-        """The score, its two heads, and every feature's value and log-odds contributions.
+        """The score, its two heads, the priors, and every feature's value and contributions.
 
-        `contribution` = strong-head minus weak-head log-odds: positive pushes towards "hard".
+        For features and n-grams, `strong`/`weak` are the contributions to each head's log-odds
+        and `contribution` = strong - weak: positive pushes towards "hard". `priors` are added
+        to the log-odds of `learned_score` to give `score`.
         """
         text = flatten_request(messages_or_text)
         if intent is None:
@@ -139,10 +180,12 @@ class DifficultyScorer:
                 ngrams.append({"name": key, "value": norm, "strong": pair[0] * norm,
                                "weak": pair[1] * norm, "contribution": (pair[0] - pair[1]) * norm})
         ngrams.sort(key=lambda f: -abs(f["contribution"]))
-        prior = self.intent_prior.get(intent, 0.0)
+        priors = prior_log_odds(text, intent, self.intent_prior)
+        learned, score = self._combine(zs, zw, priors)
         p_strong, p_weak = _sigmoid(zs), _sigmoid(zw)
         return {
-            "score": (1.0 + p_strong - p_weak) / 2.0,
+            "score": score,
+            "learned_score": learned,
             "intent": intent.value,
             "p_strong": p_strong,
             "p_weak": p_weak,
@@ -150,7 +193,7 @@ class DifficultyScorer:
             "logit_weak": zw,
             "bias": {"strong": self.bias_strong, "weak": self.bias_weak,
                      "contribution": self.bias_strong - self.bias_weak},
-            "intent_prior": {"weak": prior, "contribution": -prior},
+            "priors": priors,
             "features": features,
             "ngrams": ngrams[:20],
             "ngrams_matched": len(ngrams),

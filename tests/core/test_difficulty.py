@@ -1,0 +1,206 @@
+"""Difficulty scorer: range, determinism, sanity ordering, explain shape, the shipped artefact."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+from wilton_core.core.difficulty import (
+    DifficultyScorer,
+    explain_difficulty,
+    load_default_scorer,
+    score_difficulty,
+)
+from wilton_core.core.difficulty_eval import (
+    cpt,
+    is_heldout,
+    load_routing_rows,
+    oracle_pgr_curve,
+    pgr_at,
+    pgr_curve,
+    random_pgr_curve,
+    routing_quality,
+)
+from wilton_core.core.features import HAND_FEATURE_NAMES
+from wilton_core.core.intent import Intent
+
+DATA = Path(os.environ.get("WILTON_ROUTING_DATA", "/work/shared/data/routing_dev.jsonl"))
+# Measured on the held-out split with the shipped artefact: PGR@25% = 0.506 (2,083 rows).
+# The floor leaves room for float noise only; a broken or stale artefact falls far below it.
+HELDOUT_PGR25_FLOOR = 0.47
+
+PROOF = (
+    "Prove step by step that for every integer n >= 1 the sum 1^3 + 2^3 + ... + n^3 equals "
+    "(n(n+1)/2)^2. First state the induction hypothesis, then derive the inductive step, and "
+    "finally explain why the base case n = 1 holds. Then compute the value for n = 37 and show "
+    "that it is not divisible by 7, justifying each step."
+)
+
+PROMPTS = [
+    "hi",
+    "",
+    "Escreva um codigo Python",
+    PROOF,
+    "Which of the following is not a prime number?\nA. 2\nB. 3\nC. 9\nD. 11\nAnswer:",
+    "x" * 50_000,
+    [{"role": "user", "content": [{"type": "text", "text": "describe"},
+                                  {"type": "image_url", "image_url": {"url": "https://e.x/a.png"}}]}],
+]
+
+
+@pytest.fixture(scope="module")
+def scorer() -> DifficultyScorer:
+    return load_default_scorer()
+
+
+@pytest.mark.parametrize("prompt", PROMPTS)
+def test_score_is_in_unit_interval_and_deterministic(scorer: DifficultyScorer, prompt: object) -> None:
+    a = scorer.score(prompt)  # type: ignore[arg-type]
+    b = scorer.score(prompt)  # type: ignore[arg-type]
+    assert 0.0 <= a <= 1.0
+    assert a == b
+    assert math.isfinite(a)
+
+
+def test_hard_multistep_math_scores_above_greeting(scorer: DifficultyScorer) -> None:
+    assert scorer.score(PROOF) > scorer.score("hi") + 0.05
+    assert scorer.score("/status") < scorer.score("hi")
+    easy = "What is the capital of France?"
+    hard = ("A train leaves at 3 pm at 60 km/h and a second one at 4 pm at 80 km/h on the same"
+            " track. Explain step by step when and where the second catches up, and prove it.")
+    assert scorer.score(hard) > scorer.score(easy)
+
+
+def test_module_functions_use_the_shipped_scorer(scorer: DifficultyScorer) -> None:
+    assert score_difficulty(PROOF) == scorer.score(PROOF)
+    assert load_default_scorer() is scorer  # loaded once
+    msgs = [{"role": "user", "content": PROOF}]
+    assert score_difficulty(msgs) == pytest.approx(scorer.score(PROOF))
+
+
+def test_explain_shape_and_consistency(scorer: DifficultyScorer) -> None:
+    e = explain_difficulty(PROOF)
+    assert e["score"] == scorer.score(PROOF)
+    assert e["intent"] == "chat"
+    assert [f["name"] for f in e["features"]] == list(HAND_FEATURE_NAMES)
+    for f in e["features"] + e["ngrams"]:
+        assert set(f) == {"name", "value", "strong", "weak", "contribution"}
+        assert f["contribution"] == pytest.approx(f["strong"] - f["weak"])
+    # The heads' logits are exactly the sum of the listed parts (all matched n-grams included).
+    assert e["ngrams_matched"] >= len(e["ngrams"]) > 0
+    full = scorer.explain(PROOF)
+    hand_strong = sum(f["strong"] for f in full["features"])
+    assert full["logit_strong"] == pytest.approx(
+        full["bias"]["strong"] + hand_strong + _ngram_total(scorer, PROOF, 0), abs=1e-9
+    )
+    assert 0 <= e["p_strong"] <= 1 and 0 <= e["p_weak"] <= 1
+    assert e["learned_score"] == pytest.approx((1 + e["p_strong"] - e["p_weak"]) / 2)
+
+
+def _ngram_total(scorer: DifficultyScorer, text: str, head: int) -> float:
+    from wilton_core.core.features import ngram_keys
+
+    keys = ngram_keys(text)
+    return sum(scorer.vocab[k][head] for k in keys if k in scorer.vocab) / math.sqrt(len(keys))
+
+
+def test_priors_shift_the_learned_score(scorer: DifficultyScorer) -> None:
+    text = "Write something about lists, with examples from everyday life and a short summary."
+    chat = scorer.explain(text, intent=Intent.CHAT)
+    code = scorer.explain(text, intent=Intent.CODE)
+    system = scorer.explain(text, intent=Intent.SYSTEM)
+    assert code["learned_score"] == chat["learned_score"]
+    assert system["score"] < chat["score"] < code["score"]
+    for e in (chat, code, system):
+        z = math.log(e["learned_score"] / (1 - e["learned_score"])) + sum(e["priors"].values())
+        assert e["score"] == pytest.approx(1 / (1 + math.exp(-z)))
+    assert chat["priors"] == {"intent": 0.0, "short_prompt": 0.0, "reasoning_request": 0.0}
+    proof = scorer.explain(PROOF)
+    assert proof["priors"]["reasoning_request"] > 0
+    assert scorer.explain("hi")["priors"]["short_prompt"] < 0
+
+
+def test_artefact_roundtrip(tmp_path: Path, scorer: DifficultyScorer) -> None:
+    out = tmp_path / "d.npz"
+    scorer.save_npz(out)
+    again = DifficultyScorer.from_npz(out)
+    for p in (PROOF, "hi", "Escreva um codigo Python"):
+        assert again.score(p) == pytest.approx(scorer.score(p), abs=1e-6)
+
+
+def test_wrong_feature_count_is_refused() -> None:
+    with pytest.raises(ValueError, match="retrain"):
+        DifficultyScorer(vocab={}, hand_strong=(0.0,), hand_weak=(0.0,), bias_strong=0.0, bias_weak=0.0)
+
+
+def test_shipped_model_metadata(scorer: DifficultyScorer) -> None:
+    meta = scorer.metadata
+    assert meta["train_rows"] > 4000 and meta["heldout_rows"] > 1500
+    assert len(scorer.vocab) == meta["vocab_size"] > 1000
+
+
+# -- PGR / CPT arithmetic ----------------------------------------------------------------------
+
+
+def test_pgr_curve_small_example() -> None:
+    strong = [1.0, 1.0, 0.0, 1.0]
+    weak = [0.0, 1.0, 1.0, 0.0]  # gap = (3 - 2) / 4 = 0.25
+    curve = pgr_curve([0.9, 0.1, 0.5, 0.2], strong, weak)
+    # order: 0 (+1), 2 (-1), 3 (+1), 1 (0)
+    assert curve == pytest.approx([0.0, 1.0, 0.0, 1.0, 1.0])
+    oracle = oracle_pgr_curve(strong, weak)
+    assert oracle == pytest.approx([0.0, 1.0, 2.0, 2.0, 1.0])
+    assert pgr_at(curve, 0.25) == pytest.approx(1.0)
+    assert cpt(oracle, 0.8) == 0.25
+    assert cpt([0.0, 0.1, 0.2], 0.5) is None
+    assert random_pgr_curve(4) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    q = routing_quality(random_pgr_curve(100))
+    assert (q.pgr_25, q.cpt_50, q.cpt_80) == (0.25, 0.5, 0.8)
+
+
+def test_pgr_rejects_degenerate_input() -> None:
+    with pytest.raises(ValueError):
+        pgr_curve([0.1], [1.0], [1.0])
+    with pytest.raises(ValueError):
+        pgr_curve([], [], [])
+
+
+def test_split_is_stable() -> None:
+    ids = [f"mmlu/x/{i}" for i in range(2000)]
+    held = [i for i in ids if is_heldout(i)]
+    assert 0.25 < len(held) / len(ids) < 0.35
+    assert held == [i for i in ids if is_heldout(i)]
+
+
+@pytest.mark.skipif(not DATA.exists(), reason=f"routing data not found at {DATA} (set WILTON_ROUTING_DATA)")
+def test_shipped_artefact_reproduces_heldout_pgr(scorer: DifficultyScorer) -> None:
+    held = [r for r in load_routing_rows(DATA) if is_heldout(r.id)]
+    assert len(held) == scorer.metadata["heldout_rows"]
+    strong = [r.strong for r in held]
+    weak = [r.weak for r in held]
+    q = routing_quality(pgr_curve([scorer.score(r.prompt) for r in held], strong, weak))
+    assert q.pgr_25 >= HELDOUT_PGR25_FLOOR, q
+    assert q.pgr_25 == pytest.approx(scorer.metadata["heldout"]["pgr_25"], abs=1e-9)
+    assert q.pgr_20 > 0.3 and q.pgr_30 > 0.45
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DATA.exists(), reason=f"routing data not found at {DATA} (set WILTON_ROUTING_DATA)")
+def test_training_tool_reproduces_the_shipped_artefact(tmp_path: Path, scorer: DifficultyScorer) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "retrained.npz"
+    subprocess.run(
+        [sys.executable, str(root / "tools" / "train_difficulty.py"), "--data", str(DATA), "--out", str(out)],
+        check=True, capture_output=True, timeout=240,
+    )
+    again = DifficultyScorer.from_npz(out)
+    assert again.metadata == scorer.metadata
+    assert again.vocab.keys() == scorer.vocab.keys()
+    for p in (PROOF, "hi", "Which of the following is not a prime number?\nA. 2\nB. 9\nAnswer:"):
+        assert again.score(p) == scorer.score(p)
