@@ -22,7 +22,8 @@ import orjson
 
 from wilton_core.config import ModelConfig, StackConfig
 from wilton_core.core.health import Breaker
-from wilton_core.core.intent import INTENT_CAPABILITY, Intent, detect_intent
+from wilton_core.core.classify import classify_request
+from wilton_core.core.intent import INTENT_CAPABILITY, Intent
 from wilton_core.core.latency import LatencyTracker
 from wilton_core.core.selector import ControlView, ModelView, RequestView, SelectorWeights, choose
 from wilton_core.errors import NoHealthyModelError, ProviderError, RequestError, UnknownModelError
@@ -211,9 +212,8 @@ class RouterService:
     def decide(self, body: dict[str, Any], started: float) -> Decision:
         messages = body["messages"]
         requested = body.get("model") or "auto"
-        intent = detect_intent(messages)
         assert self._scorer is not None, "RouterService.start() not called"
-        difficulty = float(self._scorer.score(messages, intent=intent))
+        intent, difficulty = classify_request(messages, self._scorer)
         rid = "chatcmpl-" + uuid.uuid4().hex[:24]
         if requested not in AUTO_MODELS:
             if requested not in self.runtimes:
