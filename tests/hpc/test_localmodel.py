@@ -76,3 +76,8 @@ def test_demo_cli_writes_file(tmp_path, capsys):
     out = tmp_path / "run" / "wilton.demo.toml"
     assert demo_main(["write", str(out), "--demo-url", "http://127.0.0.1:9999/v1"]) == 0
     assert load_config(out).by_id()[SIM_FRONTIER].base_url == "http://127.0.0.1:9999/v1"
+
+
+def test_example_demo_config_matches_generator():
+    root = Path(__file__).parents[2]
+    assert load_config(root / "examples" / "wilton.demo.toml") == demo_config("http://127.0.0.1:8090/v1", {})
