@@ -81,3 +81,14 @@ def test_demo_cli_writes_file(tmp_path, capsys):
 def test_example_demo_config_matches_generator():
     root = Path(__file__).parents[2]
     assert load_config(root / "examples" / "wilton.demo.toml") == demo_config("http://127.0.0.1:8090/v1", {})
+
+
+def test_demo_extends_a_given_config(tmp_path):
+    root = Path(__file__).parents[2]
+    out = tmp_path / "demo.toml"
+    assert demo_main(["write", str(out), "--base", str(root / "examples" / "wilton.toml"),
+                      "--demo-url", "http://127.0.0.1:9999/v1"]) == 0
+    base = load_config(root / "examples" / "wilton.toml")
+    cfg = load_config(out)
+    assert [m.id for m in cfg.models] == [m.id for m in base.models] + [SIM_FRONTIER]
+    assert cfg.routing == base.routing

@@ -99,12 +99,12 @@ def _run_with_progress(repo: TaskRepo, batch_id: str, settings: Settings, concur
                   TextColumn("local {task.fields[local]} · api {task.fields[api]} · errors {task.fields[err]}"),
                   TimeElapsedColumn(), console=console, disable=not show_progress, transient=False) as bar:
         counts = {"local": 0, "api": 0, "err": 0}
-        tid = bar.add_task(f"batch {batch_id}", total=todo, **counts)
+        tid = bar.add_task(f"batch {batch_id}", total=todo, local=0, api=0, err=0)
 
         def on_result(_task: Any, result: Any) -> None:
             key = "err" if result.status != "ok" else ("local" if result.is_local else "api")
             counts[key] += 1
-            bar.update(tid, advance=1, **counts)
+            bar.update(tid, advance=1, local=counts["local"], api=counts["api"], err=counts["err"])
 
         outcome = asyncio.run(runner.run(batch_id, on_result))
     return outcome.status
