@@ -122,6 +122,7 @@ class RoutingConfig(_Strict):
     cooldown_max_s: float = Field(default=300.0, gt=0)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     control_refresh_s: float = Field(default=1.0, gt=0)
+    probe_models: bool = Field(default=True, description="test each model at router start; re-test failed ones")
     # per-intent defaults, as the seed's env (CHAT_PROVIDER=local, VISION_LOCAL_MODEL=...)
     intent_defaults: dict[str, str] = Field(default_factory=dict)
 

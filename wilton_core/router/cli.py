@@ -65,7 +65,8 @@ def build_app(settings: Any, *, store: Any = None, providers: Any = None) -> tup
         registry=registry,
     )
     service = RouterService(config, store=store, ledger=ledger, providers=providers,
-                            replica=settings.replica_id, overhead_observer=overhead.observe)
+                            replica=settings.replica_id, overhead_observer=overhead.observe,
+                            probe_models=config.routing.probe_models)
 
     def metrics() -> tuple[bytes, str]:
         return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -21,10 +21,11 @@ from typing import Any
 import orjson
 
 from wilton_core.config import ModelConfig, StackConfig
-from wilton_core.core.health import Breaker
 from wilton_core.core.classify import classify_request
-from wilton_core.core.intent import INTENT_CAPABILITY, Intent
+from wilton_core.core.health import Breaker
+from wilton_core.core.intent import INTENT_CAPABILITY, Intent, intent_defaults_from_env
 from wilton_core.core.latency import LatencyTracker
+from wilton_core.core.preferences import ModelFacts, apply_preferences, preferred_ids
 from wilton_core.core.selector import ControlView, ModelView, RequestView, SelectorWeights, choose
 from wilton_core.errors import NoHealthyModelError, ProviderError, RequestError, UnknownModelError
 from wilton_core.providers.base import Provider
@@ -80,6 +81,7 @@ class RouterService:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         overhead_observer: Callable[[float], None] | None = None,
+        probe_models: bool = False,
     ) -> None:
         self.config = config
         self.routing = config.routing
@@ -91,6 +93,7 @@ class RouterService:
         self._environ = os.environ if environ is None else environ
         self._scorer = scorer
         self._observe_overhead = overhead_observer
+        self.probe_models = probe_models
         self.control = ControlState(phi_target=self.routing.phi_target)
         self.control_loaded_at: float | None = None
         self.latency = LatencyTracker(config.latency_targets)
@@ -105,6 +108,8 @@ class RouterService:
         self._lat_cache_at = -1.0
         self.executor = FallbackExecutor(self.runtimes, self.routing, clock=time.monotonic, rng=self._rng)
         self.model_status: dict[str, str] = {}  # registry status by model id ("failed" excludes)
+        self._is_local = {m.id: m.is_local for m in config.models}
+        self.preferences = _intent_preferences(config, self._environ)
         self._tasks: list[asyncio.Task[None]] = []
         self.started_at = clock()
 
@@ -121,6 +126,8 @@ class RouterService:
         if self.store is not None:
             await self.refresh_control()
             self._tasks.append(asyncio.create_task(self._refresh_loop(), name="control-refresh"))
+        if self.probe_models:
+            self._tasks.append(asyncio.create_task(self._probe_loop(), name="model-probes"))
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -146,6 +153,7 @@ class RouterService:
             if state is not None:
                 self.control = state
                 self.control_loaded_at = self._clock()
+            self.model_status = await asyncio.to_thread(self._load_model_status)
             await asyncio.to_thread(self._publish_health)
         except Exception as e:  # a slow or absent store must never take routing down
             log.warning("control state refresh failed: %s", type(e).__name__)
@@ -154,6 +162,35 @@ class RouterService:
         while True:
             await asyncio.sleep(self.routing.control_refresh_s)
             await self.refresh_control()
+
+    def _load_model_status(self) -> dict[str, str]:
+        from wilton_core.registry.registry import StatusTable
+
+        assert self.store is not None
+        return {mid: r.status for mid, r in StatusTable(self.store).load().items()}
+
+    async def _probe_loop(self) -> None:
+        """Test every configured model once at start, then re-test failed ones on their schedule.
+
+        Probes are short real generations (registry.test_model); results go to the store, where
+        every replica and `wiltonctl models list` see them. Live traffic is guarded separately by
+        the breakers; this keeps models that never worked out of the chain.
+        """
+        from wilton_core.registry.registry import ModelRegistry, RetestPolicy
+
+        policy = RetestPolicy(failed_base_s=30.0, failed_max_s=300.0, rate_limited_s=120.0,
+                              available_every_s=None)
+        # probes use their own short-lived clients (test_model closes what it used)
+        registry = ModelRegistry(self.config, store=self.store, environ=self._environ, clock=self._clock)
+        while True:
+            try:
+                due = await asyncio.to_thread(registry.due, self._clock(), policy)
+                if due:
+                    results = await registry.test(due, timeout=30.0)
+                    self.model_status.update({mid: r.status for mid, r in results.items()})
+            except Exception as e:  # a probe problem must never take routing down
+                log.warning("model probes failed: %s", type(e).__name__)
+            await asyncio.sleep(15.0)
 
     def health_snapshot(self) -> dict[str, Any]:
         now = time.monotonic()
@@ -169,7 +206,11 @@ class RouterService:
                 "consecutive_failures": b.consecutive_failures,
                 "last_error": b.last_error,
             }
-        return {"ts": wall, "replica": self.replica, "models": models}
+        snap: dict[str, Any] = {"ts": wall, "replica": self.replica, "models": models}
+        if self.ledger is not None and hasattr(self.ledger, "stats"):
+            st = self.ledger.stats()
+            snap["ledger"] = {"pending": st.queued, "dropped": st.dropped, "written": st.written}
+        return snap
 
     def _publish_health(self) -> None:
         store = self.store
@@ -241,7 +282,7 @@ class RouterService:
         )
         control = ControlView.from_state(self.control)
         decision = choose(self._views(time.monotonic()), req, control, self.weights, self._rng.random())
-        chain = list(decision.chain)
+        chain = apply_preferences(decision.chain, self.preferences.get(intent.value, ()), self._is_local)
         only_local = AUTO_MODELS[requested]
         if only_local is not None:
             chain = [m for m in chain if self.runtimes[m].cfg.is_local is only_local]
@@ -421,6 +462,17 @@ class RouterService:
         if self.ledger is not None and hasattr(self.ledger, "stats"):
             info["ledger"] = _jsonable(self.ledger.stats())
         return bool(usable), info
+
+
+def _intent_preferences(config: StackConfig, environ: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    env = intent_defaults_from_env(environ)
+    facts = [ModelFacts(m.id, m.provider, m.model, m.base_url, m.is_local) for m in config.models]
+    return preferred_ids(
+        facts,
+        config.routing.intent_defaults,
+        {"chat": env.chat_provider, "code": env.code_provider, "vision": env.vision_provider},
+        {"chat": env.chat_local_model, "code": env.code_local_model, "vision": env.vision_local_model},
+    )
 
 
 def _jsonable(obj: Any) -> Any:
