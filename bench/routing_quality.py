@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from wilton_core.core.difficulty import DifficultyScorer, load_default_scorer
 from wilton_core.core.difficulty_eval import (
     RoutingQuality,
+    default_routing_data,
     is_heldout,
     load_routing_rows,
     oracle_pgr_curve,
@@ -30,7 +31,7 @@ from wilton_core.core.difficulty_eval import (
     routing_quality,
 )
 
-DEFAULT_DATA = os.environ.get("WILTON_ROUTING_DATA", "/work/shared/data/routing_dev.jsonl")
+DEFAULT_DATA = str(default_routing_data())
 
 
 def _fmt(x: float | None) -> str:

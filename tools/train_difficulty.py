@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import math
-import os
 import sys
 import time
 from collections import Counter
@@ -24,6 +23,7 @@ import numpy as np
 
 from wilton_core.core.difficulty import DifficultyScorer
 from wilton_core.core.difficulty_eval import (
+    default_routing_data,
     is_heldout,
     load_routing_rows,
     pgr_curve,
@@ -31,7 +31,7 @@ from wilton_core.core.difficulty_eval import (
 )
 from wilton_core.core.features import HAND_FEATURE_NAMES, extract
 
-DEFAULT_DATA = os.environ.get("WILTON_ROUTING_DATA", "/work/shared/data/routing_dev.jsonl")
+DEFAULT_DATA = str(default_routing_data())
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "wilton_core" / "data" / "difficulty.npz"
 
 MIN_DF = 5          # n-grams seen in fewer training prompts are dropped (memorisation guard)

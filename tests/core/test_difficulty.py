@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from wilton_core.core.difficulty import (
 )
 from wilton_core.core.difficulty_eval import (
     cpt,
+    default_routing_data,
     is_heldout,
     load_routing_rows,
     oracle_pgr_curve,
@@ -27,7 +27,7 @@ from wilton_core.core.difficulty_eval import (
 from wilton_core.core.features import HAND_FEATURE_NAMES
 from wilton_core.core.intent import Intent
 
-DATA = Path(os.environ.get("WILTON_ROUTING_DATA", "/work/shared/data/routing_dev.jsonl"))
+DATA = default_routing_data()
 # Measured on the held-out split with the shipped artefact: PGR@25% = 0.506 (2,083 rows).
 # The floor leaves room for float noise only; a broken or stale artefact falls far below it.
 HELDOUT_PGR25_FLOOR = 0.47

@@ -40,6 +40,21 @@ class RoutingRow:
     weak: float
 
 
+def default_routing_data() -> Path:
+    """$WILTON_ROUTING_DATA, else the shared/ folder beside the checkout (as CI lays it out)."""
+    import os
+
+    env = os.environ.get("WILTON_ROUTING_DATA")
+    if env:
+        return Path(env)
+    repo = Path(__file__).resolve().parents[2]
+    for cand in (repo.parent / "shared" / "data" / "routing_dev.jsonl",
+                 Path("/work/shared/data/routing_dev.jsonl")):
+        if cand.exists():
+            return cand
+    return repo.parent / "shared" / "data" / "routing_dev.jsonl"
+
+
 def load_routing_rows(path: str | Path) -> list[RoutingRow]:
     rows: list[RoutingRow] = []
     with open(path, encoding="utf-8") as f:
