@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     ledger_flush_s: float = Field(default=0.2, gt=0)
     ledger_batch: int = Field(default=500, gt=0)
     log_level: str = "info"
+    capture_prompts: bool = Field(default=False, description="store prompt text for insight --include-prompts")
 
     @field_validator("store_url")
     @classmethod

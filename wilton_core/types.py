@@ -70,3 +70,6 @@ class LedgerRecord:
     stream: bool = False
     replica: str = ""
     attempt_errors: str = ""
+    # Prompt text, present only when the operator opted in (WILTON_CAPTURE_PROMPTS=1): stored in
+    # request_prompts for `wilton-insight --include-prompts`, never in the ledger itself.
+    prompt: str | None = None

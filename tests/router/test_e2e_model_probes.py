@@ -37,7 +37,7 @@ def test_failed_probe_excludes_model_from_auto(tmp_path):
         cfg = tmp_path / "w.toml"
         cfg.write_text(CONFIG.format(fake=fake.url))
         port = free_port()
-        env = {"WILTON_STORE_URL": f"sqlite:///{tmp_path / 'w.db'}"}
+        env = {"WILTON_STORE_URL": f"sqlite:///{tmp_path / 'w.db'}", "WILTON_CAPTURE_PROMPTS": "1"}
         with ManagedProcess.python_module("wilton_core.router.cli", "--config", str(cfg), "--port", str(port),
                                           env=env, log=tmp_path / "router.log") as router:
             router.start(f"http://127.0.0.1:{port}/readyz", timeout=60)
@@ -63,3 +63,14 @@ def test_failed_probe_excludes_model_from_auto(tmp_path):
             r = httpx.post(base + "/v1/chat/completions", json={
                 "model": "broken", "messages": [{"role": "user", "content": "x"}]}, timeout=30)
             assert r.status_code == 503 and "broken" in r.json()["error"]["message"]
+        # opt-in prompt capture: the text went to request_prompts (for insight --include-prompts)
+        from wilton_core.store import open_store
+
+        store = open_store(f"sqlite:///{tmp_path / 'w.db'}")
+        try:
+            prompts = dict(store.query("SELECT request_id, prompt FROM request_prompts"))
+            ids = {r[0] for r in store.query("SELECT request_id FROM ledger")}
+        finally:
+            store.close()
+        assert len(prompts) == 21 and set(prompts) <= ids
+        assert "user: hello 7" in prompts.values()

@@ -307,9 +307,11 @@ def test_zz_every_request_is_in_the_ledger_after_graceful_stop(stack):
         n = store.count_ledger()
         rows = store.query("SELECT status, error_class, model_id, fallbacks, tried, cost_usd, tokens_in "
                            "FROM ledger")
+        captured = store.query("SELECT COUNT(*) FROM request_prompts")[0][0]
     finally:
         store.close()
     assert n == stack["sent"]
+    assert captured == 0  # prompt text is never stored unless the operator opts in
     statuses = {r[0] for r in rows}
     assert {"ok", "error", "stream_error"} <= statuses
     # the stream that died mid-way is recorded as such, against the model that was streaming

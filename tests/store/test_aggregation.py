@@ -97,4 +97,5 @@ def test_ledger_row_matches_columns() -> None:
     r = rec(stream=True, attempt_errors="a:auth")
     row = dict(zip(LEDGER_COLUMNS, ledger_row(r), strict=True))
     assert row["is_local"] == 1 and row["stream"] == 1 and row["attempt_errors"] == "a:auth"
-    assert set(LEDGER_COLUMNS) == set(LedgerRecord.__dataclass_fields__)
+    # every field is a ledger column, except the opt-in prompt text (request_prompts, never the ledger)
+    assert set(LEDGER_COLUMNS) == set(LedgerRecord.__dataclass_fields__) - {"prompt"}

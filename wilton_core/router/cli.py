@@ -66,7 +66,8 @@ def build_app(settings: Any, *, store: Any = None, providers: Any = None) -> tup
     )
     service = RouterService(config, store=store, ledger=ledger, providers=providers,
                             replica=settings.replica_id, overhead_observer=overhead.observe,
-                            probe_models=config.routing.probe_models)
+                            probe_models=config.routing.probe_models,
+                            capture_prompts=settings.capture_prompts)
 
     def metrics() -> tuple[bytes, str]:
         return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -10,7 +10,8 @@ Policy, per model in the chain:
   model's health — they are the request's fault, not the model's.
 A request fails only when every model in the chain has failed or is cooling down.
 
-Streams fall back only before their first chunk; the caller handles failures after it.
+Streams fall back only before their first chunk with content (a role-only preamble is held
+back until then); the caller handles failures after it.
 """
 
 from __future__ import annotations
@@ -169,6 +170,14 @@ class FallbackExecutor:
                 agen = rt.provider.stream(body)
                 try:
                     first = await agen.__anext__()
+                    held = [first]
+                    # A role-only preamble carries nothing yet: committing on it would turn a stall,
+                    # a drop or garbage right after it into a client-visible error instead of a fallback.
+                    while _is_preamble(held[-1]) and len(held) < PREAMBLE_MAX_CHUNKS:
+                        try:
+                            held.append(await agen.__anext__())
+                        except StopAsyncIteration:
+                            break
                 except StopAsyncIteration:
                     self._fail(rt, UnavailableError("upstream closed the stream with no data",
                                                     provider=rt.cfg.provider, model=mid), attempts)
@@ -182,8 +191,35 @@ class FallbackExecutor:
                         continue
                     break
                 ttft = time.perf_counter() - t0
-                return StreamStart(rt, first, agen, attempts, ttft)
+                rest = agen if len(held) == 1 else _resume(held[1:], agen)
+                return StreamStart(rt, first, rest, attempts, ttft)
         raise self._no_model(chain, attempts)
+
+
+PREAMBLE_MAX_CHUNKS = 8
+
+
+def _is_preamble(chunk: Mapping[str, Any]) -> bool:
+    """A chunk with choices but no content, tool call or finish reason: the role announcement."""
+    choices = chunk.get("choices")
+    if not choices or chunk.get("usage"):
+        return False
+    for c in choices:
+        d = c.get("delta") or {}
+        if c.get("finish_reason") or d.get("content") or d.get("tool_calls") or d.get("function_call") \
+                or d.get("refusal"):
+            return False
+    return True
+
+
+async def _resume(held: list[dict[str, Any]], agen: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    try:
+        for chunk in held:
+            yield chunk
+        async for chunk in agen:
+            yield chunk
+    finally:
+        await _aclose(agen)
 
 
 async def _aclose(agen: AsyncIterator[Any]) -> None:

@@ -51,6 +51,7 @@ class Decision:
     difficulty: float
     started: float  # perf_counter at arrival
     decide_s: float
+    prompt: str | None = None  # kept only when prompt capture is on
 
 
 @dataclass(slots=True)
@@ -82,6 +83,7 @@ class RouterService:
         rng: random.Random | None = None,
         overhead_observer: Callable[[float], None] | None = None,
         probe_models: bool = False,
+        capture_prompts: bool = False,
     ) -> None:
         self.config = config
         self.routing = config.routing
@@ -94,6 +96,7 @@ class RouterService:
         self._scorer = scorer
         self._observe_overhead = overhead_observer
         self.probe_models = probe_models
+        self.capture_prompts = capture_prompts
         self.control = ControlState(phi_target=self.routing.phi_target)
         self.control_loaded_at: float | None = None
         self.latency = LatencyTracker(config.latency_targets)
@@ -256,6 +259,7 @@ class RouterService:
         assert self._scorer is not None, "RouterService.start() not called"
         intent, difficulty = classify_request(messages, self._scorer)
         rid = "chatcmpl-" + uuid.uuid4().hex[:24]
+        prompt = _prompt_text(messages) if self.capture_prompts else None
         if requested not in AUTO_MODELS:
             if requested not in self.runtimes:
                 raise UnknownModelError(requested, list(self.runtimes))
@@ -266,7 +270,8 @@ class RouterService:
                     f"The model '{requested}' is not configured: set {names} to use it.",
                     param="model", code="model_not_configured", status=400,
                 )
-            return Decision(rid, [requested], intent.value, difficulty, started, time.perf_counter() - started)
+            return Decision(rid, [requested], intent.value, difficulty, started, time.perf_counter() - started,
+                            prompt)
         est_in = prompt_chars(messages) // 4 + 8
         max_out = body.get("max_completion_tokens") or body.get("max_tokens") or 256
         req = RequestView(
@@ -294,7 +299,7 @@ class RouterService:
                 + f"a context window of at least {est_in + int(max_out)} tokens).",
                 [],
             )
-        return Decision(rid, chain, intent.value, difficulty, started, time.perf_counter() - started)
+        return Decision(rid, chain, intent.value, difficulty, started, time.perf_counter() - started, prompt)
 
     # ---- execution --------------------------------------------------------------------------
 
@@ -330,6 +335,7 @@ class RouterService:
             cost_usd=cfg.cost_usd(usage.prompt_tokens, usage.completion_tokens) if cfg else 0.0,
             status=status, error_class=error_class, fallbacks=len(attempts),
             tried=",".join(a.model_id for a in attempts), stream=stream, replica=self.replica,
+            prompt=d.prompt,
         )
         if hasattr(rec, "attempt_errors"):
             rec.attempt_errors = ",".join(f"{a.model_id}:{a.kind}" for a in attempts)
@@ -462,6 +468,18 @@ class RouterService:
         if self.ledger is not None and hasattr(self.ledger, "stats"):
             info["ledger"] = _jsonable(self.ledger.stats())
         return bool(usable), info
+
+
+def _prompt_text(messages: list[dict[str, Any]], limit: int = 4000) -> str:
+    """The conversation's text for opt-in capture (images dropped), bounded in size."""
+    parts = []
+    for m in messages:
+        c = m.get("content")
+        if isinstance(c, list):
+            c = " ".join(p.get("text", "") for p in c if isinstance(p, dict))
+        if isinstance(c, str) and c:
+            parts.append(f"{m.get('role', 'user')}: {c}")
+    return "\n".join(parts)[:limit]
 
 
 def _intent_preferences(config: StackConfig, environ: Mapping[str, str]) -> dict[str, tuple[str, ...]]:

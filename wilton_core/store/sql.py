@@ -73,6 +73,8 @@ def _upsert(table: str, keys: Sequence[str], values: Sequence[str]) -> str:
 _INSERT_LEDGER = (
     f"INSERT INTO ledger ({', '.join(LEDGER_COLUMNS)}) VALUES ({', '.join('?' for _ in LEDGER_COLUMNS)})"
 )
+_INSERT_PROMPT = ("INSERT INTO request_prompts (request_id, ts, prompt) VALUES (?, ?, ?)"
+                  " ON CONFLICT (request_id) DO NOTHING")
 _UPSERT_AGG = _upsert("ledger_agg", _AGG_KEY, _AGG_VALUES)
 _UPSERT_HIST = _upsert("latency_hist", ("tier", "model_id", "kind", "le"), ("count",))
 _UPSERT_FALLBACK = _upsert("fallback_agg", ("model_id", "reason"), ("count",))
@@ -320,6 +322,9 @@ class SqlStore:
             self.executemany(_UPSERT_HIST, hist)
             self.executemany(_UPSERT_FALLBACK, fb)
             self.executemany(_UPSERT_ROLLUP, roll)
+            prompts = [(r.request_id, r.ts, r.prompt) for r in records if r.prompt]
+            if prompts:
+                self.executemany(_INSERT_PROMPT, prompts)
 
     def count_ledger(self) -> int:
         row = self.query_one("SELECT COUNT(*) FROM ledger")
