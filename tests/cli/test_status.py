@@ -79,3 +79,18 @@ def test_cli_json_against_a_real_exporter(tmp_path: Path) -> None:
     assert rows["exporter"]["healthy"] is True and rows["exporter"]["pid"] == os.getpid()
     assert rows["exporter"]["port"] == port
     assert rows["router"]["healthy"] is False
+
+
+def test_api_tier_message_says_why_phi_cannot_move() -> None:
+    from wilton_core.cli.status import api_tier
+    from wilton_core.config import default_config
+    from wilton_core.demo import demo_config
+
+    none = api_tier(default_config({}), {})
+    assert none.configured == ()
+    msg = none.message()
+    assert "not configured" in msg and "OPENAI_API_KEY" in msg and "GROQ_API_KEY" in msg and "phi reads 1.0" in msg
+    some = api_tier(default_config({}), {"GROQ_API_KEY": "k"})
+    assert some.configured == ("groq-llama-8b",) and "groq-llama-8b" in some.message()
+    demo = api_tier(demo_config("http://127.0.0.1:8090/v1", environ={}), {})
+    assert demo.simulated == ("sim-frontier",) and "simulated" in demo.message()

@@ -117,6 +117,12 @@ def default_specs(settings: Any) -> list[ProcessSpec]:
         return specs
     seen: set[str] = set()
     for m in cfg.models:
+        if m.simulated and m.base_url and m.base_url not in seen:
+            # the --demo upstream: a fake, said so in its name, health at the server root
+            seen.add(m.base_url)
+            root = m.base_url.rstrip("/").removesuffix("/v1")
+            specs.append(ProcessSpec(f"demo upstream {m.id} (simulated)", root, "/healthz", None, "demo-upstream"))
+            continue
         if not m.is_local or not m.base_url or m.base_url in seen:
             continue
         seen.add(m.base_url)
@@ -124,6 +130,30 @@ def default_specs(settings: Any) -> list[ProcessSpec]:
         path = "/api/tags" if m.provider == "ollama" else "/models"
         specs.append(ProcessSpec(f"local model {m.id}", m.base_url, path, None, None))
     return specs
+
+
+@dataclass(frozen=True, slots=True)
+class ApiTier:
+    """Which API models can be routed to; when none, phi cannot go below 1.0 and says why."""
+
+    configured: tuple[str, ...]
+    missing: tuple[tuple[str, str], ...]  # (model id, env var(s) to set)
+    simulated: tuple[str, ...]
+
+    def message(self) -> str:
+        if self.configured:
+            sim = f" (simulated: {', '.join(self.simulated)})" if self.simulated else ""
+            return f"API tier: {', '.join(self.configured)}{sim}"
+        need = sorted({env for _, env in self.missing})
+        return ("API tier: not configured — every request stays local, phi reads 1.0 and a lower target "
+                f"cannot be met. Set one of: {', '.join(need)} (or start with scripts/up.sh --demo).")
+
+
+def api_tier(cfg: Any, environ: Any = None) -> ApiTier:
+    api = [m for m in cfg.models if not m.is_local]
+    ok = tuple(m.id for m in api if m.is_configured(environ))
+    missing = tuple((m.id, " or ".join(m.key_env_names)) for m in api if not m.is_configured(environ))
+    return ApiTier(ok, missing, tuple(m.id for m in api if m.simulated and m.id in ok))
 
 
 def collect_status(specs: list[ProcessSpec], run_dir: Path, *, transport: Any = None,
@@ -162,10 +192,16 @@ def status(
     settings = load_settings()
     rd = run_dir or settings.run_dir or Path(os.environ.get("WILTON_RUN_DIR", "./run"))
     rows = collect_status(default_specs(settings), rd, timeout_s=timeout)
+    try:
+        tier: ApiTier | None = api_tier(settings.stack_config())
+    except Exception:  # a broken config is already reported in the table
+        tier = None
     if json_out:
         typer.echo(json.dumps([asdict(r) for r in rows], indent=2))
     else:
         _render(rows)
+        if tier is not None:
+            typer.echo(tier.message())
     if not all(r.healthy for r in rows):
         raise typer.Exit(1)
 
