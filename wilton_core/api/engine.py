@@ -1,0 +1,321 @@
+"""The router in your process: the gateway's own code path (decide → fallback chain → ledger), no HTTP.
+
+`InProcessRouter` wires the same pieces `wilton-router` does — settings → config → store →
+`LedgerWriter` → `RouterService` — so a request made from Python is routed, retried, counted
+against phi and written to the ledger exactly like one that came over the wire.
+
+Event loops: a `RouterService` holds loop-bound things (its control-refresh task, pooled HTTP
+clients). The store, the ledger writer (a thread), the difficulty scorer and the latency tracker
+are loop-independent and shared. When a call arrives on a different running loop than the last
+one (a script calling `asyncio.run` twice), the services are rebuilt for it; the old loop's
+are abandoned, since their tasks died with that loop. Use one router from one loop at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from wilton_core.api.plan import PinCandidate, merge_chain, usable_pins
+from wilton_core.api.result import ChatResult
+from wilton_core.config import ModelConfig, StackConfig, default_config, load_config
+from wilton_core.errors import NoHealthyModelError
+
+if TYPE_CHECKING:
+    import httpx
+
+    from wilton_core.core.latency import LatencyTracker
+    from wilton_core.providers.base import Provider
+    from wilton_core.router.service import Decision, RouterService
+    from wilton_core.settings import Settings
+    from wilton_core.store.base import Store
+
+__all__ = ["InProcessRouter"]
+
+log = logging.getLogger("wilton.inprocess")
+
+
+class _SubmitOnly:
+    """The services' view of the ledger writer: they submit, this router starts and stops it.
+
+    One writer serves every service built here (one per event loop, plus transient models), so
+    no single service may stop it on its way out.
+    """
+
+    __slots__ = ("_ledger",)
+
+    def __init__(self, ledger: Any) -> None:
+        self._ledger = ledger
+
+    def submit(self, record: Any) -> None:
+        self._ledger.submit(record)
+
+
+@dataclass(slots=True)
+class _LoopState:
+    loop: asyncio.AbstractEventLoop
+    lock: asyncio.Lock
+    service: RouterService | None = None
+    transients: dict[str, RouterService] = field(default_factory=dict)
+
+
+class InProcessRouter:
+    """Route OpenAI-format chat requests in-process through `RouterService`.
+
+    Every argument is optional; the defaults are what `wilton-router` uses: settings from the
+    environment (`WILTON_*`), the config file they name (else the embedded defaults), the store at
+    `settings.resolved_store_url()`. Pass `config=`, `store=`, `transport=` (an httpx transport
+    every provider uses: tests fake upstreams with it) or `providers=` to override.
+    Nothing is opened until the first call (or `await start()`).
+    """
+
+    def __init__(
+        self,
+        config: StackConfig | None = None,
+        *,
+        settings: Settings | None = None,
+        store: Store | None = None,
+        ledger: Any | None = None,
+        environ: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        providers: Mapping[str, Provider] | None = None,
+        scorer: Any | None = None,
+        replica: str | None = None,
+    ) -> None:
+        self._config = config
+        self._settings = settings
+        self._store = store
+        self._owns_store = store is None
+        self._ledger = ledger
+        self._owns_ledger = ledger is None
+        self._environ = environ
+        self._transport = transport
+        self._providers = dict(providers or {})
+        self._scorer = scorer
+        self._replica = replica
+        self._latency: LatencyTracker | None = None
+        self._state: _LoopState | None = None
+        self._shared_lock = threading.Lock()
+        self._closed = False
+
+    # ---- configuration (lazy: reading a file is all it costs) ------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from wilton_core.settings import load_settings
+
+            self._settings = load_settings()
+        return self._settings
+
+    @property
+    def config(self) -> StackConfig:
+        if self._config is None:
+            path = self.settings.config
+            self._config = load_config(path) if path else default_config(self._environ)
+        return self._config
+
+    @property
+    def replica(self) -> str:
+        if self._replica is None:
+            # one stable name per host: library processes come and go, their ledger rows should group
+            self._replica = f"{self.settings.replica_id}-inprocess"
+        return self._replica
+
+    @property
+    def latency(self) -> LatencyTracker:
+        """The tracker every service built here records into (`get_latency_tracker()`)."""
+        if self._latency is None:
+            from wilton_core.core.latency import LatencyTracker
+
+            self._latency = LatencyTracker(self.config.latency_targets)
+        return self._latency
+
+    @property
+    def store(self) -> Store | None:
+        """The store, once opened (first call or `start()`)."""
+        return self._store
+
+    @property
+    def ledger(self) -> Any | None:
+        return self._ledger
+
+    @property
+    def service(self) -> RouterService | None:
+        """The service of the current loop's state, if one was started."""
+        return self._state.service if self._state else None
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    def _open_shared(self) -> None:
+        """Store, ledger writer and scorer: opened once, whatever loop asks first (runs in a thread)."""
+        with self._shared_lock:
+            if self._closed:
+                raise RuntimeError("this InProcessRouter is closed")
+            if self._store is None:
+                from wilton_core.store import open_store
+
+                self._store = open_store(self.settings.resolved_store_url())
+            if self._ledger is None:
+                from wilton_core.store.ledger_writer import LedgerWriter
+
+                if self._settings is not None or self._owns_store:
+                    s = self.settings
+                    self._ledger = LedgerWriter(self._store, flush_interval_s=s.ledger_flush_s,
+                                                batch_size=s.ledger_batch)
+                else:
+                    self._ledger = LedgerWriter(self._store)
+                self._ledger.start()
+            if self._scorer is None:
+                from wilton_core.core.difficulty import load_default_scorer
+
+                self._scorer = load_default_scorer()
+            _ = self.latency, self.replica
+
+    def _build(self, config: StackConfig, *, with_store: bool) -> RouterService:
+        from wilton_core.providers.factory import make_provider
+        from wilton_core.router.service import RouterService
+
+        providers: dict[str, Provider] = {}
+        for m in config.models:
+            p = self._providers.get(m.id)
+            if p is None and self._transport is not None:
+                p = make_provider(m, transport=self._transport, environ=self._environ)
+            if p is not None:
+                providers[m.id] = p
+        svc = RouterService(config, store=self._store if with_store else None, ledger=_SubmitOnly(self._ledger),
+                            providers=providers, environ=self._environ, replica=self.replica,
+                            scorer=self._scorer)
+        # one tracker for the process: get_latency_tracker() sees every in-process request
+        svc.latency = self.latency
+        return svc
+
+    async def _loop_state(self) -> _LoopState:
+        if self._closed:
+            raise RuntimeError("this InProcessRouter is closed")
+        loop = asyncio.get_running_loop()
+        st = self._state
+        if st is None or st.loop is not loop:
+            st = self._state = _LoopState(loop, asyncio.Lock())
+        if st.service is None:
+            async with st.lock:
+                if st.service is None:
+                    await asyncio.to_thread(self._open_shared)
+                    svc = self._build(self.config, with_store=True)
+                    await svc.start()
+                    st.service = svc
+        return st
+
+    async def start(self) -> None:
+        """Open the store and start the service now rather than on the first call."""
+        await self._loop_state()
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Block until every request answered so far is in the ledger; False on timeout."""
+        return True if self._ledger is None else bool(self._ledger.flush(timeout))
+
+    async def aclose(self) -> None:
+        """Stop the services of this loop, flush the ledger, close what this router opened."""
+        st, self._state = self._state, None
+        if st is not None and st.loop is asyncio.get_running_loop():
+            for svc in [st.service, *st.transients.values()]:
+                if svc is not None:
+                    await svc.stop()
+        await asyncio.to_thread(self.close)
+
+    def close(self) -> None:
+        """Synchronous close (for atexit and scripts): flush and stop the ledger, close the store."""
+        with self._shared_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._state = None
+            if self._ledger is not None and self._owns_ledger:
+                left = self._ledger.stop(30.0)
+                if left:
+                    log.warning("in-process router closed with %d ledger records unwritten", left)
+            if self._store is not None and self._owns_store:
+                self._store.close()
+
+    # ---- requests ---------------------------------------------------------------------------
+
+    def _decide(self, svc: RouterService, body: dict[str, Any], started: float, prefer: Sequence[str],
+                fallback: bool) -> Decision:
+        from wilton_core.router.service import AUTO_MODELS
+        from wilton_core.router.wire import has_images
+
+        requested = body.get("model") or "auto"
+        pins: list[str] = []
+        if prefer and requested in AUTO_MODELS:
+            candidates = {
+                mid: PinCandidate(mid, rt.configured, rt.cfg.is_local, rt.cfg.supports_vision,
+                                  rt.cfg.supports_tools)
+                for mid, rt in svc.runtimes.items()
+            }
+            pins = usable_pins(prefer, candidates, needs_vision=has_images(body["messages"]),
+                               needs_tools=bool(body.get("tools")), only_local=AUTO_MODELS[requested])
+        if not pins:
+            return svc.decide(body, started)
+        if not fallback:
+            return svc.decide({**body, "model": pins[0]}, started)
+        try:
+            d = svc.decide(body, started)
+        except NoHealthyModelError:
+            # nothing the router would choose by itself; the pinned model may still serve
+            d = svc.decide({**body, "model": pins[0]}, started)
+        d.chain = merge_chain(pins, d.chain)
+        return d
+
+    async def complete(self, body: Mapping[str, Any], *, prefer: Sequence[str] = (),
+                       fallback: bool = True) -> ChatResult:
+        """Route one non-streaming chat request (an OpenAI chat-completions body).
+
+        `prefer`: configured model ids to try first (in order), then — when `fallback` — the
+        router's automatic chain. Raises `NoHealthyModelError` when nothing could answer (that
+        request is in the ledger too), `RequestError` for a bad request or unknown model.
+        """
+        st = await self._loop_state()
+        svc = st.service
+        assert svc is not None
+        started = time.perf_counter()
+        req = dict(body)
+        req.setdefault("model", "auto")
+        req.pop("stream", None)
+        d = self._decide(svc, req, started, prefer, fallback)
+        out = await svc.complete(req, d)
+        return ChatResult.from_wire(out.body, out.headers, time.perf_counter() - started)
+
+    async def complete_on(self, model: ModelConfig, body: Mapping[str, Any]) -> ChatResult:
+        """Route to a model the config does not declare (e.g. an Ollama name): same executor,
+        same ledger and latency tracker, no fallback. Services are cached per model id."""
+        st = await self._loop_state()
+        svc = st.transients.get(model.id)
+        if svc is None:
+            async with st.lock:
+                svc = st.transients.get(model.id)
+                if svc is None:
+                    cfg = StackConfig(models=[model], routing=self.config.routing,
+                                      latency_targets=self.config.latency_targets)
+                    svc = self._build(cfg, with_store=False)
+                    await svc.start()
+                    st.transients[model.id] = svc
+        started = time.perf_counter()
+        req = {**body, "model": model.id}
+        req.pop("stream", None)
+        out = await svc.complete(req, svc.decide(req, started))
+        return ChatResult.from_wire(out.body, out.headers, time.perf_counter() - started)
+
+    @property
+    def transport(self) -> httpx.AsyncBaseTransport | None:
+        return self._transport
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        """The environment providers and per-intent defaults read (os.environ unless given)."""
+        return os.environ if self._environ is None else self._environ
