@@ -128,7 +128,10 @@ def default_specs(settings: Any) -> list[ProcessSpec]:
         seen.add(m.base_url)
         # Ollama lists models at /api/tags; OpenAI-compatible servers (llama.cpp, vLLM) at /models
         path = "/api/tags" if m.provider == "ollama" else "/models"
-        specs.append(ProcessSpec(f"local model {m.id}", m.base_url, path, None, None))
+        # scripts/start_local_model.sh runs the embedded llama.cpp server under the pid name "local-model"
+        local_port = os.environ.get("WILTON_LOCAL_PORT", "8081")
+        pid_name = "local-model" if m.base_url.rstrip("/").endswith(f":{local_port}/v1") else None
+        specs.append(ProcessSpec(f"local model {m.id}", m.base_url, path, None, pid_name))
     return specs
 
 
