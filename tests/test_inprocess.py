@@ -31,7 +31,7 @@ from wilton_core.api.plan import (
 )
 from wilton_core.config import StackConfig, parse_config
 from wilton_core.core.intent import Intent, IntentDefaults, intent_defaults_from_env
-from wilton_core.errors import NoHealthyModelError, StoreError, UnavailableError
+from wilton_core.errors import NoHealthyModelError, RequestError, StoreError, UnavailableError
 from wilton_core.models import DolphinChat, MiniCPMVision, QwenCoder
 from wilton_core.models.chat import LUNA_SYSTEM_PROMPT
 from wilton_core.models.vision import image_data_url
@@ -252,6 +252,14 @@ async def test_store_failure_is_reported_not_raised(tmp_path: Path) -> None:
     text, error, ok = await FallbackManager(r).generate_with_fallback("Oi")
     assert (text, ok) == (None, False) and error is not None and error.startswith("store unavailable")
     await r.aclose()
+
+
+async def test_invalid_requests_are_request_errors(router: InProcessRouter, upstream: Upstream) -> None:
+    text, error, ok = await FallbackManager(router).generate_with_fallback("Oi", temperature=5)
+    assert (text, ok) == (None, False) and error == "'temperature' must be a number between 0.0 and 2.0."
+    with pytest.raises(RequestError, match="at least one message"):
+        await router.complete({"messages": []})
+    assert upstream.calls == []
 
 
 async def test_tools_go_only_to_tool_capable_models(router: InProcessRouter, upstream: Upstream) -> None:

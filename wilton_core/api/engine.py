@@ -283,10 +283,13 @@ class InProcessRouter:
         st = await self._loop_state()
         svc = st.service
         assert svc is not None
+        from wilton_core.router.wire import validate_chat_request
+
         started = time.perf_counter()
         req = dict(body)
         req.setdefault("model", "auto")
         req.pop("stream", None)
+        validate_chat_request(req)  # the gateway's checks: a bad body is a RequestError, not a KeyError
         d = self._decide(svc, req, started, prefer, fallback)
         out = await svc.complete(req, d)
         return ChatResult.from_wire(out.body, out.headers, time.perf_counter() - started)
@@ -305,9 +308,12 @@ class InProcessRouter:
                     svc = self._build(cfg, with_store=False)
                     await svc.start()
                     st.transients[model.id] = svc
+        from wilton_core.router.wire import validate_chat_request
+
         started = time.perf_counter()
         req = {**body, "model": model.id}
         req.pop("stream", None)
+        validate_chat_request(req)
         out = await svc.complete(req, svc.decide(req, started))
         return ChatResult.from_wire(out.body, out.headers, time.perf_counter() - started)
 
