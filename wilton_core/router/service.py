@@ -26,7 +26,14 @@ from wilton_core.core.health import Breaker
 from wilton_core.core.intent import INTENT_CAPABILITY, Intent, intent_defaults_from_env
 from wilton_core.core.latency import LatencyTracker
 from wilton_core.core.preferences import ModelFacts, apply_preferences, preferred_ids
-from wilton_core.core.selector import ControlView, ModelView, RequestView, SelectorWeights, choose
+from wilton_core.core.selector import (
+    ControlView,
+    ModelView,
+    RequestView,
+    SelectorWeights,
+    choose,
+    ineligible_reason,
+)
 from wilton_core.errors import NoHealthyModelError, ProviderError, RequestError, UnknownModelError
 from wilton_core.providers.base import Provider
 from wilton_core.providers.factory import make_provider
@@ -292,14 +299,28 @@ class RouterService:
         if only_local is not None:
             chain = [m for m in chain if self.runtimes[m].cfg.is_local is only_local]
         if not chain:
-            raise NoHealthyModelError(
+            message = (
                 "No configured model can serve this request (it needs "
                 + ", ".join(k for k, v in (("tools", req.needs_tools), ("vision", req.needs_vision)) if v)
                 + (" " if req.needs_tools or req.needs_vision else "")
-                + f"a context window of at least {est_in + int(max_out)} tokens).",
-                [],
+                + f"a context window of at least {est_in + int(max_out)} tokens)."
             )
+            if not self._capable(req, only_local):
+                # Not an outage: retrying cannot help, and a 5xx would make SDKs retry it.
+                raise RequestError(message, param="messages", code="no_capable_model", status=400)
+            raise NoHealthyModelError(message, [])
         return Decision(rid, chain, intent.value, difficulty, started, time.perf_counter() - started, prompt)
+
+    def _capable(self, req: RequestView, only_local: bool | None) -> bool:
+        """Could a configured model serve `req` if it were healthy? (503 when yes, 400 when no)"""
+        from dataclasses import replace
+
+        for v in self._views(time.monotonic()):
+            if only_local is not None and v.is_local is not only_local:
+                continue
+            if ineligible_reason(replace(v, healthy=True, available=True), req) is None:
+                return True
+        return False
 
     # ---- execution --------------------------------------------------------------------------
 
@@ -332,7 +353,7 @@ class RouterService:
             provider=cfg.provider if cfg else "", intent=d.intent, difficulty=d.difficulty,
             latency_s=latency_s, ttft_s=ttft_s, tokens_in=usage.prompt_tokens,
             tokens_out=usage.completion_tokens,
-            cost_usd=cfg.cost_usd(usage.prompt_tokens, usage.completion_tokens) if cfg else 0.0,
+            cost_usd=cfg.cost_usd(usage.prompt_tokens, usage.completion_tokens) if cfg and rt else 0.0,
             status=status, error_class=error_class, fallbacks=len(attempts),
             tried=",".join(a.model_id for a in attempts), stream=stream, replica=self.replica,
             prompt=d.prompt,
