@@ -106,8 +106,11 @@ def parse_data_url(url: str, *, provider: str, model: str) -> tuple[str, str]:
     return mime, data
 
 
-async def iter_sse(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
-    """(event, data) pairs of a text/event-stream reply; `event` is "" when the server names none."""
+async def iter_sse(response: Any) -> AsyncIterator[tuple[str, str]]:
+    """(event, data) pairs of a text/event-stream reply; `event` is "" when the server names none.
+
+    `response` is anything with `aiter_lines()`: an httpx.Response or an http1.Http1Response.
+    """
     event = ""
     data: list[str] = []
     async for line in response.aiter_lines():

@@ -1,12 +1,16 @@
-"""OpenAI-compatible upstreams (OpenAI, Groq, llama.cpp server, vLLM, LM Studio) over raw httpx.
+"""OpenAI-compatible upstreams (OpenAI, Groq, llama.cpp server, vLLM, LM Studio) over raw HTTP.
 
 The hot path of the stack: the client's body goes upstream as-is except `model` (and the
 stream flags), so every OpenAI field the upstream knows (tools, response_format, seed, ...)
-works without this module knowing it. No SDK: one pooled AsyncClient, orjson, SSE parsed by hand.
+works without this module knowing it. No SDK: one pooled client, orjson, SSE parsed by hand.
+Plain-http upstreams with no proxy (self-hosted models: the router's most frequent hop) go
+through the lean `http1.Http1Client`; https, proxies and injected transports go through httpx.
+`WILTON_UPSTREAM_HTTP=httpx` forces httpx everywhere (an escape hatch, and the benchmark's A/B).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -16,6 +20,8 @@ import orjson
 from wilton_core.config import ModelConfig
 from wilton_core.errors import ProviderError, UnavailableError
 from wilton_core.providers._common import (
+    CONNECT_TIMEOUT_S,
+    POOL_LIMITS,
     ChunkFactory,
     content_text,
     dumps,
@@ -25,6 +31,7 @@ from wilton_core.providers._common import (
     prompt_chars,
 )
 from wilton_core.providers.errors_map import error_from_exception, error_from_http
+from wilton_core.providers.http1 import Http1Client, wants_http1
 from wilton_core.types import Completion, Usage
 
 __all__ = ["DEFAULT_OPENAI_BASE_URL", "OpenAICompatProvider"]
@@ -54,7 +61,16 @@ class OpenAICompatProvider:
         self._environ = environ
         self._base = (model.base_url or DEFAULT_OPENAI_BASE_URL).rstrip("/")
         self._owns_client = client is None
-        self._client = client if client is not None else make_client(model, transport)
+        self._client: Any = client if client is not None else self._make_client(transport)
+
+    def _make_client(self, transport: httpx.AsyncBaseTransport | None) -> Any:
+        env = os.environ if self._environ is None else self._environ
+        if transport is None and env.get("WILTON_UPSTREAM_HTTP", "auto") != "httpx" and wants_http1(self._base):
+            return Http1Client(self._base, timeout_s=self.model.timeout_s,
+                               connect_timeout_s=min(CONNECT_TIMEOUT_S, self.model.timeout_s),
+                               max_connections=POOL_LIMITS.max_connections or 128,
+                               keepalive_expiry=POOL_LIMITS.keepalive_expiry or 30.0)
+        return make_client(self.model, transport)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -79,7 +95,7 @@ class OpenAICompatProvider:
             out.pop("stream_options", None)
         return out
 
-    def _http_error(self, resp: httpx.Response, body: bytes, key: str | None) -> ProviderError:
+    def _http_error(self, resp: Any, body: bytes, key: str | None) -> ProviderError:
         return error_from_http(resp.status_code, resp.headers, body, provider=self.name,
                                model=self.model.id, secrets=(key,))
 
