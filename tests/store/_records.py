@@ -108,10 +108,11 @@ def brute_fallbacks(gen: Generated) -> Counter[tuple[str, str]]:
 
 def brute_window(records: list[LedgerRecord], since: float, until: float) -> tuple[int, int, int, int, int]:
     inside = [r for r in records if since <= r.ts < until]
+    served = [r for r in inside if r.status != "error"]  # phi counts what a model served
     return (
-        len(inside),
-        sum(r.is_local for r in inside),
-        sum(r.tokens_in + r.tokens_out for r in inside),
-        sum(r.tokens_in + r.tokens_out for r in inside if r.is_local),
+        len(served),
+        sum(r.is_local for r in served),
+        sum(r.tokens_in + r.tokens_out for r in served),
+        sum(r.tokens_in + r.tokens_out for r in served if r.is_local),
         sum(r.status != "ok" for r in inside),
     )

@@ -90,7 +90,8 @@ def test_rollup() -> None:
         rec(ts=10.9, is_local=False, cost_usd=0.25, status="error"),
         rec(ts=11.0),
     ])
-    assert d == {(10, 1): [1, 5, 0, 0.0], (10, 0): [1, 0, 1, 0.25], (11, 1): [1, 0, 0, 0.0]}
+    # the unserved request (status error) is an error, not an API request
+    assert d == {(10, 1): [1, 5, 0, 0.0], (10, 0): [0, 0, 1, 0.25], (11, 1): [1, 0, 0, 0.0]}
 
 
 def test_ledger_row_matches_columns() -> None:

@@ -17,7 +17,10 @@ __all__ = ["seed_side_tables", "synthetic_records"]
 
 
 def synthetic_records(n: int, now: float, *, start: int = 0, spacing_s: float = 0.1) -> list[LedgerRecord]:
-    """n requests ending at `now`, `spacing_s` apart: 3 local : 1 API, API errors and fallbacks."""
+    """n requests ending at `now`, `spacing_s` apart: 3 local : 1 API, API errors and fallbacks.
+
+    The API errors are streams that broke mid-way (served, then failed), so phi stays exactly 3:1.
+    """
     out = []
     for k in range(n):
         i = start + k
@@ -35,7 +38,7 @@ def synthetic_records(n: int, now: float, *, start: int = 0, spacing_s: float = 
         else:
             out.append(LedgerRecord(ts=ts, request_id=rid, model_id="groq-llama-8b", tier="edge",
                                     is_local=False, provider="openai", intent="chat", latency_s=1.2,
-                                    status="error", error_class="unavailable"))
+                                    stream=True, status="stream_error", error_class="unavailable"))
     return out
 
 

@@ -342,6 +342,11 @@ class RouterService:
                 error_class: str | None, latency_s: float, ttft_s: float | None, usage: Usage,
                 stream: bool) -> None:
         cfg: ModelConfig | None = rt.cfg if rt else None
+        if cfg is None and d.chain:
+            # nothing served it: label the failure with the model that was tried last (or first
+            # in line), so errors show per model; phi ignores status "error" rows
+            mid = attempts[-1].model_id if attempts else d.chain[0]
+            cfg = self.runtimes[mid].cfg
         if cfg is not None and status == "ok":
             self.latency.record_model(cfg.id, latency_s, ttft_s)
         if self.ledger is None:

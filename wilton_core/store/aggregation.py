@@ -153,15 +153,20 @@ def rollup_bucket(ts: float) -> int:
 
 
 def rollup_deltas(records: Sequence[LedgerRecord]) -> dict[tuple[int, int], list[Any]]:
-    """Per (bucket_ts, is_local): [requests, tokens, errors, cost_usd]."""
+    """Per (bucket_ts, is_local): [served requests, served tokens, errors, cost_usd].
+
+    A request no model could serve (status "error") counts as an error only: phi is the local
+    share of SERVED requests, so an outage shows as errors, not as API traffic.
+    """
     out: dict[tuple[int, int], list[Any]] = {}
     for r in records:
         key = (rollup_bucket(r.ts), int(bool(r.is_local)))
         acc = out.get(key)
         if acc is None:
             acc = out[key] = [0, 0, 0, 0.0]
-        acc[0] += 1
-        acc[1] += r.tokens_in + r.tokens_out
+        served = r.status != "error"
+        acc[0] += served
+        acc[1] += (r.tokens_in + r.tokens_out) if served else 0
         acc[2] += r.status != "ok"
         acc[3] += r.cost_usd
     return out

@@ -34,7 +34,11 @@ LATENCY_BUCKETS: tuple[float, ...] = (
 
 @dataclass(slots=True)
 class PhiWindow:
-    """Counts over a time window, all replicas together."""
+    """Counts over a time window, all replicas together.
+
+    requests/tokens count what a model served (status ok or stream_error); a request no model
+    could serve is counted in `errors` only, so phi is the local share of served requests.
+    """
 
     since: float
     until: float

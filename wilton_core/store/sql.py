@@ -83,11 +83,14 @@ _UPSERT_ROLLUP = _upsert(
 )
 
 # Integer SUMs are cast because PostgreSQL widens SUM(bigint) to numeric (a Decimal in Python).
+# phi counts requests a model SERVED (status ok or stream_error); a request no model could serve
+# (status "error") is an error, not a local or an API request.
 _LEDGER_WINDOW = """
-SELECT COUNT(*),
-       COALESCE(CAST(SUM(is_local) AS BIGINT), 0),
-       COALESCE(CAST(SUM(tokens_in + tokens_out) AS BIGINT), 0),
-       COALESCE(CAST(SUM(CASE WHEN is_local = 1 THEN tokens_in + tokens_out ELSE 0 END) AS BIGINT), 0),
+SELECT COALESCE(CAST(SUM(CASE WHEN status <> 'error' THEN 1 ELSE 0 END) AS BIGINT), 0),
+       COALESCE(CAST(SUM(CASE WHEN status <> 'error' AND is_local = 1 THEN 1 ELSE 0 END) AS BIGINT), 0),
+       COALESCE(CAST(SUM(CASE WHEN status <> 'error' THEN tokens_in + tokens_out ELSE 0 END) AS BIGINT), 0),
+       COALESCE(CAST(SUM(CASE WHEN status <> 'error' AND is_local = 1 THEN tokens_in + tokens_out ELSE 0 END)
+                     AS BIGINT), 0),
        COALESCE(CAST(SUM(CASE WHEN status <> 'ok' THEN 1 ELSE 0 END) AS BIGINT), 0)
 FROM ledger WHERE ts >= ? AND ts < ?
 """
