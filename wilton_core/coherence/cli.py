@@ -83,8 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wilton-coherence: {e}", file=sys.stderr)
         return 2
     try:
+        # proxy_headers off: uvicorn would otherwise take X-Forwarded-For from any 127.0.0.1 peer
+        # as the client address, and the login throttle is keyed by it: rotating the header
+        # would give a local attacker unlimited password guesses.
         config = uvicorn.Config(create_app(service), host=settings.host, port=settings.coherence_port,
-                                log_level=settings.log_level, lifespan="off")
+                                log_level=settings.log_level, lifespan="off", proxy_headers=False)
         uvicorn.Server(config).run()
     finally:
         service.stop()
