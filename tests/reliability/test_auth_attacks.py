@@ -255,9 +255,12 @@ def test_attacks_against_the_real_daemon_process(tmp_path) -> None:
             assert codes[:5] == [401] * 5 and codes[5:] == [429, 429]
             # nothing moved; and the genuine token still writes, so the 401s were not an accident
             assert c.get("/phi", headers=hdr).json()["phi_target"] == 0.75
-            ro = c.post("/auth/token", data={"username": "admin", "password": PASSWORD, "scope": "phi:read"},
-                        headers={"X-Forwarded-For": "1.2.3.4"})
+            ro = c.post("/auth/token", data={"username": "admin", "password": PASSWORD, "scope": "phi:read"})
             assert ro.status_code == 429  # same client, still locked: even the right password waits
+            # a spoofed X-Forwarded-For does not make the attacker a new client (a fresh throttle key)
+            spoof = [c.post("/auth/token", data={"username": "admin", "password": f"again{i}"},
+                            headers={"X-Forwarded-For": f"10.0.0.{i}"}).status_code for i in range(3)]
+            assert spoof == [429, 429, 429]
         log = daemon.log_text()
     finally:
         daemon.stop()
