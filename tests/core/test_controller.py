@@ -172,3 +172,37 @@ def test_hard_constraint_share_is_compensated() -> None:
     ours = simulate(phases, controller_policy(), requests_per_interval=N, seed=15)
     tail = ours.phis[6:]
     assert abs(sum(tail) / len(tail) - 0.75) < 0.02
+
+
+def test_mix_shift_is_detected_and_the_quantile_restarts_from_fresh_difficulties() -> None:
+    phases = [Phase(8, 0.75, hard_share=0.1), Phase(6, 0.75, hard_share=0.6)]
+    res = simulate(phases, controller_policy(), requests_per_interval=N, seed=21)
+    shifted = _phase_slice(res, 1)
+    assert abs(shifted[0] - 0.75) > 0.1
+    # One interval of data from the new mix is enough: the 6-interval window is not waited out.
+    assert all(abs(p - 0.75) < 0.04 for p in shifted[1:]), shifted
+
+
+def test_no_false_shift_on_a_stationary_mix() -> None:
+    rng = random.Random(3)
+    ctl = Controller()
+    s = ControlState(phi_target=0.75)
+    shifts = 0
+    for _ in range(40):
+        pool = [rng.random() for _ in range(6000)]
+        interval = pool[:2000]
+        local = sum(1 for d in interval if d < s.threshold) if s.steps else 1500
+        s = ctl.step(s, PhiWindow(0, 10, requests=2000, local_requests=local), pool, 10.0, interval)
+        shifts += bool(s.extra["mix_shift"])
+    assert shifts == 0
+
+
+def test_a_shift_uses_only_the_newest_difficulties() -> None:
+    ctl = Controller()
+    s = ControlState(phi_target=0.5, threshold=0.5, extra={"q": 0.5, "tie_api_share": 0.0,
+                                                           "difficulty_samples": 4000})
+    new = [0.8 + i / 10_000 for i in range(1000)]         # the mix moved up: every request is hard
+    old = [i / 3000 for i in range(3000)]
+    out = ctl.step(s, PhiWindow(0, 10, requests=1000, local_requests=0), new + old, 10.0, new)
+    assert out.extra["mix_shift"] is True and out.extra["fresh_samples"] == 1000
+    assert out.threshold >= 0.8  # the median of the new difficulties, not of new + old

@@ -53,6 +53,8 @@ class SimResult:
     phis: list[float] = field(default_factory=list)
     thresholds: list[float] = field(default_factory=list)
     phase_starts: list[int] = field(default_factory=list)
+    locals: list[int] = field(default_factory=list)    # requests served locally, per interval
+    totals: list[int] = field(default_factory=list)    # requests routed, per interval
 
 
 def default_models() -> list[ModelView]:
@@ -122,7 +124,7 @@ def simulate(
     *,
     requests_per_interval: int = 500,
     interval_s: float = 10.0,
-    difficulty_window: int = 3,
+    difficulty_window: int = 6,
     seed: int = 1,
     models: Sequence[ModelView] | None = None,
 ) -> SimResult:
@@ -158,7 +160,9 @@ def simulate(
             win = PhiWindow(since=now - interval_s, until=now, requests=total, local_requests=local)
             out.targets.append(phase.phi_target)
             out.phis.append(local / total if total else 0.0)
-            pooled = [d for chunk in recent for d in chunk]
+            out.locals.append(local)
+            out.totals.append(total)
+            pooled = [d for chunk in reversed(recent) for d in reversed(chunk)]  # newest first, as the store
             state = policy(state, phase.phi_target, pooled, win, now, diffs)
             out.thresholds.append(state.threshold)
     return out

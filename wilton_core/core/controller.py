@@ -12,6 +12,13 @@ When the difficulties of the measured interval are given, the measurement is fir
 the feedforward's own miss on them (q_prev minus the local share the published threshold implies
 for those difficulties): a stale quantile after a difficulty-mix shift is then fixed by the
 refreshed quantile alone instead of winding up the integral.
+Mix shifts: that feedforward miss is also a test. Under a stationary mix it is sampling noise
+(binomial, standard error sigma); beyond `shift_z`·sigma the mix has moved, and the next quantile
+is taken over the difficulties seen since the move only (`difficulties` come newest first, as the
+store returns them; `extra["fresh_samples"]` counts how many are new) instead of a window that
+still mostly holds the old mix. Without a shift the quantile uses the whole window: its sample
+includes the requests that just missed, so a run of easy requests lowers the next threshold and
+the cumulative share is paid back on its own.
 Anti-windup: I is clamped to ±integral_limit and frozen while q is saturated in the direction
 the error pushes; while the measurement is pinned at 0 or 1 (an outage of one class) neither
 P nor I acts. The feedback correction moves by at most `max_correction_step` per step; a
@@ -60,9 +67,12 @@ class ControllerConfig:
     min_difficulties: int = 20   # fewer samples: use a uniform prior (threshold = q)
     phi_basis: str = "requests"
     default_target: float = 0.75
+    # A feedforward miss beyond `shift_z` standard errors of sampling is not noise: the
+    # difficulty mix moved. The next quantile then uses only difficulties seen since the move.
+    shift_z: float = 4.0
 
     def __post_init__(self) -> None:
-        for name in ("kp", "ki", "integral_limit", "max_correction_step"):
+        for name in ("kp", "ki", "integral_limit", "max_correction_step", "shift_z"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0")
@@ -93,6 +103,19 @@ def split_threshold(sorted_difficulties: Sequence[float], q: float) -> tuple[flo
     return float(t), _clamp(tie, 0.0, 1.0)
 
 
+@dataclass(slots=True, frozen=True)
+class _Miss:
+    """The feedforward's miss on the measured interval's own difficulties."""
+
+    miss: float        # q_prev - p: share the published threshold aimed at minus what it got
+    sigma: float       # standard error of that miss under pure sampling
+    n: int
+
+
+def _clean_sorted(values: Sequence[float]) -> list[float]:
+    return sorted(_clamp(v, 0.0, 1.0) for v in (_finite(d) for d in values) if v is not None)
+
+
 @dataclass(slots=True)
 class Controller:
     config: ControllerConfig = field(default_factory=ControllerConfig)
@@ -109,22 +132,27 @@ class Controller:
         v = _finite(window)
         return (None if v is None else _clamp(v, 0.0, 1.0)), None
 
-    def _feedforward_error(self, state: ControlState, diffs: Sequence[float] | None) -> float:
-        """q_prev - p: how far the published threshold, applied to the interval's own
-        difficulties, was from the share it aimed at. Zero when that cannot be known."""
-        if diffs is None:
-            return 0.0
-        clean = sorted(_clamp(v, 0.0, 1.0) for v in (_finite(d) for d in diffs) if v is not None)
-        q_prev = _finite((state.extra or {}).get("q"))
-        if len(clean) < self.config.min_difficulties or q_prev is None:
-            return 0.0
+    def _feedforward_miss(self, state: ControlState, clean: list[float] | None) -> _Miss | None:
+        """How far the published threshold, applied to the interval's own (sorted, clean)
+        difficulties, was from the share it aimed at. None when that cannot be known."""
+        if clean is None or len(clean) < self.config.min_difficulties:
+            return None
+        extra = state.extra or {}
+        q_prev = _finite(extra.get("q"))
         t = _finite(state.threshold)
-        tie = _finite((state.extra or {}).get("tie_api_share")) or 0.0
-        if t is None:
-            return 0.0
+        if q_prev is None or t is None:
+            return None
+        q_prev = _clamp(q_prev, 0.0, 1.0)
+        tie = _clamp(_finite(extra.get("tie_api_share")) or 0.0, 0.0, 1.0)
         lo, hi = bisect_left(clean, t), bisect_right(clean, t)
-        p = (lo + (hi - lo) * (1.0 - _clamp(tie, 0.0, 1.0))) / len(clean)
-        return _clamp(q_prev, 0.0, 1.0) - p
+        n = len(clean)
+        p = (lo + (hi - lo) * (1.0 - tie)) / n
+        # Binomial error of p around the true share, plus the error of the quantile itself
+        # (estimated from the previous step's sample); floor so q near 0/1 is not "infinitely sure".
+        pooled = _finite(extra.get("difficulty_samples")) or 0.0
+        var_q = max(q_prev * (1.0 - q_prev), 0.01)
+        sigma = math.sqrt(var_q * (1.0 / n + (1.0 / pooled if pooled >= 1 else 0.0)))
+        return _Miss(q_prev - p, sigma, n)
 
     def step(
         self,
@@ -134,9 +162,9 @@ class Controller:
         now: float,
         interval_difficulties: Sequence[float] | None = None,
     ) -> ControlState:
-        """One control interval. `difficulties`: recent ones, for the quantile; optional
-        `interval_difficulties`: those of the requests in `window`, to separate feedforward
-        error from disturbance (see module doc)."""
+        """One control interval. `difficulties`: recent ones, NEWEST FIRST (as the store returns
+        them), for the quantile; optional `interval_difficulties`: those of the requests in
+        `window`, to separate feedforward error from disturbance (see module doc)."""
         cfg = self.config
         extra = dict(state.extra or {})
         target = _finite(state.phi_target)
@@ -146,12 +174,16 @@ class Controller:
         integral = _clamp(_finite(state.integral) or 0.0, -cfg.integral_limit, cfg.integral_limit)
         prev_corr = _finite(extra.get("correction")) or 0.0
 
+        interval_clean = None if interval_difficulties is None else _clean_sorted(interval_difficulties)
+        miss = self._feedforward_miss(state, interval_clean)
+        shift = miss is not None and abs(miss.miss) > cfg.shift_z * miss.sigma
+
         measured, n = self.measure(window)
         enough = measured is not None and (n is None or n >= cfg.min_requests)
         pinned = False
         if enough:
             assert measured is not None
-            effective = measured + self._feedforward_error(state, interval_difficulties)
+            effective = measured + (0.0 if miss is None else miss.miss)
             e = applied - _clamp(effective, 0.0, 1.0)  # > 0: too little local traffic → raise q
             # A measurement pinned at 0 or 1 against the error means one class served nothing:
             # an outage, which no threshold can fix. Neither P nor I may act on it, or the
@@ -169,7 +201,19 @@ class Controller:
         corr = _clamp(corr, prev_corr - cfg.max_correction_step, prev_corr + cfg.max_correction_step)
         q = _clamp(target + corr, 0.0, 1.0)
 
-        clean = sorted(_clamp(v, 0.0, 1.0) for v in (_finite(d) for d in difficulties) if v is not None)
+        # After a detected mix shift only the difficulties seen since then describe the mix;
+        # `fresh` counts them (newest first in `difficulties`) until the window holds no older.
+        fresh = _finite(extra.get("fresh_samples"))
+        if shift and interval_clean is not None:
+            fresh = float(len(interval_clean))
+        elif fresh is not None and interval_clean is not None:
+            fresh += len(interval_clean)
+        pool: Sequence[float] = difficulties
+        if fresh is not None and fresh >= 1 and fresh < len(difficulties):
+            pool = list(difficulties)[: int(fresh)]
+        else:
+            fresh = None
+        clean = _clean_sorted(pool)
         if len(clean) >= cfg.min_difficulties:
             threshold, tie = split_threshold(clean, q)
         else:
@@ -180,6 +224,8 @@ class Controller:
         extra.update(
             applied_target=target,
             correction=corr,
+            fresh_samples=fresh,
+            mix_shift=shift,
             q=q,
             tie_api_share=tie,
             feedforward_threshold=ff_threshold,
