@@ -23,7 +23,6 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import getproxies_environment, proxy_bypass_environment
 
@@ -341,7 +340,7 @@ class Http1Client:
         connect_timeout_s: float,
         max_connections: int = 128,
         keepalive_expiry: float = 30.0,
-        clock: Any = time.monotonic,
+        pool_timeout_s: float | None = None,
     ) -> None:
         u = urlsplit(base_url)
         if u.scheme != "http" or not u.hostname:
@@ -350,6 +349,7 @@ class Http1Client:
         self.port = u.port or 80
         self._host_header = u.netloc.rpartition("@")[2]
         self.timeout_s = timeout_s
+        self.pool_timeout_s = timeout_s if pool_timeout_s is None else pool_timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.max_connections = max_connections
         self.keepalive_expiry = keepalive_expiry
@@ -464,7 +464,7 @@ class Http1Client:
         fut: asyncio.Future[_Conn | None] = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with asyncio.timeout(self.pool_timeout_s):
                 return await fut
         except BaseException as e:
             if fut.done() and not fut.cancelled() and fut.exception() is None:
@@ -476,7 +476,7 @@ class Http1Client:
                     self._free_slot()
             if isinstance(e, TimeoutError):
                 raise httpx.PoolTimeout(
-                    f"no free connection to {self.host}:{self.port} in {self.timeout_s:g}s") from None
+                    f"no free connection to {self.host}:{self.port} in {self.pool_timeout_s:g}s") from None
             raise
         finally:
             with contextlib.suppress(ValueError):

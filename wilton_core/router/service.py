@@ -13,7 +13,6 @@ import logging
 import os
 import random
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -99,6 +98,7 @@ class RouterService:
         self.replica = replica
         self._clock = clock
         self._rng = rng or random.Random()
+        self._ids = random.Random()  # request ids; never the decision rng, which tests may seed
         self._environ = os.environ if environ is None else environ
         self._scorer = scorer
         self._observe_overhead = overhead_observer
@@ -265,7 +265,8 @@ class RouterService:
         requested = body.get("model") or "auto"
         assert self._scorer is not None, "RouterService.start() not called"
         intent, difficulty = classify_request(messages, self._scorer)
-        rid = "chatcmpl-" + uuid.uuid4().hex[:24]
+        # 96 random bits from a PRNG seeded by the OS: uuid4 costs a getrandom syscall per request
+        rid = f"chatcmpl-{self._ids.getrandbits(96):024x}"
         prompt = _prompt_text(messages) if self.capture_prompts else None
         if requested not in AUTO_MODELS:
             if requested not in self.runtimes:
