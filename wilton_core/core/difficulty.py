@@ -62,6 +62,7 @@ DEFAULT_INTENT_PRIOR: Mapping[Intent, float] = {
     Intent.SYSTEM: -4.0,
 }
 SHORT_PROMPT_CHARS = 80
+_PRIOR_SCAN_CHARS = 1000
 SHORT_PROMPT_PRIOR = -3.0  # at 0 chars, fading linearly to 0 at SHORT_PROMPT_CHARS
 REASONING_PRIOR = 1.0  # per distinct explicit multi-step phrase, at most 2 of them
 _REASONING_PHRASES: tuple[str, ...] = (
@@ -81,7 +82,10 @@ def prior_log_odds(text: str, intent: Intent, intent_prior: Mapping[Intent, floa
     """The hand-set priors for `text`, by name (pure; see the module docstring)."""
     shortness = 1.0 - len(text.strip()) / SHORT_PROMPT_CHARS
     short = SHORT_PROMPT_PRIOR * shortness if shortness > 0 else 0.0
-    low = text[:4000].lower()
+    # Head and tail only, like the features: an explicit ask sits at either end of a long
+    # prompt, and the cost stays flat however long the pasted material in between is.
+    low = (text if len(text) <= 2 * _PRIOR_SCAN_CHARS else text[:_PRIOR_SCAN_CHARS] + "\n"
+           + text[-_PRIOR_SCAN_CHARS:]).lower()
     hits = sum(1 for phrase in _REASONING_PHRASES if phrase in low)
     return {
         "intent": intent_prior.get(intent, 0.0),
@@ -129,12 +133,10 @@ class DifficultyScorer:
         if keys:
             norm = 1.0 / math.sqrt(len(keys))
             ws = ww = 0.0
-            get = self.vocab.get
-            for key in keys:
-                pair = get(key)
-                if pair is not None:
-                    ws += pair[0]
-                    ww += pair[1]
+            # Only the keys the model knows reach the Python loop (filter/map run in C).
+            for ps, pw in filter(None, map(self.vocab.get, keys)):
+                ws += ps
+                ww += pw
             zs += ws * norm
             zw += ww * norm
         for x, a, b in zip(values, self.hand_strong, self.hand_weak, strict=True):
