@@ -30,6 +30,7 @@ from wilton_core.core.difficulty_eval import (
     random_pgr_curve,
     routing_quality,
 )
+from wilton_core.core.intent import Intent
 
 DEFAULT_DATA = str(default_routing_data())
 
@@ -38,13 +39,16 @@ def _fmt(x: float | None) -> str:
     return "   n/a" if x is None else f"{x:6.3f}"
 
 
-def _timing(scorer: DifficultyScorer, prompts: list[str], calls: int) -> dict[str, float]:
+def _timing(scorer: DifficultyScorer, prompts: list[str], calls: int, *, given_intent: bool = False) -> dict[str, float]:
+    # given_intent: the router detects intent once and passes it (classify_request), so the
+    # scorer's own share of the cost is measured apart from intent detection.
+    score = (lambda p: scorer.score(p, intent=Intent.CHAT)) if given_intent else scorer.score
     times: list[float] = []
     clock = time.perf_counter_ns
     for i in range(calls):
         p = prompts[i % len(prompts)]
         t0 = clock()
-        scorer.score(p)
+        score(p)
         times.append((clock() - t0) / 1000.0)
     times.sort()
     # On a shared VM a call can be preempted mid-way; the best of 3 runs per prompt is the
@@ -55,7 +59,7 @@ def _timing(scorer: DifficultyScorer, prompts: list[str], calls: int) -> dict[st
         runs = []
         for _ in range(3):
             t0 = clock()
-            scorer.score(p)
+            score(p)
             runs.append((clock() - t0) / 1000.0)
         best.append(min(runs))
     best.sort()
@@ -92,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     short = [r.prompt for r in held if len(r.prompt) <= 1000]
     timing_short = _timing(scorer, short, args.timing_calls)
     timing_short["share_of_heldout"] = len(short) / len(held)
+    timing_given = _timing(scorer, [r.prompt for r in held], args.timing_calls, given_intent=True)
 
     print(f"held-out rows: {len(held)}  weak mean {sum(weak) / len(held):.3f}  strong mean {sum(strong) / len(held):.3f}")
     print(f"{'router':8s} {'PGR@20%':>8s} {'PGR@25%':>8s} {'PGR@30%':>8s} {'CPT(50%)':>9s} {'CPT(80%)':>9s}")
@@ -106,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
           f" p50 {timing_short['p50_us']:.1f} us, p99 {timing_short['p99_us']:.1f} us"
           f" (best of 3: p50 {timing_short['best_of_3_p50_us']:.1f}, p99 {timing_short['best_of_3_p99_us']:.1f})")
 
+    print(f"  difficulty alone (intent passed in, as classify_request does): p50 {timing_given['p50_us']:.1f} us,"
+          f" p99 {timing_given['p99_us']:.1f} us (best of 3: p50 {timing_given['best_of_3_p50_us']:.1f},"
+          f" p99 {timing_given['best_of_3_p99_us']:.1f})")
+
     if args.json_path:
         out = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -116,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             "quality": {k: v.as_dict() for k, v in table.items()},
             "timing": timing,
             "timing_prompts_up_to_1000_chars": timing_short,
+            "timing_intent_given": timing_given,
             "model_load_s": load_s,
             "model": dict(scorer.metadata),
         }
