@@ -119,3 +119,7 @@ def run(
 
 def main(argv: list[str] | None = None) -> None:
     app(args=argv if argv is not None else sys.argv[1:], prog_name="wilton-insight")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
