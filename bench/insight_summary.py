@@ -87,8 +87,9 @@ def main(argv: list[str] | None = None) -> int:
             store = open_bench_store(args.store_url, Path(d) / str(size))
             try:
                 now = time.time()
-                fill_s = fill(store, size, spacing, now)
-                window_rows = store.query_one("SELECT COUNT(*) FROM ledger WHERE ts >= ?", (now - DAY_S,))[0]
+                fill_s = fill(store, size, spacing, now - 1.0)  # the window is [now - 24 h, now)
+                window_rows = store.query_one("SELECT COUNT(*) FROM ledger WHERE ts >= ? AND ts < ?",
+                                              (now - DAY_S, now))[0]
                 times, stats = time_gather(store, now, args.runs)
             finally:
                 store.close()
