@@ -80,6 +80,9 @@ def _open_store(url: str) -> Store:
     return store
 
 
+DIFFICULTY_SAMPLE_LIMIT = 20_000
+
+
 class CoherenceService:
     def __init__(
         self,
@@ -219,8 +222,9 @@ class CoherenceService:
             since = last if 0 < last < t and t - last <= 3 * opts.interval_s else t - opts.interval_s
             store = self.store
             window = store.phi_window(since, t)
-            interval_diffs = store.recent_difficulties(since, limit=5000)
-            diffs = store.recent_difficulties(t - opts.difficulty_window_s, limit=5000)
+            # enough samples to cover the whole difficulty window at a few hundred requests/s
+            interval_diffs = store.recent_difficulties(since, limit=DIFFICULTY_SAMPLE_LIMIT)
+            diffs = store.recent_difficulties(t - opts.difficulty_window_s, limit=DIFFICULTY_SAMPLE_LIMIT)
             new = self.controller.step(state, window, diffs, t, interval_diffs)
             shown = store.phi_window(t - opts.window_s, t)
             phi = shown.phi(opts.controller.phi_basis)
