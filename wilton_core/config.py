@@ -166,7 +166,8 @@ class StackConfig(_Strict):
 
 def _format_validation_error(err: ValidationError, raw: Mapping[str, Any], source: str) -> str:
     lines = [f"{source}: invalid configuration"]
-    models = raw.get("models") if isinstance(raw.get("models"), list) else []
+    raw_models = raw.get("models")
+    models: list[Any] = raw_models if isinstance(raw_models, list) else []
     for e in err.errors():
         loc = list(e["loc"])
         where = ""

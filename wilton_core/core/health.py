@@ -83,5 +83,5 @@ def backoff_delay(attempt: int, base_s: float, max_s: float, u: float) -> float:
 
     `u` is a uniform draw in [0, 1) supplied by the caller so the function stays pure.
     """
-    cap = min(max_s, base_s * (2 ** max(0, attempt)))
+    cap: float = min(max_s, base_s * 2.0 ** max(0, attempt))
     return cap * min(max(u, 0.0), 1.0)

@@ -233,7 +233,7 @@ class RouterService:
     def _latency_stats(self, now: float) -> dict[str, tuple[float | None, float | None, float | None]]:
         # percentiles sort a window: recompute twice a second, not on every request
         if now - self._lat_cache_at > 0.5:
-            cache = {}
+            cache: dict[str, tuple[float | None, float | None, float | None]] = {}
             for mid, ml in self.latency.stats_by_model().items():
                 cache[mid] = (ml.latency_p50_s, ml.latency_p95_s, ml.ttft_p50_s)
             self._lat_cache = cache
