@@ -134,7 +134,7 @@ async def test_breaker_skips_open_model_then_probes_after_cooldown():
 async def test_stream_falls_back_before_first_chunk():
     ex, p, _, _ = _executor({"a": [UnavailableError("x")] * 2, "b": []})
     start = await ex.open_stream(["a", "b"], {})
-    assert start.runtime.cfg.id == "b"
+    assert start.runtime.cfg.id == "b" and p["a"].calls == 2
     assert start.first["choices"][0]["delta"]["content"] == "b"
     rest = [c async for c in start.rest]
     assert rest[-1]["usage"]["completion_tokens"] == 1
