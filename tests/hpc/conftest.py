@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,38 +11,13 @@ from wilton_core.hpc.model import BatchSpec, parse_task_file
 from wilton_core.hpc.repo import TaskRepo
 from wilton_core.store import SqlStore, open_store
 
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def _admin(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(sql)
-
-
-@pytest.fixture(scope="session")
-def hpc_pg_url() -> Iterator[str]:
-    name = f"wilton_hpc_{secrets.token_hex(4)}"
-    try:
-        _admin(f"CREATE DATABASE {name}")
-    except Exception as err:  # the server is an environment fact, not a code failure
-        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 not available: {err}")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
     if request.param == "sqlite":
         s = open_store(f"sqlite:///{tmp_path / 'hpc.db'}")
     else:
-        s = open_store(request.getfixturevalue("hpc_pg_url"))
-        # one database per session: start every test from empty tables
-        s.execute("DELETE FROM tasks")
-        s.execute("DELETE FROM task_batches")
+        s = open_store(request.getfixturevalue("pg_url"))
     yield s
     s.close()
 

@@ -1,6 +1,5 @@
 """StatusTable over the real store, both dialects (migration 0040 applied by the store's runner)."""
 
-import uuid
 
 import pytest
 
@@ -8,22 +7,6 @@ from wilton_core.registry.registry import ModelRegistry, ProbeResult, StatusTabl
 from wilton_core.store.sqlite import SqliteStore
 
 from .conftest import model
-
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-@pytest.fixture
-def pg_url():
-    psycopg = pytest.importorskip("psycopg")
-    name = f"wilton_registry_{uuid.uuid4().hex[:10]}"
-    try:
-        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as c:
-            c.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as e:  # pragma: no cover - CI always has the server
-        pytest.skip(f"no PostgreSQL on 127.0.0.1: {e}")
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as c:
-        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

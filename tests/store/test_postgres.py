@@ -10,14 +10,12 @@ import pytest
 from wilton_core.errors import StoreError
 from wilton_core.store import SqlStore, open_store
 
-from .conftest import pg_schema_url
-
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def store_url(pg_database: str) -> str:
-    return pg_schema_url(pg_database)
+def store_url(pg_url: str) -> str:
+    return pg_url
 
 
 @pytest.fixture
