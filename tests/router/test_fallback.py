@@ -138,3 +138,14 @@ async def test_stream_falls_back_before_first_chunk():
     assert start.first["choices"][0]["delta"]["content"] == "b"
     rest = [c async for c in start.rest]
     assert rest[-1]["usage"]["completion_tokens"] == 1
+
+
+async def test_stream_success_closes_a_half_open_breaker():
+    """A stream that answers is a success: the half-open probe must not stay reserved forever."""
+    ex, p, clock, _ = _executor({"a": [UnavailableError("x")] * 3, "b": []}, max_attempts_per_model=1)
+    for _ in range(3):
+        await ex.complete(["a", "b"], {})
+    clock.t += 10.0  # cooldown over: half-open
+    start = await ex.open_stream(["a", "b"], {})
+    assert start.runtime.cfg.id == "a"
+    assert (await ex.complete(["a", "b"], {})).runtime.cfg.id == "a"  # closed again, not stuck probing

@@ -20,9 +20,9 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from wilton_core.config import ModelConfig, RoutingConfig
 from wilton_core.core.health import Breaker, backoff_delay
@@ -37,6 +37,8 @@ from wilton_core.providers.base import Provider
 from wilton_core.types import Completion
 
 __all__ = ["Attempt", "ChainResult", "FallbackExecutor", "ModelRuntime", "StreamStart"]
+
+_T = TypeVar("_T")
 
 
 @dataclass(slots=True)
@@ -136,7 +138,10 @@ class FallbackExecutor:
         tried = [(a.model_id, a.kind) for a in attempts] + [(m, "cooldown") for m in chain if m not in kinds]
         return NoHealthyModelError(msg, tried)
 
-    async def complete(self, chain: Sequence[str], body: Mapping[str, Any]) -> ChainResult:
+    async def _first_success(
+        self, chain: Sequence[str], call: Callable[[ModelRuntime], Awaitable[_T]]
+    ) -> tuple[ModelRuntime, _T, list[Attempt], float]:
+        """Walk the chain with retries and breakers until `call` succeeds on some model."""
         attempts: list[Attempt] = []
         for pos, mid in enumerate(chain):
             rt = self._rt[mid]
@@ -146,7 +151,7 @@ class FallbackExecutor:
                     break
                 t0 = time.perf_counter()
                 try:
-                    completion = await rt.provider.complete(body)
+                    result = await call(rt)
                 except ProviderError as err:
                     self._fail(rt, err, attempts)
                     if attempt + 1 < self._cfg.max_attempts_per_model and await self._wait_before_retry(
@@ -155,45 +160,36 @@ class FallbackExecutor:
                         continue
                     break
                 rt.breaker.record_success()
-                return ChainResult(rt, completion, attempts, time.perf_counter() - t0)
+                return rt, result, attempts, time.perf_counter() - t0
         raise self._no_model(chain, attempts)
 
+    async def complete(self, chain: Sequence[str], body: Mapping[str, Any]) -> ChainResult:
+        rt, completion, attempts, upstream_s = await self._first_success(
+            chain, lambda rt: rt.provider.complete(body))
+        return ChainResult(rt, completion, attempts, upstream_s)
+
     async def open_stream(self, chain: Sequence[str], body: Mapping[str, Any]) -> StreamStart:
-        attempts: list[Attempt] = []
-        for pos, mid in enumerate(chain):
-            rt = self._rt[mid]
-            last = pos == len(chain) - 1
-            for attempt in range(self._cfg.max_attempts_per_model):
-                if not rt.breaker.acquire(self._clock()):
-                    break
-                t0 = time.perf_counter()
-                agen = rt.provider.stream(body)
-                try:
-                    first = await agen.__anext__()
-                    held = [first]
-                    # A role-only preamble carries nothing yet: committing on it would turn a stall,
-                    # a drop or garbage right after it into a client-visible error instead of a fallback.
-                    while _is_preamble(held[-1]) and len(held) < PREAMBLE_MAX_CHUNKS:
-                        try:
-                            held.append(await agen.__anext__())
-                        except StopAsyncIteration:
-                            break
-                except StopAsyncIteration:
-                    self._fail(rt, UnavailableError("upstream closed the stream with no data",
-                                                    provider=rt.cfg.provider, model=mid), attempts)
-                    break
-                except ProviderError as e:
-                    await _aclose(agen)
-                    self._fail(rt, e, attempts)
-                    if attempt + 1 < self._cfg.max_attempts_per_model and await self._wait_before_retry(
-                        rt, e, attempt, last
-                    ):
-                        continue
-                    break
-                ttft = time.perf_counter() - t0
-                rest = agen if len(held) == 1 else _resume(held[1:], agen)
-                return StreamStart(rt, first, rest, attempts, ttft)
-        raise self._no_model(chain, attempts)
+        async def first_chunks(rt: ModelRuntime) -> tuple[dict[str, Any], AsyncIterator[dict[str, Any]]]:
+            agen = rt.provider.stream(body)
+            try:
+                held = [await agen.__anext__()]
+                # A role-only preamble carries nothing yet: committing on it would turn a stall,
+                # a drop or garbage right after it into a client-visible error instead of a fallback.
+                while _is_preamble(held[-1]) and len(held) < PREAMBLE_MAX_CHUNKS:
+                    try:
+                        held.append(await agen.__anext__())
+                    except StopAsyncIteration:
+                        break
+            except StopAsyncIteration:
+                raise UnavailableError("upstream closed the stream with no data",
+                                       provider=rt.cfg.provider, model=rt.cfg.id) from None
+            except BaseException:
+                await _aclose(agen)
+                raise
+            return held[0], (agen if len(held) == 1 else _resume(held[1:], agen))
+
+        rt, (first, rest), attempts, ttft = await self._first_success(chain, first_chunks)
+        return StreamStart(rt, first, rest, attempts, ttft)
 
 
 PREAMBLE_MAX_CHUNKS = 8
