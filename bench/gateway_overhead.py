@@ -353,7 +353,7 @@ def headline(summary: list[Summary]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for mode in sorted({s.mode for s in summary}):
         per: dict[str, Any] = {}
-        for arm in ("direct", "router", "litellm"):
+        for arm in sorted({s.arm for s in summary}, key=lambda a: (a != "direct", a != "router", a)):
             ok = [s for s in summary if s.arm == arm and s.mode == mode and s.errors == 0]
             mine = [s for s in summary if s.arm == arm and s.mode == mode]
             if not mine:
@@ -386,10 +386,10 @@ def _fmt(v: float | None, nd: int = 2) -> str:
 
 
 def print_table(summary: list[Summary], out: Callable[[str], None] = print) -> None:
-    out(f"{'mode':<5} {'c':>3} {'arm':<8} {'req/s':>9} {'err':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
+    out(f"{'mode':<5} {'c':>3} {'arm':<12} {'req/s':>9} {'err':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
         f" {'+p50 ms':>8} {'+p95 ms':>8} {'+p99 ms':>8} {'RSS MB':>7}")
     for s in summary:
-        out(f"{s.mode:<5} {s.concurrency:>3} {s.arm:<8} {_fmt(s.rps, 0):>9} {s.errors:>5} {_fmt(s.p50_ms):>8}"
+        out(f"{s.mode:<5} {s.concurrency:>3} {s.arm:<12} {_fmt(s.rps, 0):>9} {s.errors:>5} {_fmt(s.p50_ms):>8}"
             f" {_fmt(s.p95_ms):>8} {_fmt(s.p99_ms):>8} {_fmt(s.added_p50_ms):>8} {_fmt(s.added_p95_ms):>8}"
             f" {_fmt(s.added_p99_ms):>8} {_fmt(s.peak_rss_mb, 0):>7}")
 
@@ -406,7 +406,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-litellm", action="store_true")
     p.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     p.add_argument("--router-env", action="append", default=[], metavar="K=V",
-                   help="extra environment for the router process (A/B a setting)")
+                   help="extra environment for the router process")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME:K=V[,K=V]",
+                   help="another router arm with extra environment, interleaved with the others (A/B): "
+                        "router_httpx:WILTON_UPSTREAM_HTTP=httpx, or before:PYTHONPATH=<old checkout>")
     p.add_argument("--json", type=Path, default=None, help="where to write results (default bench/results/)")
     p.add_argument("--keep-logs", action="store_true", help="print where the process logs are and keep them")
     return p
@@ -442,19 +445,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         wait_ready(upstream_url + "/healthz", up.proc, 30, up.log)
         urls = {"direct": upstream_url + "/v1/chat/completions"}
         pids: dict[str, int] = {}
+        routers: dict[str, dict[str, str]] = {}
         if "router" in arms:
-            cfg = work / "router.toml"
-            cfg.write_text(ROUTER_CONFIG.format(model=MODEL, upstream=upstream_url))
+            routers["router"] = dict(kv.split("=", 1) for kv in args.router_env)
+        for v in args.variant:
+            name, _, kvs = v.partition(":")
+            routers[name] = dict(kv.split("=", 1) for kv in kvs.split(",") if kv)
+            arms.insert(arms.index("litellm") if "litellm" in arms else len(arms), name)
+        cfg = work / "router.toml"
+        cfg.write_text(ROUTER_CONFIG.format(model=MODEL, upstream=upstream_url))
+        for name, extra in routers.items():
             port = free_port()
-            extra = dict(kv.split("=", 1) for kv in args.router_env)
-            router = Proc("router", [py, "-m", "wilton_core.router.cli", "--port", str(port), "--log-level",
-                                     "warning"],
-                          {"WILTON_CONFIG": str(cfg), "WILTON_STORE_URL": f"sqlite:///{work / 'wilton.db'}",
+            router = Proc(name, [py, "-m", "wilton_core.router.cli", "--port", str(port), "--log-level", "warning"],
+                          {"WILTON_CONFIG": str(cfg), "WILTON_STORE_URL": f"sqlite:///{work / (name + '.db')}",
                            "WILTON_DATA_DIR": str(work / "data"), **extra}, work)
             procs.append(router)
             wait_ready(f"http://127.0.0.1:{port}/readyz", router.proc, 60, router.log)
-            urls["router"] = f"http://127.0.0.1:{port}/v1/chat/completions"
-            pids["router"] = router.proc.pid
+            urls[name] = f"http://127.0.0.1:{port}/v1/chat/completions"
+            pids[name] = router.proc.pid
         if "litellm" in arms:
             cfg = work / "litellm.yaml"
             cfg.write_text(LITELLM_CONFIG.format(model=MODEL, upstream=upstream_url))
@@ -469,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs: list[Run] = []
 
         def once(arm: str, mode: str, c: int, rnd: int, seconds: float) -> Run:
-            body = body_for("auto" if arm == "router" else MODEL, mode == "sse")
+            body = body_for("auto" if arm in routers else MODEL, mode == "sse")
             sampler = RssSampler(pids[arm]) if arm in pids else None
             if sampler:
                 sampler.__enter__()
@@ -495,7 +503,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     for arm in arms:
                         run = once(arm, mode, c, rnd, args.seconds)
                         runs.append(run)
-                        print(f"  round {rnd} {mode} c={c:<3} {arm:<8} {run.rps:9,.0f} req/s  p50 {run.p50_ms:7.2f}"
+                        print(f"  round {rnd} {mode} c={c:<3} {arm:<12} {run.rps:9,.0f} req/s  p50 {run.p50_ms:7.2f}"
                               f"  p99 {run.p99_ms:7.2f} ms  errors {run.errors}", file=sys.stderr, flush=True)
     finally:
         for p in reversed(procs):
