@@ -142,7 +142,7 @@ async def test_stream_falls_back_before_first_chunk():
 
 async def test_stream_success_closes_a_half_open_breaker():
     """A stream that answers is a success: the half-open probe must not stay reserved forever."""
-    ex, p, clock, _ = _executor({"a": [UnavailableError("x")] * 3, "b": []}, max_attempts_per_model=1)
+    ex, _, clock, _ = _executor({"a": [UnavailableError("x")] * 3, "b": []}, max_attempts_per_model=1)
     for _ in range(3):
         await ex.complete(["a", "b"], {})
     clock.t += 10.0  # cooldown over: half-open
