@@ -1,4 +1,7 @@
-"""`wilton-router`: thin CLI → settings → RouterService → uvicorn.
+"""`wilton-router`: thin CLI → settings → RouterService → HTTP server (uvicorn or our own).
+
+`--server` (or $WILTON_ROUTER_SERVER) picks the HTTP server: `fast` (router/server.py, one
+socket write per response) or `uvicorn`; both run the same ASGI app.
 
 Exit codes: 0 clean stop, 2 bad config/settings, 3 store unreachable.
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -18,6 +22,9 @@ __all__ = ["build_app", "main"]
 
 log = logging.getLogger("wilton.router")
 
+SERVERS = ("fast", "uvicorn")
+DEFAULT_SERVER = "fast"
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wilton-router", description="OpenAI-compatible, phi-balanced LLM router")
@@ -27,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--store-url", help="sqlite:///path or postgresql://... ($WILTON_STORE_URL)")
     p.add_argument("--replica-id", help="name of this replica in the ledger (default: hostname)")
     p.add_argument("--log-level", default=None)
+    p.add_argument("--server", choices=SERVERS, default=None,
+                   help=f"HTTP server (default {DEFAULT_SERVER}, $WILTON_ROUTER_SERVER)")
     p.add_argument("--validate-and-exit", action="store_true", help="check settings, config and store, then exit")
     return p
 
@@ -152,7 +161,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         store.close()
         return 0
 
+    server_kind = args.server or os.environ.get("WILTON_ROUTER_SERVER") or DEFAULT_SERVER
+    if server_kind not in SERVERS:
+        print(f"wilton-router: WILTON_ROUTER_SERVER must be one of {', '.join(SERVERS)}, not {server_kind!r}",
+              file=sys.stderr)
+        store.close()
+        return 2
     app, _service, _ledger = build_app(settings, store=store)
+    if server_kind == "fast":
+        return _run_fast(app, settings, config, store)
     import uvicorn
 
     uv_config = uvicorn.Config(app, host=settings.host, port=settings.router_port, log_level=settings.log_level,
@@ -164,6 +181,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         store.close()
     return 0 if server.started else 1
+
+
+def _run_fast(app: Any, settings: Any, config: Any, store: Any) -> int:
+    from wilton_core.router.server import serve
+
+    try:
+        started = serve(app, host=settings.host, port=settings.router_port,
+                        max_body_bytes=config.routing.max_body_bytes, use_uvloop=_event_loop() == "uvloop")
+    except (OSError, RuntimeError) as e:  # bind failure, or the service refused to start
+        log.error("router failed: %s", e)
+        return 1
+    finally:
+        store.close()  # after the server's shutdown: the service flushed the ledger into it
+    return 0 if started else 1
 
 
 if __name__ == "__main__":  # pragma: no cover
