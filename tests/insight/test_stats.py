@@ -11,11 +11,13 @@ from wilton_core.insight.stats import (
     LEDGER_COLUMNS,
     ControlColumns,
     LedgerColumns,
-    bucket_series,
+    WindowAggregates,
+    aggregate_ledger,
     compute_stats,
     controller_activity,
     costliest_requests,
     latency_by_model,
+    minute_series,
     phi_trajectory,
     provider_health,
     rate_limit_episodes,
@@ -23,6 +25,7 @@ from wilton_core.insight.stats import (
     rolling_zscore_anomalies,
     tier_shares,
     time_off_target,
+    trajectory_bucket_s,
 )
 
 T0 = 1_700_000_000.0
@@ -38,6 +41,10 @@ def ledger(rows: list[dict[str, object]]) -> LedgerColumns:
     return LedgerColumns.from_mapping({c: [r[c] for r in full] for c in LEDGER_COLUMNS})
 
 
+def agg(led: LedgerColumns, since: float = T0, until: float = T0 + 3600, target: float = 2.0) -> WindowAggregates:
+    return aggregate_ledger(led, since, until, latency_target_s=target)
+
+
 def test_columns_are_sorted_by_time_and_nulls_become_nan() -> None:
     led = ledger([{"ts": T0 + 5, "request_id": "b", "latency_s": None}, {"ts": T0, "request_id": "a"}])
     assert led.request_id.tolist() == ["a", "b"]
@@ -45,14 +52,19 @@ def test_columns_are_sorted_by_time_and_nulls_become_nan() -> None:
     assert len(LedgerColumns.empty()) == 0
 
 
-def test_bucket_series_means_and_counts() -> None:
-    ts = np.array([0.0, 10.0, 59.0, 60.0, 185.0])
-    vals = np.array([1.0, 0.0, 1.0, 1.0, 0.0])
-    starts, means, counts = bucket_series(ts, vals, 0.0, 240.0, 60.0)
-    assert starts.tolist() == [0.0, 60.0, 120.0, 180.0]
-    assert counts.tolist() == [3, 1, 0, 1]
-    assert means[0] == pytest.approx(2 / 3)
-    assert means[1] == 1.0 and math.isnan(means[2]) and means[3] == 0.0
+def test_minute_series_sums_every_group_of_a_minute() -> None:
+    led = ledger([
+        {"ts": T0, "is_local": True}, {"ts": T0 + 10, "is_local": False, "status": "error"},
+        {"ts": T0 + 59, "model_id": "other", "latency_s": 1.5}, {"ts": T0 + 60},
+        {"ts": T0 + 185, "status": "error"}, {"ts": T0 + 240},   # the last one is outside the window
+    ])
+    a = agg(led, T0, T0 + 240)
+    assert a.rows == 5 and a.minutes == 4
+    s = minute_series(a)
+    assert s["requests"].tolist() == [3, 1, 0, 1]
+    assert s["local"].tolist() == [2, 1, 0, 1] and s["errors"].tolist() == [1, 0, 0, 1]
+    assert s["ok_latency"].tolist() == [2, 1, 0, 0] and s["ok_latency_sum_s"][0] == pytest.approx(2.0)
+    assert trajectory_bucket_s(T0, T0 + 5400, 24) == 240.0   # 225 s rounded up to whole minutes
 
 
 def test_phi_trajectory_requests_and_tokens_basis() -> None:
@@ -62,10 +74,12 @@ def test_phi_trajectory_requests_and_tokens_basis() -> None:
         {"ts": T0 + 3, "is_local": True, "tokens_in": 10, "tokens_out": 0},
         {"ts": T0 + 4, "is_local": False, "tokens_in": 70, "tokens_out": 0},
     ])
-    by_req = phi_trajectory(led, T0, T0 + 120, 60)
+    by_req = phi_trajectory(agg(led, T0, T0 + 120), 60)
     assert by_req[0].phi == 0.75 and by_req[0].requests == 4
     assert by_req[1].phi is None and by_req[1].requests == 0
-    assert phi_trajectory(led, T0, T0 + 60, 60, basis="tokens")[0].phi == pytest.approx(0.3)
+    assert phi_trajectory(agg(led, T0, T0 + 60), 60, basis="tokens")[0].phi == pytest.approx(0.3)
+    two_minutes = phi_trajectory(agg(led, T0, T0 + 180), 120)
+    assert [(p.start - T0, p.requests) for p in two_minutes] == [(0, 4), (120, 0)]
 
 
 def test_time_off_target_is_a_step_function() -> None:
@@ -97,7 +111,7 @@ def test_tier_shares() -> None:
         {"ts": T0, "tier": "selfhost", "tokens_in": 50, "tokens_out": 50, "cost_usd": 0.0},
         {"ts": T0, "tier": "frontier", "tokens_in": 100, "tokens_out": 0, "cost_usd": 0.02},
     ])
-    shares = {s.tier: s for s in tier_shares(led)}
+    shares = {s.tier: s for s in tier_shares(agg(led))}
     assert shares["selfhost"].requests_share == 0.75
     assert shares["selfhost"].tokens_share == 0.75
     assert shares["frontier"].cost_share == 1.0 and shares["frontier"].cost_usd == 0.02
@@ -106,7 +120,7 @@ def test_tier_shares() -> None:
 def test_latency_percentiles_per_model_ignore_failures() -> None:
     rows = [{"ts": T0 + i, "model_id": "m", "latency_s": float(i + 1)} for i in range(100)]
     rows.append({"ts": T0, "model_id": "m", "latency_s": 999.0, "status": "error"})
-    (lat,) = latency_by_model(ledger(rows), target_s=2.0)
+    (lat,) = latency_by_model(agg(ledger(rows), target=2.0))
     assert lat.requests == 100
     assert lat.p50_s == pytest.approx(50.5)
     assert lat.p95_s == pytest.approx(95.05)
@@ -122,7 +136,7 @@ def test_provider_error_and_fallback_rates() -> None:
         {"ts": T0, "provider": "gemini"},
         {"ts": T0, "provider": "ollama"},
     ])
-    health = {h.provider: h for h in provider_health(led)}
+    health = {h.provider: h for h in provider_health(agg(led))}
     g = health["gemini"]
     assert (g.requests, g.errors, g.error_rate) == (4, 2, 0.5)
     assert (g.fallback_requests, g.fallback_rate) == (1, 0.25)
@@ -133,19 +147,26 @@ def test_provider_error_and_fallback_rates() -> None:
 def test_rate_limit_episodes_split_on_success_and_gap() -> None:
     rl = {"provider": "openai", "status": "error", "error_class": "rate_limited"}
     led = ledger([
-        {"ts": T0 + 0, **rl}, {"ts": T0 + 10, **rl}, {"ts": T0 + 20, **rl},
-        {"ts": T0 + 30, "provider": "openai"},                 # success ends the run
-        {"ts": T0 + 35, "provider": "gemini"},                 # another provider: irrelevant
-        {"ts": T0 + 40, **rl},
-        {"ts": T0 + 1000, **rl},                               # > 300 s later: a new episode
+        {"ts": T0 + 0, **rl}, {"ts": T0 + 70, **rl}, {"ts": T0 + 140, **rl},   # three minutes in a row
+        {"ts": T0 + 150, "provider": "openai"},                 # a success after them ends the run
+        {"ts": T0 + 155, "provider": "gemini"},                 # another provider: irrelevant
+        {"ts": T0 + 200, **rl},
+        {"ts": T0 + 250, "provider": "openai"},                 # a success in a later minute ends it
+        {"ts": T0 + 310, **rl}, {"ts": T0 + 320, "provider": "openai"},
+        {"ts": T0 + 330, **rl},                                 # same minute: interleaving does not split
+        {"ts": T0 + 1000, **rl},                                # > 300 s later: a new episode
         {"ts": T0 + 15, "provider": "gemini", "status": "error", "error_class": "rate_limited"},
     ])
-    eps = rate_limit_episodes(led)
+    eps = rate_limit_episodes(agg(led))
     got = [(e.provider, e.start - T0, e.end - T0, e.count) for e in eps]
     assert got == [
-        ("openai", 0, 20, 3), ("gemini", 15, 15, 1), ("openai", 40, 40, 1), ("openai", 1000, 1000, 1),
+        ("openai", 0, 140, 3), ("gemini", 15, 15, 1), ("openai", 200, 200, 1), ("openai", 310, 330, 2),
+        ("openai", 1000, 1000, 1),
     ]
-    assert eps[0].duration_s == 20
+    assert eps[0].duration_s == 140
+    # a success in the same minute but before the first rate limit also ends the previous run
+    led2 = ledger([{"ts": T0 + 50, **rl}, {"ts": T0 + 61, "provider": "openai"}, {"ts": T0 + 62, **rl}])
+    assert [(e.start - T0, e.count) for e in rate_limit_episodes(agg(led2))] == [(50, 1), (62, 1)]
 
 
 def test_costliest_requests_ordered_and_capped() -> None:
@@ -224,8 +245,8 @@ def test_rolling_phi_uses_the_trailing_window() -> None:
     # one request a minute, every 4th to the API: per-minute phi swings 0/1, the 4-minute
     # trailing window (what the controller sees) is a steady 0.75 once it is full
     led = ledger([{"ts": T0 + m * 60 + 1, "is_local": m % 4 != 3} for m in range(12)])
-    starts, phi = rolling_phi(led, T0, T0 + 720, 60.0, 240.0)
+    starts, phi = rolling_phi(agg(led, T0, T0 + 720), 240.0)
     assert starts[0] == T0 and phi[:3].tolist() == [1.0, 1.0, 1.0]
     assert phi[3:].tolist() == [0.75] * 9
-    empty_starts, empty_phi = rolling_phi(LedgerColumns.empty(), T0, T0 + 120, 60.0, 300.0)
+    empty_starts, empty_phi = rolling_phi(agg(LedgerColumns.empty(), T0, T0 + 120), 300.0)
     assert empty_starts.shape == (2,) and np.isnan(empty_phi).all()

@@ -23,7 +23,8 @@ from wilton_core.insight.backends import InsightBackend
 from wilton_core.insight.prompt import build_prompt
 from wilton_core.insight.redact import Redactor
 from wilton_core.insight.report import InsightReport, report_id, write_files
-from wilton_core.insight.stats import LEDGER_COLUMNS, ControlColumns, LedgerColumns, compute_stats
+from wilton_core.insight.sql_stats import SAMPLE_CAP, scan_window
+from wilton_core.insight.stats import ControlColumns, summarize
 
 __all__ = ["InsightOptions", "InsightService", "RunResult"]
 
@@ -33,7 +34,8 @@ log = logging.getLogger("wilton.insight")
 class InsightStore(Protocol):
     """The part of `wilton_core.store.base.Store` the insight hook uses."""
 
-    def ledger_rows(self, since: float, until: float, columns: Sequence[str] | None = None) -> dict[str, list[Any]]: ...
+    dialect: str
+
     def control_history(self, since: float, until: float | None = None) -> Sequence[Any]: ...
     def get_control_state(self) -> Any: ...
     def kv_get(self, key: str) -> str | None: ...
@@ -53,6 +55,7 @@ class InsightOptions:
     phi_basis: str = "requests"
     latency_target_s: float = 2.0
     control_window_s: float = 300.0   # the controller's phi window, for off-target time from the ledger
+    latency_sample_cap: int = SAMPLE_CAP   # above this many successful requests, p50/p95 are sampled
 
 
 @dataclass(slots=True, frozen=True)
@@ -94,15 +97,18 @@ class InsightService:
         return float(state.phi_target) if state is not None else self.options.phi_target
 
     def gather(self, now: float) -> Any:
-        """Read the window and compute the numbers (the only store reads of a run)."""
-        since = now - self.options.history_hours * 3600.0
-        ledger = LedgerColumns.from_mapping(self.store.ledger_rows(since, now, LEDGER_COLUMNS))
+        """Aggregate the window in the store and compute the numbers (the only store reads of a run).
+
+        Memory follows minutes x distinct keys of the window, not its number of requests; see
+        `wilton_core.insight.sql_stats` for the queries.
+        """
+        opts = self.options
+        since = now - opts.history_hours * 3600.0
+        agg = scan_window(self.store, since, now, latency_target_s=opts.latency_target_s,
+                          max_costly=opts.max_tasks, sample_cap=opts.latency_sample_cap)
         control = ControlColumns.from_rows([_control_tuple(r) for r in self.store.control_history(since, now)])
-        return compute_stats(
-            ledger, control, since=since, until=now, phi_target=self._phi_target(),
-            latency_target_s=self.options.latency_target_s, max_tasks=self.options.max_tasks,
-            basis=self.options.phi_basis, control_window_s=self.options.control_window_s,
-        )
+        return summarize(agg, control, phi_target=self._phi_target(), basis=opts.phi_basis,
+                         control_window_s=opts.control_window_s)
 
     async def run_once(self, now: float | None = None) -> RunResult:
         """One report. Raises StoreError only when the store itself fails (nothing to report on)."""

@@ -1,13 +1,19 @@
 """Numbers first: the statistics an insight report is built on.
 
-Every function here is pure over column arrays (numpy) and takes the window bounds as
-arguments, so each has a known answer on a synthetic ledger. `compute_stats` assembles them
-into one typed `InsightStats`; nothing in this module reads a clock, a store or a network.
+The window is first reduced to `WindowAggregates`: per-minute groups (minute, model, tier,
+provider, error class) with exact counts and sums, a latency sample per model, and the costliest
+requests. Its size follows minutes x distinct keys, never the number of requests. Two producers
+build it: `aggregate_ledger` here (pure, over in-memory columns: tests and small ledgers) and
+`wilton_core.insight.sql_stats.scan_window` (SQL over the store, bounded memory). Every statistic
+is then a pure function of the aggregates, so both producers give the same report and each
+statistic has a known answer on a synthetic ledger. Nothing here reads a clock, a store or a
+network.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -17,6 +23,7 @@ import numpy.typing as npt
 __all__ = [
     "CONTROL_COLUMNS",
     "LEDGER_COLUMNS",
+    "MINUTE_S",
     "OFF_TARGET_TOLERANCE",
     "Anomaly",
     "ControlColumns",
@@ -24,6 +31,7 @@ __all__ = [
     "CostlyRequest",
     "InsightStats",
     "LedgerColumns",
+    "MinuteGroup",
     "ModelLatency",
     "PhiPoint",
     "PhiSummary",
@@ -31,22 +39,28 @@ __all__ = [
     "RateLimitEpisode",
     "TierShare",
     "Totals",
-    "bucket_series",
+    "WindowAggregates",
+    "aggregate_ledger",
     "compute_stats",
     "controller_activity",
     "costliest_requests",
     "latency_by_model",
+    "minute_series",
     "phi_trajectory",
     "provider_health",
     "rate_limit_episodes",
     "rolling_phi",
     "rolling_zscore_anomalies",
+    "summarize",
     "tier_shares",
     "time_off_target",
+    "trajectory_bucket_s",
 ]
 
 FloatArray = npt.NDArray[np.float64]
 OFF_TARGET_TOLERANCE = 0.02
+MINUTE_S = 60.0
+RATE_LIMITED = "rate_limited"
 
 LEDGER_COLUMNS: tuple[str, ...] = (
     "ts", "request_id", "model_id", "tier", "is_local", "provider", "latency_s",
@@ -66,7 +80,7 @@ def _s(values: Sequence[Any] | npt.NDArray[Any]) -> npt.NDArray[np.str_]:
 
 @dataclass(slots=True)
 class LedgerColumns:
-    """The ledger window as columns, sorted by time."""
+    """A ledger window as columns, sorted by time (tests and small ledgers; the store path is SQL)."""
 
     ts: FloatArray
     request_id: npt.NDArray[np.str_]
@@ -141,6 +155,67 @@ class ControlColumns:
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
+
+
+# ---------------------------------------------------------------- window aggregates
+
+
+@dataclass(slots=True)
+class MinuteGroup:
+    """Exact totals of the window's rows for one (minute, model, tier, provider, error class).
+
+    `minute` counts `minute_s` buckets from the window start. `ok_latency_sum_s` and
+    `over_target` cover successful rows with a finite latency (`ok_latency` of them);
+    `first_ts`/`last_ts` bound the group's rows (rate-limit episodes are built from them).
+    """
+
+    minute: int
+    model_id: str
+    tier: str
+    provider: str
+    error_class: str                  # "" when the row has none
+    requests: int
+    errors: int                       # status != ok
+    local: int
+    tokens: int
+    local_tokens: int
+    cost_usd: float
+    fallback_rows: int                # rows with fallbacks > 0
+    ok_latency: int
+    ok_latency_sum_s: float
+    over_target: int
+    first_ts: float
+    last_ts: float
+
+
+@dataclass(slots=True)
+class WindowAggregates:
+    """Everything the statistics need from one window, bounded by minutes x keys.
+
+    `latency_samples[model]` holds successful latencies: every one of the window when
+    `latency_sampled` is False, else a bounded sample (see sql_stats) — p50/p95 then come from it,
+    while counts and the over-target share stay exact (from the groups).
+    """
+
+    since: float
+    until: float
+    minute_s: float
+    latency_target_s: float
+    rows: int
+    groups: list[MinuteGroup]
+    latency_samples: dict[str, FloatArray]
+    costliest: list[CostlyRequest]
+    latency_sampled: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def minutes(self) -> int:
+        return max(1, math.ceil((self.until - self.since) / self.minute_s))
+
+    @classmethod
+    def empty(cls, since: float, until: float, latency_target_s: float, minute_s: float = MINUTE_S
+              ) -> WindowAggregates:
+        return cls(since, until, minute_s, latency_target_s, 0, [], {}, [])
 
 
 # ---------------------------------------------------------------- result types
@@ -276,69 +351,140 @@ class InsightStats:
         return d
 
 
-# ---------------------------------------------------------------- pure functions
+# ---------------------------------------------------------------- building the aggregates
 
 
 def _opt(x: float) -> float | None:
     return None if not np.isfinite(x) else float(x)
 
 
-def bucket_series(
-    ts: FloatArray,
-    values: FloatArray,
+def costliest_requests(ledger: LedgerColumns, k: int) -> list[CostlyRequest]:
+    """The k most expensive requests (ties: most tokens, then earliest); ids and numbers only."""
+    if k <= 0 or len(ledger) == 0:
+        return []
+    order = np.lexsort((-ledger.tokens, -ledger.cost_usd))[:k]
+    return [
+        CostlyRequest(str(ledger.request_id[i]), float(ledger.ts[i]), str(ledger.model_id[i]),
+                      float(ledger.cost_usd[i]), int(ledger.tokens_in[i]), int(ledger.tokens_out[i]))
+        for i in order.tolist()
+        if ledger.cost_usd[i] > 0
+    ]
+
+
+def aggregate_ledger(
+    ledger: LedgerColumns,
     since: float,
     until: float,
-    bucket_s: float,
-    weights: FloatArray | None = None,
-) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int64]]:
-    """(bucket starts, weighted mean of `values` per bucket (NaN when empty), count per bucket)."""
-    n = max(1, int(np.ceil((until - since) / bucket_s)))
-    starts = since + bucket_s * np.arange(n, dtype=np.float64)
-    inside = (ts >= since) & (ts < until)
-    idx = np.minimum(((ts[inside] - since) // bucket_s).astype(np.int64), n - 1)
-    w = np.ones(idx.shape[0]) if weights is None else weights[inside]
-    counts = np.bincount(idx, minlength=n).astype(np.int64)
-    wsum = np.bincount(idx, weights=w, minlength=n)
-    vsum = np.bincount(idx, weights=w * values[inside], minlength=n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = np.where(wsum > 0, vsum / np.where(wsum > 0, wsum, 1.0), np.nan)
-    return starts, means, counts
-
-
-def phi_trajectory(
-    ledger: LedgerColumns, since: float, until: float, bucket_s: float, basis: str = "requests"
-) -> list[PhiPoint]:
-    """Local share per bucket: by request count, or weighted by tokens when basis='tokens'."""
-    weights = ledger.tokens if basis == "tokens" else None
-    starts, phi, counts = bucket_series(
-        ledger.ts, ledger.is_local.astype(np.float64), since, until, bucket_s, weights
+    *,
+    latency_target_s: float,
+    max_costly: int = 10,
+    minute_s: float = MINUTE_S,
+) -> WindowAggregates:
+    """The window's aggregates from in-memory columns: what `sql_stats.scan_window` computes in SQL."""
+    inside = (ledger.ts >= since) & (ledger.ts < until)
+    idx = np.flatnonzero(inside)
+    groups: dict[tuple[int, str, str, str, str], MinuteGroup] = {}
+    samples: dict[str, list[float]] = {}
+    for i in idx.tolist():
+        t = float(ledger.ts[i])
+        minute = int((t - since) // minute_s)
+        key = (minute, str(ledger.model_id[i]), str(ledger.tier[i]), str(ledger.provider[i]),
+               str(ledger.error_class[i]))
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = MinuteGroup(*key, requests=0, errors=0, local=0, tokens=0, local_tokens=0,
+                                          cost_usd=0.0, fallback_rows=0, ok_latency=0, ok_latency_sum_s=0.0,
+                                          over_target=0, first_ts=t, last_ts=t)
+        tokens = int(ledger.tokens[i])
+        local = bool(ledger.is_local[i])
+        g.requests += 1
+        g.errors += ledger.status[i] != "ok"
+        g.local += local
+        g.tokens += tokens
+        g.local_tokens += tokens if local else 0
+        g.cost_usd += float(ledger.cost_usd[i])
+        g.fallback_rows += ledger.fallbacks[i] > 0
+        lat = float(ledger.latency_s[i])
+        if ledger.status[i] == "ok" and math.isfinite(lat):
+            g.ok_latency += 1
+            g.ok_latency_sum_s += lat
+            g.over_target += lat > latency_target_s
+            samples.setdefault(g.model_id, []).append(lat)
+        g.first_ts, g.last_ts = min(g.first_ts, t), max(g.last_ts, t)
+    window = LedgerColumns(*(getattr(ledger, c)[idx] for c in LEDGER_COLUMNS))
+    return WindowAggregates(
+        since, until, minute_s, latency_target_s, int(idx.size), sorted(groups.values(), key=_group_order),
+        {m: np.array(v, dtype=np.float64) for m, v in samples.items()},
+        costliest_requests(window, max_costly),
     )
-    return [PhiPoint(float(s), _opt(p), int(c)) for s, p, c in zip(starts, phi, counts, strict=True)]
 
 
-def rolling_phi(
-    ledger: LedgerColumns, since: float, until: float, step_s: float, window_s: float, basis: str = "requests"
-) -> tuple[FloatArray, FloatArray]:
-    """(step starts, phi over the trailing `window_s` ending at each step's end); NaN when empty.
+def _group_order(g: MinuteGroup) -> tuple[int, str, str, str, str]:
+    return (g.minute, g.model_id, g.tier, g.provider, g.error_class)
+
+
+# ---------------------------------------------------------------- statistics over the aggregates
+
+
+def minute_series(agg: WindowAggregates) -> dict[str, FloatArray]:
+    """Per-minute sums over all groups: requests, local, tokens, local_tokens, errors,
+    ok_latency, ok_latency_sum_s (arrays of length `agg.minutes`, zeros where nothing ran)."""
+    n = agg.minutes
+    names = ("requests", "local", "tokens", "local_tokens", "errors", "ok_latency", "ok_latency_sum_s")
+    minutes = np.array([min(g.minute, n - 1) for g in agg.groups], dtype=np.int64)
+    return {
+        name: np.bincount(minutes, weights=np.array([float(getattr(g, name)) for g in agg.groups]), minlength=n)
+        if agg.groups else np.zeros(n)
+        for name in names
+    }
+
+
+def _ratio(num: FloatArray, den: FloatArray) -> FloatArray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out: FloatArray = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    return out
+
+
+def trajectory_bucket_s(since: float, until: float, points: int, minute_s: float = MINUTE_S) -> float:
+    """About `points` buckets over the window, each a whole number of minutes (at least one)."""
+    return minute_s * max(1, math.ceil((until - since) / max(1, points) / minute_s))
+
+
+def _regroup(series: FloatArray, k: int) -> FloatArray:
+    """Sum consecutive runs of k entries (the last run may be shorter)."""
+    n = math.ceil(series.shape[0] / k)
+    padded = np.zeros(n * k)
+    padded[: series.shape[0]] = series
+    out: FloatArray = padded.reshape(n, k).sum(axis=1)
+    return out
+
+
+def phi_trajectory(agg: WindowAggregates, bucket_s: float, basis: str = "requests") -> list[PhiPoint]:
+    """Local share per bucket (a whole number of minutes): by request count, or weighted by
+    tokens when basis='tokens'."""
+    k = max(1, round(bucket_s / agg.minute_s))
+    s = minute_series(agg)
+    num, den = (s["local_tokens"], s["tokens"]) if basis == "tokens" else (s["local"], s["requests"])
+    num, den, counts = _regroup(num, k), _regroup(den, k), _regroup(s["requests"], k)
+    starts = agg.since + k * agg.minute_s * np.arange(counts.shape[0], dtype=np.float64)
+    phi = _ratio(num, den)
+    return [PhiPoint(float(t), _opt(p), int(c)) for t, p, c in zip(starts, phi, counts, strict=True)]
+
+
+def rolling_phi(agg: WindowAggregates, window_s: float, basis: str = "requests") -> tuple[FloatArray, FloatArray]:
+    """(minute starts, phi over the trailing `window_s` ending at each minute's end); NaN when empty.
 
     This is what the controller measures, so sparse traffic does not read as 0/1 swings.
     """
-    w = ledger.tokens if basis == "tokens" else np.ones(len(ledger))
-    n = max(1, int(np.ceil((until - since) / step_s)))
-    starts = since + step_s * np.arange(n, dtype=np.float64)
-    inside = (ledger.ts >= since) & (ledger.ts < until)
-    idx = np.minimum(((ledger.ts[inside] - since) // step_s).astype(np.int64), n - 1)
-    total = np.bincount(idx, weights=w[inside], minlength=n)
-    local = np.bincount(idx, weights=(w * ledger.is_local)[inside], minlength=n)
-    k = max(1, round(window_s / step_s))
-    ctot = np.concatenate([[0.0], np.cumsum(total)])
-    cloc = np.concatenate([[0.0], np.cumsum(local)])
+    s = minute_series(agg)
+    num, den = (s["local_tokens"], s["tokens"]) if basis == "tokens" else (s["local"], s["requests"])
+    n = agg.minutes
+    k = max(1, round(window_s / agg.minute_s))
+    cnum = np.concatenate([[0.0], np.cumsum(num)])
+    cden = np.concatenate([[0.0], np.cumsum(den)])
     lo = np.maximum(np.arange(1, n + 1) - k, 0)
-    tot_w = ctot[1:] - ctot[lo]
-    loc_w = cloc[1:] - cloc[lo]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        phi = np.where(tot_w > 0, loc_w / np.where(tot_w > 0, tot_w, 1.0), np.nan)
-    return starts, phi
+    starts = agg.since + agg.minute_s * np.arange(n, dtype=np.float64)
+    return starts, _ratio(cnum[1:] - cnum[lo], cden[1:] - cden[lo])
 
 
 def time_off_target(
@@ -380,84 +526,97 @@ def _share(part: float, whole: float) -> float:
     return part / whole if whole else 0.0
 
 
-def tier_shares(ledger: LedgerColumns) -> list[TierShare]:
-    total_req = len(ledger)
-    total_tok = float(ledger.tokens.sum())
-    total_cost = float(ledger.cost_usd.sum())
-    out = []
-    for tier in sorted(set(ledger.tier.tolist())):
-        m = ledger.tier == tier
-        req, tok, cost = int(m.sum()), float(ledger.tokens[m].sum()), float(ledger.cost_usd[m].sum())
-        out.append(TierShare(tier, req, _share(req, total_req), int(tok), _share(tok, total_tok),
-                             cost, _share(cost, total_cost)))
+def _totals_by(groups: Iterable[MinuteGroup], key: str, fields: Sequence[str]) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for g in groups:
+        acc = out.setdefault(getattr(g, key), [0.0] * len(fields))
+        for j, f in enumerate(fields):
+            acc[j] += getattr(g, f)
     return out
 
 
-def latency_by_model(ledger: LedgerColumns, target_s: float) -> list[ModelLatency]:
-    """p50/p95 of successful requests per model (failures have no meaningful latency)."""
-    out = []
-    good = ledger.ok & np.isfinite(ledger.latency_s)
-    for model in sorted(set(ledger.model_id[good].tolist())):
-        lat = ledger.latency_s[good & (ledger.model_id == model)]
-        p50, p95 = np.percentile(lat, [50, 95])
-        out.append(ModelLatency(model, int(lat.size), float(p50), float(p95), target_s,
-                                float((lat > target_s).mean())))
-    return out
+def tier_shares(agg: WindowAggregates) -> list[TierShare]:
+    by_tier = _totals_by(agg.groups, "tier", ("requests", "tokens", "cost_usd"))
+    total_req = sum(v[0] for v in by_tier.values())
+    total_tok = sum(v[1] for v in by_tier.values())
+    total_cost = sum(v[2] for v in by_tier.values())
+    return [
+        TierShare(tier, int(req), _share(req, total_req), int(tok), _share(tok, total_tok), cost,
+                  _share(cost, total_cost))
+        for tier, (req, tok, cost) in sorted(by_tier.items())
+    ]
 
 
-def provider_health(ledger: LedgerColumns) -> list[ProviderHealth]:
-    """Error rate = non-ok rows; fallback rate = rows answered only after other models failed."""
-    out = []
-    for prov in sorted(set(ledger.provider.tolist())):
-        m = ledger.provider == prov
-        n = int(m.sum())
-        errs = m & ~ledger.ok
-        fb = m & (ledger.fallbacks > 0)
-        classes: dict[str, int] = {}
-        for c in ledger.error_class[errs].tolist():
-            key = c or "unknown"
-            classes[key] = classes.get(key, 0) + 1
-        out.append(ProviderHealth(prov, n, int(errs.sum()), _share(int(errs.sum()), n),
-                                  int(fb.sum()), _share(int(fb.sum()), n), classes))
-    return out
+def latency_by_model(agg: WindowAggregates) -> list[ModelLatency]:
+    """p50/p95 of successful requests per model (failures have no meaningful latency).
 
-
-def rate_limit_episodes(ledger: LedgerColumns, max_gap_s: float = 300.0) -> list[RateLimitEpisode]:
-    """Runs of rate_limited rows per provider, in time order.
-
-    A run ends at the provider's next row that is not rate limited, or when two rate-limited
-    rows are more than `max_gap_s` apart.
+    Counts and the share over target are exact; the percentiles come from `latency_samples`.
     """
+    out = []
+    target = agg.latency_target_s
+    for model, (n, over) in sorted(_totals_by(agg.groups, "model_id", ("ok_latency", "over_target")).items()):
+        lat = agg.latency_samples.get(model)
+        if n <= 0 or lat is None or lat.size == 0:
+            continue
+        p50, p95 = np.percentile(lat, [50, 95])
+        out.append(ModelLatency(model, int(n), float(p50), float(p95), target, _share(over, n)))
+    return out
+
+
+def provider_health(agg: WindowAggregates) -> list[ProviderHealth]:
+    """Error rate = non-ok rows; fallback rate = rows answered only after other models failed."""
+    by_prov = _totals_by(agg.groups, "provider", ("requests", "errors", "fallback_rows"))
+    classes: dict[str, dict[str, int]] = {}
+    for g in agg.groups:
+        if g.errors:
+            per = classes.setdefault(g.provider, {})
+            key = g.error_class or "unknown"
+            per[key] = per.get(key, 0) + g.errors
+    out = []
+    for prov, (n, errs, fb) in sorted(by_prov.items()):
+        out.append(ProviderHealth(prov, int(n), int(errs), _share(errs, n), int(fb), _share(fb, n),
+                                  dict(sorted(classes.get(prov, {}).items()))))
+    return out
+
+
+def rate_limit_episodes(agg: WindowAggregates, max_gap_s: float = 300.0) -> list[RateLimitEpisode]:
+    """Runs of rate_limited rows per provider, at one-minute resolution.
+
+    A run ends when the provider answers a row that is not rate limited between two rate-limited
+    ones, or when two rate-limited rows are more than `max_gap_s` apart. Each minute is seen
+    through its first and last row of each kind, so every split across minutes is exact; inside a
+    single minute, successes interleaved with rate limits do not split the run.
+    """
+    # per (provider, minute): [rl_count, rl_first, rl_last, other_first, other_last]
+    cells: dict[str, dict[int, list[float]]] = {}
+    for g in agg.groups:
+        c = cells.setdefault(g.provider, {}).setdefault(g.minute, [0, math.inf, -math.inf, math.inf, -math.inf])
+        if g.error_class == RATE_LIMITED:
+            c[0] += g.requests
+            c[1], c[2] = min(c[1], g.first_ts), max(c[2], g.last_ts)
+        else:
+            c[3], c[4] = min(c[3], g.first_ts), max(c[4], g.last_ts)
     episodes: list[RateLimitEpisode] = []
-    for prov in sorted(set(ledger.provider.tolist())):
-        m = ledger.provider == prov
-        ts, limited = ledger.ts[m], ledger.error_class[m] == "rate_limited"
+    for prov, by_minute in cells.items():
         current: RateLimitEpisode | None = None
-        for t, lim in zip(ts.tolist(), limited.tolist(), strict=True):
-            if lim and current is not None and t - current.end <= max_gap_s:
-                current.end, current.count = t, current.count + 1
-                continue
-            if current is not None:
-                episodes.append(current)
-                current = None
-            if lim:
-                current = RateLimitEpisode(prov, t, t, 1)
+        other_since_end = False   # a non-rate-limited row came after current.end
+        for minute in sorted(by_minute):
+            rl, rl_first, rl_last, o_first, o_last = by_minute[minute]
+            if rl:
+                broken = current is None or other_since_end or o_first < rl_first or rl_first - current.end > max_gap_s
+                if broken:
+                    if current is not None:
+                        episodes.append(current)
+                    current = RateLimitEpisode(prov, rl_first, rl_last, int(rl))
+                else:
+                    assert current is not None
+                    current.end, current.count = rl_last, current.count + int(rl)
+                other_since_end = o_last > rl_last
+            elif o_last > -math.inf:
+                other_since_end = True
         if current is not None:
             episodes.append(current)
     return sorted(episodes, key=lambda e: (e.start, e.provider))
-
-
-def costliest_requests(ledger: LedgerColumns, k: int) -> list[CostlyRequest]:
-    """The k most expensive requests (ties: most tokens first); ids and numbers only."""
-    if k <= 0 or len(ledger) == 0:
-        return []
-    order = np.lexsort((-ledger.tokens, -ledger.cost_usd))[:k]
-    return [
-        CostlyRequest(str(ledger.request_id[i]), float(ledger.ts[i]), str(ledger.model_id[i]),
-                      float(ledger.cost_usd[i]), int(ledger.tokens_in[i]), int(ledger.tokens_out[i]))
-        for i in order.tolist()
-        if ledger.cost_usd[i] > 0
-    ]
 
 
 def rolling_zscore_anomalies(
@@ -491,6 +650,70 @@ def rolling_zscore_anomalies(
     return out
 
 
+def summarize(
+    agg: WindowAggregates,
+    control: ControlColumns,
+    *,
+    phi_target: float,
+    basis: str = "requests",
+    trajectory_points: int = 24,
+    control_window_s: float = 300.0,
+) -> InsightStats:
+    since, until = agg.since, agg.until
+    s = minute_series(agg)
+    n, local, errors = int(s["requests"].sum()), int(s["local"].sum()), int(s["errors"].sum())
+    tokens = int(s["tokens"].sum())
+    if basis == "tokens":
+        measured = _share(float(s["local_tokens"].sum()), tokens) if tokens else None
+    else:
+        measured = _share(local, n) if n else None
+    notes = list(agg.notes)
+
+    # The controller's own measurements are the better off-target clock (they are what it acted
+    # on); without them, phi over the same trailing window the controller uses, minute by minute.
+    ctl_known = control.measured_phi[np.isfinite(control.measured_phi)] if len(control) else np.array([])
+    if ctl_known.size:
+        off_s, obs_s = time_off_target(control.ts, control.measured_phi, control.phi_target, until)
+        source = "control_history"
+    else:
+        starts, rphi = rolling_phi(agg, control_window_s, basis)
+        off_s, obs_s = time_off_target(starts, rphi, phi_target, until)
+        source = "ledger"
+        notes.append(f"no control_history in the window: off-target time measured from the ledger's phi over "
+                     f"a trailing {control_window_s:g} s window, minute by minute")
+
+    phi = PhiSummary(
+        target=phi_target, basis=basis, measured=measured,
+        trajectory=phi_trajectory(agg, trajectory_bucket_s(since, until, trajectory_points, agg.minute_s), basis),
+        source=source, off_target_s=off_s, off_target_share=_share(off_s, obs_s) if obs_s else None,
+        observed_s=obs_s,
+    )
+
+    starts = since + agg.minute_s * np.arange(agg.minutes, dtype=np.float64)
+    anomalies = rolling_zscore_anomalies("phi", starts, _ratio(s["local"], s["requests"]), min_std=0.05)
+    anomalies += rolling_zscore_anomalies("latency_s", starts, _ratio(s["ok_latency_sum_s"], s["ok_latency"]),
+                                          min_std=0.05 * agg.latency_target_s)
+    anomalies += rolling_zscore_anomalies("error_rate", starts, _ratio(s["errors"], s["requests"]), min_std=0.05)
+    anomalies.sort(key=lambda a: (a.ts, a.metric))
+
+    return InsightStats(
+        since=since,
+        until=until,
+        totals=Totals(n, local, tokens, float(sum(g.cost_usd for g in agg.groups)), errors,
+                      _share(errors, n) if n else None),
+        phi=phi,
+        controller=controller_activity(control),
+        tiers=tier_shares(agg),
+        latency_target_s=agg.latency_target_s,
+        latency=latency_by_model(agg),
+        providers=provider_health(agg),
+        rate_limit_episodes=rate_limit_episodes(agg),
+        costliest=agg.costliest,
+        anomalies=anomalies,
+        notes=notes,
+    )
+
+
 def compute_stats(
     ledger: LedgerColumns,
     control: ControlColumns,
@@ -502,63 +725,11 @@ def compute_stats(
     max_tasks: int = 10,
     basis: str = "requests",
     trajectory_points: int = 24,
-    anomaly_bucket_s: float = 60.0,
+    anomaly_bucket_s: float = MINUTE_S,
     control_window_s: float = 300.0,
 ) -> InsightStats:
-    n = len(ledger)
-    local = int(ledger.is_local.sum())
-    errors = int((~ledger.ok).sum())
-    tokens = ledger.tokens
-    if basis == "tokens":
-        measured = _share(float(tokens[ledger.is_local].sum()), float(tokens.sum())) if tokens.sum() else None
-    else:
-        measured = _share(local, n) if n else None
-    traj_bucket = max(60.0, (until - since) / max(1, trajectory_points))
-    notes: list[str] = []
-
-    # The controller's own measurements are the better off-target clock (they are what it acted
-    # on); without them, phi over the same trailing window the controller uses, minute by minute.
-    ctl_known = control.measured_phi[np.isfinite(control.measured_phi)] if len(control) else np.array([])
-    if ctl_known.size:
-        off_s, obs_s = time_off_target(control.ts, control.measured_phi, control.phi_target, until)
-        source = "control_history"
-    else:
-        starts, rphi = rolling_phi(ledger, since, until, 60.0, control_window_s, basis)
-        off_s, obs_s = time_off_target(starts, rphi, phi_target, until)
-        source = "ledger"
-        notes.append(f"no control_history in the window: off-target time measured from the ledger's phi over "
-                     f"a trailing {control_window_s:g} s window, minute by minute")
-
-    phi = PhiSummary(
-        target=phi_target, basis=basis, measured=measured,
-        trajectory=phi_trajectory(ledger, since, until, traj_bucket, basis),
-        source=source, off_target_s=off_s, off_target_share=_share(off_s, obs_s) if obs_s else None,
-        observed_s=obs_s,
-    )
-
-    anomalies: list[Anomaly] = []
-    starts, mphi, _ = bucket_series(ledger.ts, ledger.is_local.astype(np.float64), since, until, anomaly_bucket_s)
-    anomalies += rolling_zscore_anomalies("phi", starts, mphi, min_std=0.05)
-    ok_lat = ledger.ok & np.isfinite(ledger.latency_s)
-    starts, mlat, _ = bucket_series(ledger.ts[ok_lat], ledger.latency_s[ok_lat], since, until, anomaly_bucket_s)
-    anomalies += rolling_zscore_anomalies("latency_s", starts, mlat, min_std=0.05 * latency_target_s)
-    starts, merr, _ = bucket_series(ledger.ts, (~ledger.ok).astype(np.float64), since, until, anomaly_bucket_s)
-    anomalies += rolling_zscore_anomalies("error_rate", starts, merr, min_std=0.05)
-    anomalies.sort(key=lambda a: (a.ts, a.metric))
-
-    return InsightStats(
-        since=since,
-        until=until,
-        totals=Totals(n, local, int(tokens.sum()), float(ledger.cost_usd.sum()), errors,
-                      _share(errors, n) if n else None),
-        phi=phi,
-        controller=controller_activity(control),
-        tiers=tier_shares(ledger),
-        latency_target_s=latency_target_s,
-        latency=latency_by_model(ledger, latency_target_s),
-        providers=provider_health(ledger),
-        rate_limit_episodes=rate_limit_episodes(ledger),
-        costliest=costliest_requests(ledger, max_tasks),
-        anomalies=anomalies,
-        notes=notes,
-    )
+    """Every statistic of an in-memory ledger window (the store path: `sql_stats.scan_window` + `summarize`)."""
+    agg = aggregate_ledger(ledger, since, until, latency_target_s=latency_target_s, max_costly=max_tasks,
+                           minute_s=anomaly_bucket_s)
+    return summarize(agg, control, phi_target=phi_target, basis=basis, trajectory_points=trajectory_points,
+                     control_window_s=control_window_s)
