@@ -114,6 +114,14 @@ _TRACE_SUBSTRINGS = (
 _TRACE_PHRASES: tuple[tuple[frozenset[str], str], ...] = tuple(
     (frozenset(w.lower() for w in _TOKEN.findall(p)), p) for p in _TRACE_SUBSTRINGS
 )
+# The same phrases indexed by one of their words: a prompt only needs to test the phrases whose
+# key word it contains (most prompts: none) instead of all of them (hot path, ~4 us saved).
+_TRACE_BY_KEY: dict[str, tuple[tuple[frozenset[str], str], ...]] = {}
+for _ws, _p in _TRACE_PHRASES:
+    _key = min(_ws) if _ws else ""
+    _TRACE_BY_KEY[_key] = (*_TRACE_BY_KEY.get(_key, ()), (_ws, _p))
+_TRACE_ALWAYS = _TRACE_BY_KEY.pop("", ())
+_TRACE_KEYS = frozenset(_TRACE_BY_KEY)
 _ERROR_NAME = re.compile(r"\b[A-Z]\w*(?:Error|Exception)\b")
 _GATED_SYNTAX: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("def ", re.compile(r"\bdef \w+\s*\(")),
@@ -240,8 +248,11 @@ def _is_code(text: str) -> bool:
     if not vocab.isdisjoint(_SHELL_TOOLS) and _SHELL_LINE.search(t):
         return True
     t_low = t.lower()
-    if any(ws <= vocab and s in t_low for ws, s in _TRACE_PHRASES):
+    if any(s in t_low for _, s in _TRACE_ALWAYS):
         return True
+    for key in _TRACE_KEYS.intersection(vocab):
+        if any(ws <= vocab and s in t_low for ws, s in _TRACE_BY_KEY[key]):
+            return True
     if not vocab.isdisjoint(_CODE_WORDS_FOR_NEGATION) and _NOT_SOFTWARE_CODE.search(t):
         t = _NOT_SOFTWARE_CODE.sub(" ", t)
         words = _TOKEN.findall(t)
