@@ -186,3 +186,18 @@ def test_a_window_above_the_sample_cap_reads_a_bounded_number_of_rows(sqlite_sto
         assert (m.requests, m.over_target_share) == (e.requests, e.over_target_share)
         assert m.p50_s == pytest.approx(e.p50_s, rel=0.25) and m.p95_s == pytest.approx(e.p95_s, rel=0.35)
     assert {m.model_id for m in latency_by_model(agg)} == set(exact)
+
+
+def test_the_sample_does_not_alias_with_periodic_traffic(sqlite_store: SqliteStore) -> None:
+    # every 4th request goes to the API model: a stride of 10 ids at a fixed offset would only
+    # ever see ids of two residues mod 4 and could miss gpt-4o entirely
+    sqlite_store.insert_ledger([
+        LedgerRecord(ts=T0 + i, request_id=f"p{i}", model_id="gpt-4o" if i % 4 == 3 else "local-small",
+                     tier="frontier" if i % 4 == 3 else "selfhost", is_local=i % 4 != 3, provider="x",
+                     latency_s=3.0 if i % 4 == 3 else 0.3)
+        for i in range(4000)
+    ])
+    agg = scan_window(sqlite_store, T0, T0 + 4000, latency_target_s=2.0, sample_cap=400, min_per_model=50)
+    assert agg.latency_sampled and "topped up" not in agg.notes[0]
+    n = {m: v.size for m, v in agg.latency_samples.items()}
+    assert 60 <= n["gpt-4o"] <= 140 and n["local-small"] >= 250

@@ -9,10 +9,11 @@
    index); exact counts and sums, and a result whose size follows minutes x keys, not requests;
 3. costliest — `ORDER BY cost_usd DESC ... LIMIT n` over the same range;
 4. latency sample — every successful latency when the window holds at most `sample_cap` of
-   them (so small windows are exact), else a systematic sample: every k-th id of the window's id
-   range (k chosen for about `sample_cap` rows, read by primary key, so its cost does not grow
-   with the window), topped up for any model the sample left with fewer than `min_per_model`
-   latencies from up to `topup_minutes` of the minutes it served.
+   them (so small windows are exact), else one id per stride of k ids of the window's id range
+   (k chosen for about `sample_cap` rows, read by primary key, so its cost does not grow with the
+   window; the offset inside each stride is hashed so periodic traffic cannot alias), topped up
+   for any model the sample left with fewer than `min_per_model` latencies from up to
+   `topup_minutes` of the minutes it served.
 
 Why not ledger_rollup: it holds per-second served totals split only by is_local, so the window
 scan is needed anyway for models, providers, error classes and latency, and that same pass gives
@@ -76,12 +77,16 @@ ORDER BY cost_usd DESC, tokens_in + tokens_out DESC, ts, id
 LIMIT ?
 """
 _ALL_LATENCIES = f"SELECT model_id, latency_s {_RANGE} AND {_OK}"
+# One id per stride of `step` ids, at a pseudo-random offset inside the stride (a multiplicative
+# hash of the stride number): a fixed offset would alias with periodic traffic (round robin, or a
+# generator's "every 4th request goes to the API") and could miss a model entirely.
 _SAMPLE = """
-WITH RECURSIVE pick(i) AS (
-    SELECT CAST(? AS BIGINT)
-    UNION ALL SELECT i + CAST(? AS BIGINT) FROM pick WHERE i + CAST(? AS BIGINT) <= CAST(? AS BIGINT)
+WITH RECURSIVE pick(k) AS (
+    SELECT CAST(0 AS BIGINT)
+    UNION ALL SELECT k + 1 FROM pick WHERE k + 1 < CAST(? AS BIGINT)
 )
-SELECT l.model_id, l.latency_s FROM pick JOIN ledger l ON l.id = pick.i
+SELECT l.model_id, l.latency_s FROM pick
+JOIN ledger l ON l.id = CAST(? AS BIGINT) + pick.k * CAST(? AS BIGINT) + (pick.k * 2654435761) % CAST(? AS BIGINT)
 WHERE l.ts >= ? AND l.ts < ? AND l.status = 'ok'
 """
 _TOPUP = "SELECT latency_s FROM ledger WHERE ts >= ? AND ts < ? AND model_id = ? AND status = 'ok' LIMIT ?"
@@ -131,12 +136,13 @@ def scan_window(
         sampled = False
     else:
         step = max(1, math.ceil((hi - lo + 1) / sample_cap))
-        samples = _collect(store.query(_SAMPLE, (lo, step, step, hi, since, until)))
+        strides = math.ceil((hi - lo + 1) / step)
+        samples = _collect(store.query(_SAMPLE, (strides, lo, step, step, since, until)))
         topped = _top_up(store, groups, samples, since, until, minute_s, min_per_model, topup_minutes)
         sampled = True
         notes.append(
             f"latency p50/p95 from a sample of {sum(v.size for v in samples.values()):,} of {ok_total:,} "
-            f"successful requests (every {step}th ledger id"
+            f"successful requests (one ledger id in every {step}"
             + (f"; {', '.join(topped)} topped up from {topup_minutes} of their minutes" if topped else "")
             + "); counts and the share over target are exact"
         )
