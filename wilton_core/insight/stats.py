@@ -432,11 +432,11 @@ def minute_series(agg: WindowAggregates) -> dict[str, FloatArray]:
     n = agg.minutes
     names = ("requests", "local", "tokens", "local_tokens", "errors", "ok_latency", "ok_latency_sum_s")
     minutes = np.array([min(g.minute, n - 1) for g in agg.groups], dtype=np.int64)
-    return {
-        name: np.bincount(minutes, weights=np.array([float(getattr(g, name)) for g in agg.groups]), minlength=n)
-        if agg.groups else np.zeros(n)
-        for name in names
-    }
+    out: dict[str, FloatArray] = {}
+    for name in names:
+        weights = np.array([float(getattr(g, name)) for g in agg.groups], dtype=np.float64)
+        out[name] = np.bincount(minutes, weights=weights, minlength=n).astype(np.float64)
+    return out
 
 
 def _ratio(num: FloatArray, den: FloatArray) -> FloatArray:
