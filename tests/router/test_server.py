@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sqlite3
 import sys
 import time
@@ -336,3 +337,36 @@ def test_sigterm_with_requests_in_flight(tmp_path: Path, fake: FakeUpstream) -> 
     with sqlite3.connect(db) as con:
         rows = con.execute("select status, stream from ledger").fetchall()
     assert rows == [("ok", 0)] * n
+
+
+async def test_slow_reader_gets_back_pressure_not_a_growing_buffer(router, fake: FakeUpstream) -> None:
+    # ~40,000 events (about 9 MB of SSE, more than the kernel buffers hold) as fast as the upstream can send them, to a client that
+    # stops reading: the server must pause (wait for a drain) instead of queueing it all in memory
+    fake.script("m1", reply_words=40000)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", router["port"]))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(_post(_chat("flood me", stream=True)))
+    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    writer.transport.pause_reading()  # type: ignore[attr-defined]  # stop reading: the window fills
+    await asyncio.sleep(0.5)
+    server: FastServer = router["server"]
+    [conn] = [c for c in server._state.connections if c.streaming]  # type: ignore[union-attr]
+    assert conn.write_paused, "the server never saw back-pressure"
+    assert conn.transport.get_write_buffer_size() < 512 * 1024
+    assert router["ledger"].records == []  # still streaming, not finished
+    writer.transport.resume_reading()  # type: ignore[attr-defined]
+    data = b""
+    while not data.endswith(b"0\r\n\r\n"):
+        piece = await asyncio.wait_for(reader.read(1 << 20), 10)
+        assert piece, "connection closed before the stream ended"
+        data += piece
+    writer.close()
+    assert data.rstrip().endswith(b"0") and b"data: [DONE]" in data
+    t0 = time.monotonic()
+    while not router["ledger"].records and time.monotonic() - t0 < 2:
+        await asyncio.sleep(0.01)
+    [rec] = router["ledger"].records
+    assert rec.status == "ok" and rec.tokens_out >= 40000

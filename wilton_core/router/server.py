@@ -53,6 +53,8 @@ _REASONS = {
 _STATUS_LINES: dict[int, bytes] = {}
 # a pipelining client may queue this many parsed requests before we stop reading its socket
 _MAX_PIPELINE = 16
+# streamed output is written at once when this much is waiting (else at the end of the iteration)
+_FLUSH_BYTES = 64 * 1024
 
 
 def _status_line(status: int) -> bytes:
@@ -133,6 +135,9 @@ class HttpProtocol(asyncio.Protocol):
         self.disconnected = asyncio.Event()
         self.idle: asyncio.TimerHandle | None = None
         self.reading_paused = False
+        self.out: list[bytes] = []  # streamed chunks waiting for the end of the loop iteration
+        self.out_size = 0
+        self.flush_pending = False
 
     # ---- transport callbacks ------------------------------------------------------------------
 
@@ -159,6 +164,29 @@ class HttpProtocol(asyncio.Protocol):
         # runs to the end so its outcome is recorded exactly as if the client had waited
         if self.task is not None and self.streaming and not self.task.done():
             self.task.cancel()
+
+    def buffer(self, data: bytes) -> None:
+        if not data:
+            return
+        self.out.append(data)
+        self.out_size += len(data)
+        if self.out_size >= _FLUSH_BYTES:
+            self.flush()
+        elif not self.flush_pending:
+            self.flush_pending = True
+            self.loop.call_soon(self.flush)
+
+    def flush(self, last: bytes = b"") -> None:
+        self.flush_pending = False
+        if last:
+            self.out.append(last)
+        if not self.out:
+            return
+        data = self.out[0] if len(self.out) == 1 else b"".join(self.out)
+        self.out.clear()
+        self.out_size = 0
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -431,9 +459,13 @@ class _Cycle:
             if more:
                 raise asyncio.CancelledError  # nobody is reading: stop producing
             return
-        assert conn.transport is not None
-        if out:
-            conn.transport.write(out)
+        if more:
+            # Events the relay produces without waiting (several arrived in one upstream read)
+            # leave in one write, at the end of this loop iteration: a syscall per SSE event
+            # was most of a stream's cost. Nothing waits longer than the app's next await.
+            conn.buffer(out)
+        else:
+            conn.flush(out)
         if more and conn.write_paused:
             conn.drain = conn.loop.create_future()
             await conn.drain
