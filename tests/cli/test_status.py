@@ -94,3 +94,21 @@ def test_api_tier_message_says_why_phi_cannot_move() -> None:
     assert some.configured == ("groq-llama-8b",) and "groq-llama-8b" in some.message()
     demo = api_tier(demo_config("http://127.0.0.1:8090/v1", environ={}), {})
     assert demo.simulated == ("sim-frontier",) and "simulated" in demo.message()
+
+
+def test_a_listening_but_silent_server_is_busy_not_down(tmp_path: Path) -> None:
+    import socket
+
+    # the kernel completes the handshake from the backlog; nothing ever answers (a llama.cpp
+    # server in the middle of a generation looks like this)
+    with socket.socket() as silent, socket.socket() as closed:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        closed.bind(("127.0.0.1", 0))  # bound, not listening: connection refused
+        busy_port, down_port = silent.getsockname()[1], closed.getsockname()[1]
+        rows = collect_status([ProcessSpec("busy", f"http://127.0.0.1:{busy_port}/v1", "/models"),
+                               ProcessSpec("down", f"http://127.0.0.1:{down_port}/v1", "/models")],
+                              tmp_path, timeout_s=0.3)
+    busy, down = rows
+    assert busy.busy and not busy.healthy and busy.detail.startswith("busy")
+    assert not down.busy and not down.healthy and "unreachable" in down.detail

@@ -202,5 +202,7 @@ def test_training_tool_reproduces_the_shipped_artefact(tmp_path: Path, scorer: D
     again = DifficultyScorer.from_npz(out)
     assert again.metadata == scorer.metadata
     assert again.vocab.keys() == scorer.vocab.keys()
+    # Same data, same seed, same steps: the weights agree to float round-off. Not bit for bit:
+    # numpy's pairwise/SIMD summation order differs across versions and CPUs (seen: the last bit).
     for p in (PROOF, "hi", "Which of the following is not a prime number?\nA. 2\nB. 9\nAnswer:"):
-        assert again.score(p) == scorer.score(p)
+        assert again.score(p) == pytest.approx(scorer.score(p), rel=1e-9, abs=1e-12)

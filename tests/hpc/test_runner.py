@@ -163,3 +163,8 @@ def test_parse_helpers():
     assert parse_reply(200, {"x-wilton-model": "m"}, tool, 0.1, {}).text == '[{"id": "c1"}]'
     e = parse_reply(429, {}, b"rate limited", 0.2, {})
     assert e.status == "error" and e.error == "HTTP 429: rate limited"
+    body = json.dumps({"error": {"message": "No configured model can serve this request: it needs image input",
+                                 "type": "invalid_request_error", "param": "messages",
+                                 "code": "no_capable_model"}}).encode()
+    e = parse_reply(400, {}, body, 0.01, {})
+    assert e.error == "HTTP 400: no_capable_model: No configured model can serve this request: it needs image input"

@@ -43,6 +43,15 @@ def test_summary_groups_shares_phi_and_cost():
     assert s.as_json()["groups"][1]["model"] == "sim-frontier"
 
 
+def test_error_kinds_carry_the_routers_error_code():
+    s = summarize([
+        TaskResult(status="error", http_status=400, error="HTTP 400: no_capable_model: No configured model: it needs x"),
+        TaskResult(status="error", http_status=400, error="HTTP 400: no_capable_model: No configured model: it needs y"),
+        TaskResult(status="error", http_status=502, error="HTTP 502: bad gateway: upstream said no"),
+    ])
+    assert s.error_kinds == {"HTTP 400 no_capable_model": 2, "HTTP 502": 1}
+
+
 def test_summary_of_nothing_answered_has_no_phi():
     s = summarize([TaskResult(status="error", error="timeout: no answer")])
     assert s.phi is None and s.groups == [] and s.error_kinds == {"timeout": 1}

@@ -13,10 +13,11 @@ __all__ = ["app", "hardware_command", "register", "render_hardware"]
 
 
 def render_hardware(hw: HardwareProfile) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from wilton_core.cli.console import make_console
+
+    console = make_console()
     table = Table(title="Hardware", show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value")

@@ -65,9 +65,9 @@ def _open_repo(settings: Settings) -> TaskRepo:
 
 
 def _console() -> Console:
-    from rich.console import Console
+    from wilton_core.cli.console import make_console
 
-    return Console(highlight=False, soft_wrap=True, markup=False)
+    return make_console(highlight=False, soft_wrap=True, markup=False)
 
 
 def _run_dir(settings: Settings) -> Path:
@@ -117,7 +117,7 @@ def _render_summary(console: Console, summary: BatchSummary, title: str) -> None
     for col, just in (("tier", "left"), ("model", "left"), ("local", "left"), ("count", "right"),
                       ("share", "right"), ("p50 s", "right"), ("p95 s", "right"), ("tokens in/out", "right"),
                       ("cost $", "right")):
-        table.add_column(col, justify=just)  # type: ignore[arg-type]
+        table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
     for g in summary.groups:
         table.add_row(g.tier, g.model, "yes" if g.is_local else "no", str(g.count), f"{g.share:.0%}",
                       _num(g.latency_p50_s), _num(g.latency_p95_s), f"{g.tokens_in}/{g.tokens_out}",
@@ -312,8 +312,10 @@ def results(
                                   indent=2, ensure_ascii=False))
             return
         table = Table(title=f"batch {batch_id} ({info.name}): {info.status}", title_justify="left")
-        for col in ("#", "prio", "intent", "status", "model", "tier", "latency s", "tok in/out", "cost $", "answer / error"):
-            table.add_column(col)
+        for col in ("#", "prio", "intent", "status", "model", "tier", "latency s", "tok in/out", "cost $"):
+            table.add_column(col, no_wrap=True)
+        # one line per task: the whole answer is in --json
+        table.add_column("answer / error", no_wrap=True, overflow="ellipsis", min_width=20)
         for t in tasks:
             r = t.result
             raw = r.text if r.status == "ok" else r.error

@@ -52,8 +52,9 @@ def list_cmd(
              "backend": r.backend, "model": r.model} for r in rows
         ], indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from wilton_core.cli.console import make_console
 
     if not rows:
         typer.echo("no insight reports yet (start wilton-insight, or run `wilton-insight --once`)")
@@ -63,7 +64,7 @@ def list_cmd(
         style = "green" if r.status == "ok" else "yellow"
         who = f"{r.model} ({r.backend})" if r.model else r.backend
         table.add_row(r.id, utc_iso(r.created_at), f"[{style}]{r.status}[/]", who, r.reason or "")
-    Console().print(table)
+    make_console().print(table)
 
 
 @app.command("show")
@@ -87,7 +88,8 @@ def show_cmd(
     if as_json:
         typer.echo(report.to_json())
         return
-    from rich.console import Console
     from rich.markdown import Markdown
 
-    Console().print(Markdown(markdown))
+    from wilton_core.cli.console import make_console
+
+    make_console().print(Markdown(markdown))

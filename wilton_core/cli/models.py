@@ -41,9 +41,9 @@ _STATUS_STYLE = {"available": "green", "rate_limited": "yellow", "failed": "red"
 
 
 def _console() -> Console:
-    from rich.console import Console
+    from wilton_core.cli.console import make_console
 
-    return Console(highlight=False)
+    return make_console(highlight=False)
 
 
 def load_stack_config(path: Path | None) -> StackConfig:

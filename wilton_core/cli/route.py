@@ -74,10 +74,11 @@ def explain(
     if json_out:
         typer.echo(json.dumps(info, indent=2, ensure_ascii=False, default=str))
         return
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from wilton_core.cli.console import make_console
+
+    console = make_console()
     console.print(f"intent: [bold]{info.get('intent')}[/]   difficulty: [bold]{info.get('score', 0):.3f}[/]")
     feats = sorted(info.get("features", []), key=lambda f: -abs(f.get("contribution", 0.0)))
     table = Table("feature", "value", "contribution")

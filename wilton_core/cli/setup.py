@@ -345,10 +345,11 @@ def setup_command(
     strict: Annotated[bool, typer.Option(help="exit 1 when a configured model fails its test")] = False,
 ) -> None:
     """Detect hardware, configure local and API models, test them, write the config."""
-    from rich.console import Console
     from rich.rule import Rule
 
-    console = Console(highlight=False)
+    from wilton_core.cli.console import make_console
+
+    console = make_console(highlight=False)
     ask = _Asker(not yes, console)
     chosen = _split_providers(provider)
     environ: dict[str, str] = {**os.environ, **read_env_file(env_file)}

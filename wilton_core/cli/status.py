@@ -45,6 +45,7 @@ class ProcessStatus:
     http_status: int | None
     healthy: bool
     detail: str = ""
+    busy: bool = False                  # accepted the connection, did not answer in time
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -90,6 +91,10 @@ def probe(spec: ProcessSpec, client: Any, run_dir: Path) -> ProcessStatus:
     st.healthy = code is not None and 200 <= code < 300 and alive is not False
     if alive is False:
         st.detail = "pid file stale"
+    elif code is None and why == "ReadTimeout":
+        # Listening but silent: a single-slot llama.cpp server answers nothing while it generates.
+        st.busy = True
+        st.detail = "busy: connected, no answer in time (generating? retry, or --timeout 10)"
     elif code is None:
         st.detail = f"unreachable ({why})"
     elif why:
@@ -168,17 +173,18 @@ def collect_status(specs: list[ProcessSpec], run_dir: Path, *, transport: Any = 
 
 
 def _render(rows: list[ProcessStatus]) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from wilton_core.cli.console import make_console
 
     table = Table(title="WiltonOS processes")
     for col in ("process", "port", "pid", "health", "detail"):
         table.add_column(col)
     for r in rows:
         pid = "-" if r.pid is None else f"{r.pid}{'' if r.pid_alive else ' (dead)'}"
-        health = "[green]up[/green]" if r.healthy else "[red]down[/red]"
+        health = "[green]up[/green]" if r.healthy else ("[yellow]busy[/yellow]" if r.busy else "[red]down[/red]")
         table.add_row(r.name, "-" if r.port is None else str(r.port), pid, health, r.detail)
-    Console().print(table)
+    make_console().print(table)
 
 
 def status(

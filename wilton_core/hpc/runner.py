@@ -57,12 +57,15 @@ def parse_prices(models_payload: Mapping[str, Any]) -> dict[str, tuple[float, fl
 
 
 def _error_message(body: bytes) -> str:
+    """`code: message` from OpenAI's error JSON (the code says why at a glance), else the raw body."""
     try:
         data = json.loads(body)
-        msg = data.get("error", {}).get("message") if isinstance(data, dict) else None
+        err = data.get("error", {}) if isinstance(data, dict) else {}
+        msg, code = err.get("message"), err.get("code")
     except (ValueError, AttributeError):
-        msg = None
-    return str(msg or body[:200].decode("utf-8", "replace") or "no body")
+        msg = code = None
+    text = str(msg or body[:200].decode("utf-8", "replace") or "no body")
+    return f"{code}: {text}" if isinstance(code, str) and code else text
 
 
 def _text(message: Mapping[str, Any]) -> str:

@@ -66,7 +66,12 @@ class BatchSummary:
 
 
 def _error_kind(r: TaskResult) -> str:
-    return f"HTTP {r.http_status}" if r.http_status else (r.error or "error").split(":", 1)[0]
+    """`HTTP 400 no_capable_model`: the status and, when the router gave one, its error code."""
+    if not r.http_status:
+        return (r.error or "error").split(":", 1)[0]
+    parts = (r.error or "").split(":", 2)  # "HTTP 400: code: message" (runner._error_message)
+    code = parts[1].strip() if len(parts) == 3 else ""
+    return f"HTTP {r.http_status} {code}" if code and " " not in code else f"HTTP {r.http_status}"
 
 
 def summarize(results: Iterable[TaskResult]) -> BatchSummary:

@@ -300,13 +300,9 @@ class RouterService:
         if only_local is not None:
             chain = [m for m in chain if self.runtimes[m].cfg.is_local is only_local]
         if not chain:
-            message = (
-                "No configured model can serve this request (it needs "
-                + ", ".join(k for k, v in (("tools", req.needs_tools), ("vision", req.needs_vision)) if v)
-                + (" " if req.needs_tools or req.needs_vision else "")
-                + f"a context window of at least {est_in + int(max_out)} tokens)."
-            )
-            if not self._capable(req, only_local):
+            capable = self._capable(req, only_local)
+            message = no_model_message(req, est_in + int(max_out), only_local, capable)
+            if not capable:
                 # Not an outage: retrying cannot help, and a 5xx would make SDKs retry it.
                 raise RequestError(message, param="messages", code="no_capable_model", status=400)
             raise NoHealthyModelError(message, [])
@@ -495,6 +491,23 @@ class RouterService:
         if self.ledger is not None and hasattr(self.ledger, "stats"):
             info["ledger"] = _jsonable(self.ledger.stats())
         return bool(usable), info
+
+
+def no_model_message(req: RequestView, tokens: int, only_local: bool | None, capable: bool) -> str:
+    """Why no model was left for a request, in words a client can act on.
+
+    `capable`: some configured model could serve it if it were healthy (then it is an outage).
+    """
+    needs = [what for what, needed in (("tool calling", req.needs_tools), ("image input (vision)", req.needs_vision))
+             if needed]
+    needs.append(f"a context window of at least {tokens} tokens")
+    scope = {True: "local ", False: "API ", None: ""}[only_local]
+    if capable:
+        return (f"No {scope}model that can serve this request is healthy right now (it needs "
+                f"{' and '.join(needs)}); every such model is failing or cooling down.")
+    hint = (" Add a model with supports_vision = true (e.g. Ollama's minicpm-v, see docs/quickstart.md)"
+            " or an API model with vision." if req.needs_vision else "")
+    return f"No configured {scope}model can serve this request: it needs {' and '.join(needs)}.{hint}"
 
 
 def _prompt_text(messages: list[dict[str, Any]], limit: int = 4000) -> str:
