@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     run_dir: Path | None = None
     host: str = "127.0.0.1"
     router_port: int = Field(default=8080, ge=0, le=65535)
+    router_workers: int = Field(default=1, ge=1, le=64, description="router processes sharing the port")
     exporter_port: int = Field(default=8000, ge=0, le=65535)
     coherence_port: int = Field(default=8001, ge=0, le=65535)
     router_url: str | None = None

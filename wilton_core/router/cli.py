@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default=None)
     p.add_argument("--server", choices=SERVERS, default=None,
                    help=f"HTTP server (default {DEFAULT_SERVER}, $WILTON_ROUTER_SERVER)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="router processes sharing the port (default 1, $WILTON_ROUTER_WORKERS; fast server only)")
+    p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # set for --workers' children
     p.add_argument("--validate-and-exit", action="store_true", help="check settings, config and store, then exit")
     return p
 
@@ -138,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(config=args.config, host=args.host, router_port=args.port,
                                  store_url=args.store_url, replica_id=args.replica_id,
-                                 log_level=args.log_level)
+                                 log_level=args.log_level, router_workers=args.workers)
         level = getattr(logging, settings.log_level.upper(), logging.INFO)
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         quiet_client_loggers()
@@ -167,9 +170,12 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         store.close()
         return 2
+    if settings.router_workers > 1:
+        store.close()  # each worker opens its own
+        return _run_workers(settings, server_kind, argv)
     app, _service, _ledger = build_app(settings, store=store)
     if server_kind == "fast":
-        return _run_fast(app, settings, config, store)
+        return _run_fast(app, settings, config, store, reuse_port=args.reuse_port)
     import uvicorn
 
     uv_config = uvicorn.Config(app, host=settings.host, port=settings.router_port, log_level=settings.log_level,
@@ -183,12 +189,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if server.started else 1
 
 
-def _run_fast(app: Any, settings: Any, config: Any, store: Any) -> int:
+def _run_workers(settings: Any, server_kind: str, argv: Sequence[str] | None) -> int:
+    from wilton_core.router.workers import Supervisor, worker_argv
+
+    if server_kind != "fast":
+        print("wilton-router: --workers needs the fast server (--server fast)", file=sys.stderr)
+        return 2
+    if settings.router_port == 0:
+        print("wilton-router: --workers needs a fixed --port (port 0 would give each worker its own)",
+              file=sys.stderr)
+        return 2
+    base = list(sys.argv[1:] if argv is None else argv)
+    log.info("router: %d workers on http://%s:%d", settings.router_workers, settings.host, settings.router_port)
+    supervisor = Supervisor(lambda i: worker_argv(base, i, settings.replica_id), settings.router_workers)
+    return supervisor.run()
+
+
+def _run_fast(app: Any, settings: Any, config: Any, store: Any, *, reuse_port: bool = False) -> int:
     from wilton_core.router.server import serve
 
     try:
         started = serve(app, host=settings.host, port=settings.router_port,
-                        max_body_bytes=config.routing.max_body_bytes, use_uvloop=_event_loop() == "uvloop")
+                        max_body_bytes=config.routing.max_body_bytes, use_uvloop=_event_loop() == "uvloop",
+                        reuse_port=reuse_port)
     except (OSError, RuntimeError) as e:  # bind failure, or the service refused to start
         log.error("router failed: %s", e)
         return 1

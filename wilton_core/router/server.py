@@ -565,8 +565,9 @@ class FastServer:
 
     def __init__(self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 8080, max_body_bytes: int = 4 << 20,
                  keep_alive_s: float = 5.0, graceful_timeout_s: float = 10.0, backlog: int = 2048,
-                 lifespan: bool = True) -> None:
+                 lifespan: bool = True, reuse_port: bool = False) -> None:
         self.app = app
+        self.reuse_port = reuse_port  # several worker processes on one port (router/workers.py)
         self.host = host
         self.port = port
         self.max_body_bytes = max_body_bytes
@@ -586,7 +587,8 @@ class FastServer:
         self._state = state
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: HttpProtocol(state), self.host, self.port,
-                                                backlog=self.backlog, reuse_address=True)
+                                                backlog=self.backlog, reuse_address=True,
+                                                reuse_port=self.reuse_port or None)
         sock = self._server.sockets[0]
         self.port = int(sock.getsockname()[1])
         state.server_addr = (self.host, self.port)
@@ -642,9 +644,10 @@ class FastServer:
         self._exit.set()
 
 
-def serve(app: ASGIApp, *, host: str, port: int, max_body_bytes: int, use_uvloop: bool = True) -> bool:
+def serve(app: ASGIApp, *, host: str, port: int, max_body_bytes: int, use_uvloop: bool = True,
+          reuse_port: bool = False) -> bool:
     """Run the fast server in this thread until a signal; True when it started."""
-    server = FastServer(app, host=host, port=port, max_body_bytes=max_body_bytes)
+    server = FastServer(app, host=host, port=port, max_body_bytes=max_body_bytes, reuse_port=reuse_port)
     if use_uvloop:
         try:
             import uvloop
