@@ -315,14 +315,17 @@ def results(
         for col in ("#", "prio", "intent", "status", "model", "tier", "latency s", "tok in/out", "cost $"):
             table.add_column(col, no_wrap=True)
         # one line per task: the whole answer is in --json
-        table.add_column("answer / error", no_wrap=True, overflow="ellipsis", min_width=20)
+        table.add_column("answer / error", min_width=20)
         for t in tasks:
             r = t.result
             raw = r.text if r.status == "ok" else r.error
             text = " ".join((raw or "").split())
+            # an answer is a one-line preview (the whole one is in --json); an error is the reason, whole
+            limit = 80 if r.status == "ok" else 500
+            text = text if len(text) <= limit else text[:limit - 1] + "…"
             table.add_row(str(t.idx), str(t.priority), t.intent or "-", r.status, r.model_id or "-", r.tier or "-",
                           f"{r.latency_s:.3f}" if r.status in ("ok", "error") else "-",
-                          f"{r.tokens_in}/{r.tokens_out}", f"{r.cost_usd:.6f}", text[:80])
+                          f"{r.tokens_in}/{r.tokens_out}", f"{r.cost_usd:.6f}", text)
         console = _console()
         console.print(table)
         _render_summary(console, summary, "split")
