@@ -4,7 +4,8 @@
 #
 # Skipped when an Ollama answers at $OLLAMA_HOST (default http://127.0.0.1:11434): the router
 # then uses the Ollama models (export OLLAMA_HOST before starting it). Also skipped when
-# something already serves /v1/models on the port.
+# something already serves /v1/models on the port, and when $WILTON_LOCAL_BASE_URL points the
+# `local-small` model at another server.
 #
 #   WILTON_LOCAL_PORT            port (default 8081)
 #   WILTON_LOCAL_THREADS         llama.cpp threads (default: llama.cpp's choice)
@@ -29,6 +30,11 @@ if pid="$(wilton_pid local-model)"; then
     wilton_wait_http "http://127.0.0.1:$port/v1/models" "${WILTON_LOCAL_START_TIMEOUT_S:-120}" local-model
     exit 0
 fi
+case "${WILTON_LOCAL_BASE_URL:-}" in
+    ""|"http://127.0.0.1:$port/v1"|"http://localhost:$port/v1") ;;
+    *)  wilton_log "local-small points at $WILTON_LOCAL_BASE_URL: the bundled llama.cpp server is not started"
+        exit 0 ;;
+esac
 if [ "${WILTON_SKIP_OLLAMA_PROBE:-0}" != "1" ] && _http_ok "$ollama/api/tags"; then
     wilton_log "Ollama answers at $ollama: using it as the local tier (llama.cpp server not started)"
     exit 0

@@ -66,7 +66,11 @@ if [ "${WILTON_SKIP_OLLAMA_PROBE:-0}" != "1" ] && ! wilton_pid local-model >/dev
 else
     export WILTON_SKIP_OLLAMA_PROBE=1
     export WILTON_LOCAL_BASE_URL="${WILTON_LOCAL_BASE_URL:-http://127.0.0.1:$WILTON_LOCAL_PORT/v1}"
-    local_tier="llama.cpp + SmolLM2 at $WILTON_LOCAL_BASE_URL (model local-small)"
+    case "$WILTON_LOCAL_BASE_URL" in
+        "http://127.0.0.1:$WILTON_LOCAL_PORT/v1"|"http://localhost:$WILTON_LOCAL_PORT/v1")
+            local_tier="llama.cpp + SmolLM2 at $WILTON_LOCAL_BASE_URL (model local-small)" ;;
+        *)  local_tier="your server at $WILTON_LOCAL_BASE_URL (model local-small = ${WILTON_LOCAL_MODEL:-smollm2})" ;;
+    esac
 fi
 "$here/start_local_model.sh"
 

@@ -119,3 +119,13 @@ def test_venv_console_script_missing_is_a_clear_error(run_dir: Path) -> None:
                           env={**os.environ, "WILTON_VENV": str(run_dir / "novenv"), "WILTON_RUN_DIR": str(run_dir)})
     assert proc.returncode != 0
     assert "wilton-exporter not found" in proc.stderr
+
+
+def test_local_model_is_not_started_when_local_small_points_elsewhere(run_dir: Path) -> None:
+    proc = subprocess.run([str(ROOT / "scripts" / "start_local_model.sh")], capture_output=True, text=True,
+                          timeout=30, cwd=run_dir,
+                          env={**os.environ, "WILTON_RUN_DIR": str(run_dir), "WILTON_SKIP_OLLAMA_PROBE": "1",
+                               "WILTON_LOCAL_BASE_URL": "http://10.0.0.5:8000/v1"})
+    assert proc.returncode == 0, proc.stderr
+    assert "points at http://10.0.0.5:8000/v1" in proc.stdout + proc.stderr
+    assert not (run_dir / "local-model.pid").exists()
