@@ -10,7 +10,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Completion", "LedgerRecord", "Usage"]
+__all__ = ["MAX_TOKEN_COUNT", "Completion", "LedgerRecord", "Usage", "token_count"]
+
+# No real request comes near this; an upstream that reports more is wrong, and the ledger and cost
+# arithmetic must stay finite (an upstream once reported 1e308 and the row was lost).
+MAX_TOKEN_COUNT = 10_000_000
+
+
+def token_count(value: object) -> int:
+    """A token count reported by an upstream, as a sane int: 0 for anything that is not a finite
+    non-negative number (None, "n/a", NaN, -5, True), clamped to MAX_TOKEN_COUNT."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return 0
+        if value >= MAX_TOKEN_COUNT:
+            return MAX_TOKEN_COUNT
+        value = int(value)
+    return min(max(value, 0), MAX_TOKEN_COUNT)
 
 
 @dataclass(slots=True)
@@ -21,6 +39,18 @@ class Usage:
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def of(cls, prompt: object, completion: object) -> Usage:
+        """Usage from two upstream-reported counts of any type, each through `token_count`."""
+        return cls(token_count(prompt), token_count(completion))
+
+    @classmethod
+    def from_openai(cls, usage: object) -> Usage | None:
+        """Usage of an OpenAI `usage` object; None when there is none (not a dict)."""
+        if not isinstance(usage, dict):
+            return None
+        return cls(token_count(usage.get("prompt_tokens")), token_count(usage.get("completion_tokens")))
 
     def as_openai(self) -> dict[str, int]:
         return {
