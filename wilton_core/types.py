@@ -76,6 +76,7 @@ class LedgerRecord:
     error_class: a ProviderError.kind, "no_healthy_model", or None.
     fallbacks: how many models were tried and failed before the one that answered.
     tried: comma-separated model ids tried before `model_id`, in order.
+    http_status, key_id, local_only: see the fields.
     attempt_errors: why each of those attempts failed, "model_id:kind,model_id:kind" in the
         same order as `tried` (kind is a ProviderError.kind); "" when nothing failed.
     """
@@ -100,6 +101,12 @@ class LedgerRecord:
     stream: bool = False
     replica: str = ""
     attempt_errors: str = ""
+    # the HTTP status the client saw (200 for a stream that started, even if it broke later)
+    http_status: int = 200
+    # the client key's id ("" without keys or for the master key)
+    key_id: str = ""
+    # held to local models by its key or the x-wilton-privacy header: it never left the machine
+    local_only: bool = False
     # Prompt text, present only when the operator opted in (WILTON_CAPTURE_PROMPTS=1): stored in
     # request_prompts for `wilton-insight --include-prompts`, never in the ledger itself.
     prompt: str | None = None

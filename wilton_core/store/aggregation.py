@@ -37,7 +37,7 @@ ROLLUP_BUCKET_S = 1
 LEDGER_COLUMNS: tuple[str, ...] = (
     "ts", "request_id", "model_id", "tier", "is_local", "provider", "intent", "difficulty",
     "latency_s", "ttft_s", "tokens_in", "tokens_out", "cost_usd", "status", "error_class",
-    "fallbacks", "tried", "stream", "replica", "attempt_errors",
+    "fallbacks", "tried", "stream", "replica", "attempt_errors", "http_status", "key_id", "local_only",
 )
 
 AggKey = tuple[str, str, str, str, str, str]
@@ -50,6 +50,7 @@ def ledger_row(r: LedgerRecord) -> tuple[Any, ...]:
         r.ts, r.request_id, r.model_id, r.tier, int(bool(r.is_local)), r.provider, r.intent,
         r.difficulty, r.latency_s, r.ttft_s, r.tokens_in, r.tokens_out, r.cost_usd, r.status,
         r.error_class, r.fallbacks, r.tried, int(bool(r.stream)), r.replica, r.attempt_errors,
+        r.http_status, r.key_id, int(bool(r.local_only)),
     )
 
 

@@ -56,7 +56,7 @@ _AGG_VALUES = (
 _CONTROL_FIELDS = (
     "phi_target", "threshold", "bias", "measured_phi", "error", "integral", "updated_at", "steps",
 )
-_BOOL_COLUMNS = frozenset({"is_local", "stream"})
+_BOOL_COLUMNS = frozenset({"is_local", "stream", "local_only"})
 _ROW_COLUMNS = ("id", *LEDGER_COLUMNS)
 
 
