@@ -116,7 +116,11 @@ class RoutingConfig(_Strict):
     max_attempts_per_model: int = Field(default=2, ge=1, le=10)
     backoff_base_s: float = Field(default=0.05, ge=0)
     backoff_max_s: float = Field(default=2.0, ge=0)
-    max_retry_after_s: float = Field(default=5.0, ge=0, description="longest Retry-After we wait in-request")
+    max_retry_after_s: float = Field(default=5.0, ge=0, description=(
+        "most a request waits in total for a rate-limited model to come back, when no other model answers"))
+    rate_limit_backoff_s: float = Field(default=1.0, gt=0, description=(
+        "first deferral of a model after a 429 without Retry-After (doubles per consecutive 429, jittered)"))
+    rate_limit_backoff_max_s: float = Field(default=30.0, gt=0, description="cap of that deferral")
     cooldown_failures: int = Field(default=3, ge=1, description="consecutive failures that open the breaker")
     cooldown_s: float = Field(default=10.0, gt=0)
     cooldown_max_s: float = Field(default=300.0, gt=0)

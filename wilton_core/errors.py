@@ -5,16 +5,26 @@ WiltonError
 ├── StoreError             the shared store is unreachable or refused a write
 ├── RequestError           a client's request is wrong (maps to HTTP 4xx on the gateway)
 │   └── UnknownModelError  `model` names no configured model
-├── NoHealthyModelError    every eligible model failed or is cooling down (HTTP 503)
+├── NoHealthyModelError    every eligible model failed, is cooling down or rate limited
+│                          (HTTP 503, or 429 when rate limits alone stood in the way;
+│                          `retry_after`: when a capable model is expected back)
 └── ProviderError          an upstream LLM call failed; the subclass says how
     ├── RateLimitedError   429 / quota; carries retry_after seconds when the upstream sent one
     ├── UnavailableError   connection refused/reset, timeout, 5xx, malformed upstream reply
     ├── BadRequestError    the upstream rejected the request itself (4xx other than below)
     ├── AuthError          401/403: missing or wrong key
-    └── ContextTooLongError the prompt does not fit the model's window
+    ├── ContextTooLongError the prompt does not fit the model's window
+    └── InternalError      a bug of ours on the way to or from the upstream (never the model's fault)
 
 Provider errors are the stack's single error vocabulary: every provider maps its own
-failures onto these classes, and the fallback chain decides from the class alone.
+failures onto these classes, and the fallback chain decides from the class alone. Who is to
+blame decides health (`ProviderError.blame`):
+
+- "upstream": the model is broken (UnavailableError, AuthError) — counts toward its breaker;
+- "request": the request cannot be served by this model as sent (BadRequestError,
+  ContextTooLongError) — the next model may take it; the model's health is untouched;
+- "rate_limit": the model is healthy but busy (RateLimitedError) — it is deferred, not broken;
+- "internal": our own bug (InternalError) — logged, never held against the model.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ __all__ = [
     "BadRequestError",
     "ConfigError",
     "ContextTooLongError",
+    "InternalError",
     "NoHealthyModelError",
     "ProviderError",
     "RateLimitedError",
@@ -81,10 +92,18 @@ class UnknownModelError(RequestError):
 class NoHealthyModelError(WiltonError):
     """No eligible model could serve the request; `tried` lists (model_id, error class) pairs."""
 
-    def __init__(self, message: str, tried: list[tuple[str, str]]) -> None:
+    def __init__(self, message: str, tried: list[tuple[str, str]], *, retry_after: float | None = None,
+                 rate_limited: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.tried = tried
+        self.retry_after = retry_after
+        # every model that could have served it was deferred by a rate limit (answer 429, not 503)
+        self.rate_limited = rate_limited
+
+    @property
+    def status(self) -> int:
+        return 429 if self.rate_limited else 503
 
 
 class ProviderError(WiltonError):
@@ -92,6 +111,7 @@ class ProviderError(WiltonError):
 
     kind = "provider_error"
     retryable = False
+    blame = "upstream"  # see the module doc: who caused it decides whether health suffers
 
     def __init__(
         self,
@@ -113,6 +133,7 @@ class ProviderError(WiltonError):
 class RateLimitedError(ProviderError):
     kind = "rate_limited"
     retryable = True
+    blame = "rate_limit"
 
 
 class UnavailableError(ProviderError):
@@ -122,6 +143,7 @@ class UnavailableError(ProviderError):
 
 class BadRequestError(ProviderError):
     kind = "bad_request"
+    blame = "request"
 
 
 class AuthError(ProviderError):
@@ -130,3 +152,9 @@ class AuthError(ProviderError):
 
 class ContextTooLongError(ProviderError):
     kind = "context_too_long"
+    blame = "request"
+
+
+class InternalError(ProviderError):
+    kind = "internal_error"
+    blame = "internal"

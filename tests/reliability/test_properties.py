@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from wilton_core.core.controller import Controller, ControllerConfig
 from wilton_core.core.health import Breaker, BreakerState, backoff_delay
 from wilton_core.core.selector import (
+    TIE_EPS,
     ControlView,
     ModelView,
     RequestView,
@@ -84,18 +85,21 @@ def test_selector_never_picks_an_ineligible_model(models, req, control, w, u) ->
 @settings(max_examples=300, deadline=None)
 @given(diff=anyfloat, control=controls, u=unit)
 def test_primary_class_follows_the_threshold(diff, control, u) -> None:
+    # The rule the code implements: within TIE_EPS of the threshold is a tie, decided by the draw
+    # `u` against tie_api_share; above is API, below is local (an unscorable request is hard).
     c = primary_class(diff, control, u)
     d = diff if math.isfinite(diff) else 1.0
-    if d > control.threshold + 1e-9:
+    if d > control.threshold + TIE_EPS:
         assert c == "api"
-    elif d < control.threshold - 1e-9:
+    elif d < control.threshold - TIE_EPS:
         assert c == "local"
     else:
         assert c == ("api" if u < control.tie_api_share else "local")
 
 
 events = st.lists(
-    st.tuples(st.sampled_from(["acquire", "ok", "fail", "fail429"]), st.floats(0, 50), st.floats(0, 1000)),
+    st.tuples(st.sampled_from(["acquire", "ok", "fail", "fail_retry_after", "rate_limit", "release"]),
+              st.floats(0, 50), st.floats(0, 1000)),
     max_size=60,
 )
 
@@ -123,8 +127,19 @@ def test_breaker_invariants_over_any_event_sequence(evs, k, base, cap) -> None:
             b.record_success()
             probe_out = False
             assert b.state(now) == BreakerState.CLOSED
+        elif kind == "rate_limit":
+            failures, opened = b.consecutive_failures, b.opened_count
+            wait = b.record_rate_limit(now, retry_after if retry_after < 500 else None, 0.5)
+            probe_out = False
+            # a 429 defers, it never counts as a failure nor opens the breaker
+            assert (b.consecutive_failures, b.opened_count) == (failures, opened)
+            assert 0 <= wait <= max(cap, 0.0) and b.deferred_until >= now + wait
+            assert b.available(now) is (b.deferred_until <= now and b.available(b.deferred_until))
+        elif kind == "release":
+            b.release()
+            probe_out = False
         else:
-            b.record_failure(now, "x", retry_after if kind == "fail429" else None)
+            b.record_failure(now, "x", retry_after if kind == "fail_retry_after" else None)
             probe_out = False
         # never open for longer than the cap, measured from now
         assert b.cooldown_remaining(now) <= max(cap, 0.0) + 1e-9

@@ -75,6 +75,7 @@ is_local = false
 [routing]
 backoff_base_s = 0.01
 max_body_bytes = 65536
+max_retry_after_s = 0.5
 """
 
 
@@ -194,7 +195,8 @@ def test_stream_each_wire_format_without_usage(stack, model):
 
 def test_fallback_across_class_after_429_and_500(stack):
     fake = stack["fake"]
-    fake.script("local-a", fail=[429, 429])
+    # a 429 whose Retry-After is past the router's wait budget (max_retry_after_s): no point waiting
+    fake.script("local-a", fail=[429, 429], retry_after=1)
     fake.script("local-b", fail=[500, 500])
     try:
         # `model="local"` restricts the choice to local models: both fail, and the 503 names them
@@ -204,7 +206,8 @@ def test_fallback_across_class_after_429_and_500(stack):
         assert ei.value.status_code == 503
         assert "local-a (rate_limited" in ei.value.message and "local-b (unavailable" in ei.value.message
         # with auto, the same failures fall over to the API class
-        fake.script("local-a", fail=[429])
+        time.sleep(1.1)  # local-a's Retry-After has passed: it is tried again
+        fake.script("local-a", fail=[429], retry_after=1)
         fake.script("local-b", fail=[500])
         raw = stack["client"].chat.completions.with_raw_response.create(
             model="auto", messages=[{"role": "user", "content": "hi"}])
@@ -249,9 +252,11 @@ def test_not_configured_and_unknown_models(stack):
     c = stack["client"]
     with pytest.raises(openai.BadRequestError) as ei:
         c.chat.completions.create(model="api-missing", messages=[{"role": "user", "content": "x"}])
+    _count(stack)  # refused while routing: still a ledger row (status error, http 400)
     assert "WILTON_TEST_UNSET_KEY" in ei.value.message and "not configured" in ei.value.message
     with pytest.raises(openai.NotFoundError) as ei2:
         c.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
+    _count(stack)
     assert ei2.value.body["code"] == "model_not_found"
 
 

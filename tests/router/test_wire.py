@@ -31,7 +31,7 @@ OK = {"messages": [{"role": "user", "content": "hi"}]}
         ({**OK, "max_tokens": 1.5}, "max_tokens", "invalid_value"),
         ({**OK, "stop": [1]}, "stop", "invalid_type"),
         ({**OK, "tools": [{"type": "function"}]}, "tools[0]", "invalid_type"),
-        ({**OK, "response_format": "json"}, "response_format", "invalid_type"),
+        ({**OK, "response_format": "json"}, "response_format.type", "invalid_value"),
     ],
 )
 def test_invalid_requests_name_the_param(body, param, code):

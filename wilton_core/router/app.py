@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -34,6 +35,21 @@ _SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache
 
 class _TooLarge(Exception):
     pass
+
+
+def retry_after_headers(seconds: float | None) -> list[tuple[bytes, bytes]]:
+    """`Retry-After` in whole seconds (rounded up, at least 1) when a time is known."""
+    if seconds is None:
+        return []
+    return [(b"retry-after", str(max(1, math.ceil(seconds))).encode())]
+
+
+def no_model_body(e: NoHealthyModelError) -> bytes:
+    """429 `rate_limit_exceeded` when only rate limits stood in the way, else 503 `no_healthy_model`."""
+    type_, code = ("rate_limit_error", "rate_limit_exceeded") if e.rate_limited else (
+        "service_unavailable", "no_healthy_model")
+    return orjson.dumps({"error": {"message": e.message, "type": type_, "param": None, "code": code,
+                                   "tried": [{"model": m, "error": k} for m, k in e.tried]}})
 
 
 async def _send_json(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -163,9 +179,7 @@ class RouterApp:
         except RequestError as e:
             await _send_error(send, e.status, e.message, e.type, e.param, e.code)
         except NoHealthyModelError as e:
-            await _send_json(send, 503, orjson.dumps({"error": {
-                "message": e.message, "type": "service_unavailable", "param": None, "code": "no_healthy_model",
-                "tried": [{"model": m, "error": k} for m, k in e.tried]}}))
+            await _send_json(send, e.status, no_model_body(e), retry_after_headers(e.retry_after))
         except Exception:
             # a bug must not leak a traceback to the client; the log keeps it for us
             log.exception("unhandled error on /v1/chat/completions")

@@ -1,14 +1,19 @@
-"""Run a request down an ordered chain of models: retries, backoff, breakers, fallback.
+"""Run a request down an ordered chain of models: retries, backoff, breakers, deferrals, fallback.
 
-Policy, per model in the chain:
-- the model's breaker must let the call through (closed, or the single half-open probe);
-- transient errors (unavailable, rate limited) are retried up to `max_attempts_per_model` with
-  full-jitter backoff; a 429 that names a Retry-After moves on to the next model at once (its
-  breaker stays open for that long) unless it is the last model standing and the wait is short;
-- non-transient errors (auth, bad request, context too long) move on to the next model at once:
-  another model may well accept the same request. Bad requests do not count against the
-  model's health — they are the request's fault, not the model's.
-A request fails only when every model in the chain has failed or is cooling down.
+Policy, per model in the chain, by who caused the error (`ProviderError.blame`, see errors.py):
+- the model must be callable now: its breaker closed (or the single half-open probe free) and
+  not deferred by a rate limit; otherwise it is skipped for now;
+- upstream failures (unavailable, auth) count toward the model's breaker; transient ones are
+  retried on the same model up to `max_attempts_per_model` with full-jitter backoff;
+- a rate limit (429) defers the model until its Retry-After (or a jittered backoff) and moves
+  on at once: the model is healthy, so nothing counts against it;
+- errors the request caused (bad request, context too long) and our own bugs move on at once
+  and leave the model's health as it was;
+- whatever happens — any exception, a cancelled call — a half-open probe is never left held.
+When every model was tried or skipped and some were only deferred, the request waits for the
+soonest of them, within `max_retry_after_s` in total, and tries again: a 429 storm that clears
+within that budget costs the client latency, not an error. Past it the request fails with the
+time a capable model is expected back (`NoHealthyModelError.retry_after`).
 
 Streams fall back only before their first chunk with content (a role-only preamble is held
 back until then); the caller handles failures after it.
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -27,18 +33,23 @@ from typing import Any, TypeVar
 from wilton_core.config import ModelConfig, RoutingConfig
 from wilton_core.core.health import Breaker, backoff_delay
 from wilton_core.errors import (
-    BadRequestError,
+    InternalError,
     NoHealthyModelError,
     ProviderError,
-    RateLimitedError,
     UnavailableError,
 )
 from wilton_core.providers.base import Provider
+from wilton_core.router.wire import MAX_JSON_DEPTH, json_depth_exceeds
 from wilton_core.types import Completion
 
 __all__ = ["Attempt", "ChainResult", "FallbackExecutor", "ModelRuntime", "StreamStart"]
 
 _T = TypeVar("_T")
+
+log = logging.getLogger("wilton.router")
+
+# attempt kinds after which a model cannot serve this request, however long the request waits
+_REQUEST_KINDS = frozenset({"bad_request", "context_too_long", "internal_error"})
 
 
 @dataclass(slots=True)
@@ -98,29 +109,14 @@ class FallbackExecutor:
 
     def _fail(self, rt: ModelRuntime, err: ProviderError, attempts: list[Attempt]) -> None:
         attempts.append(Attempt(rt.cfg.id, err.kind, err.retry_after, err.message[:300]))
-        if isinstance(err, BadRequestError):
-            # the request's fault, not the model's: release a half-open probe without penalty
-            rt.breaker.probing = False
-            return
-        rt.breaker.record_failure(self._clock(), err.kind,
-                                  err.retry_after if isinstance(err, RateLimitedError) else None)
-
-    async def _wait_before_retry(self, rt: ModelRuntime, err: ProviderError, attempt: int,
-                                 last_model: bool) -> bool:
-        """Sleep before retrying the same model; False means: move on instead."""
-        if not err.retryable:
-            return False
-        if isinstance(err, RateLimitedError) and err.retry_after:
-            if not last_model or err.retry_after > self._cfg.max_retry_after_s:
-                return False
-            await self._sleep(err.retry_after)
-            # the wait is over: the breaker's cooldown was exactly this wait
-            rt.breaker.open_until = 0.0 if rt.breaker.consecutive_failures < rt.breaker.failures_to_open \
-                else rt.breaker.open_until
-            return True
-        await self._sleep(backoff_delay(attempt, self._cfg.backoff_base_s, self._cfg.backoff_max_s,
-                                        self._rng.random()))
-        return True
+        b = rt.breaker
+        if err.blame == "upstream":
+            b.record_failure(self._clock(), err.kind, err.retry_after)
+        elif err.blame == "rate_limit":
+            b.record_rate_limit(self._clock(), err.retry_after, self._rng.random(),
+                                self._cfg.rate_limit_backoff_s, self._cfg.rate_limit_backoff_max_s)
+        else:  # the request's fault or ours: not the model's
+            b.release()
 
     def _no_model(self, chain: Sequence[str], attempts: list[Attempt]) -> NoHealthyModelError:
         kinds: dict[str, list[str]] = {}
@@ -129,43 +125,104 @@ class FallbackExecutor:
         parts = []
         for mid in chain:
             if mid not in kinds:
-                parts.append(f"{mid} (cooling down)")
+                parts.append(f"{mid} ({self._why_skipped(mid)})")
                 continue
             seen = kinds[mid]
             parts += [f"{mid} ({k}{f' x{seen.count(k)}' if seen.count(k) > 1 else ''})"
                       for k in dict.fromkeys(seen)]
         msg = "No eligible model could serve the request. Tried: " + (", ".join(parts) or "nothing eligible")
         tried = [(a.model_id, a.kind) for a in attempts] + [(m, "cooldown") for m in chain if m not in kinds]
-        return NoHealthyModelError(msg, tried)
+        now = self._clock()
+        waits = [self._rt[m].breaker.ready_at(now) - now for m in chain
+                 if self._rt[m].breaker.ready_at(now) > now]
+        # a request-caused error on a model means it cannot serve this request whenever it is back
+        blocked = {a.model_id for a in attempts if a.kind in _REQUEST_KINDS}
+        rate_limited = all(m not in blocked and self._rt[m].breaker.deferred_until > now
+                           and self._rt[m].breaker.open_until == 0.0 for m in chain) and bool(chain)
+        return NoHealthyModelError(msg, tried, retry_after=min(waits) if waits else None,
+                                   rate_limited=rate_limited)
+
+    def _why_skipped(self, mid: str) -> str:
+        b = self._rt[mid].breaker
+        now = self._clock()
+        if b.open_until != 0.0:
+            return "cooling down"
+        if b.deferred_until > now:
+            return "rate limited"
+        return "cooling down"
+
+    async def _call(self, rt: ModelRuntime, call: Callable[[ModelRuntime], Awaitable[_T]]) -> _T:
+        """One call. Every way out settles the breaker: success closes it, a ProviderError goes to
+        `_fail` (which records or releases), anything else releases a held half-open probe."""
+        try:
+            result = await call(rt)
+        except ProviderError:
+            raise
+        except Exception as e:
+            # A bug of ours (or a provider's) must not be blamed on the model, nor leave the probe held.
+            rt.breaker.release()
+            log.exception("unexpected error calling model %s", rt.cfg.id)
+            raise InternalError(f"{rt.cfg.id}: internal error ({type(e).__name__})", provider=rt.cfg.provider,
+                                model=rt.cfg.id) from e
+        except BaseException:
+            rt.breaker.release()  # cancelled (client gone, shutdown): says nothing about the model
+            raise
+        rt.breaker.record_success()
+        return result
 
     async def _first_success(
         self, chain: Sequence[str], call: Callable[[ModelRuntime], Awaitable[_T]]
     ) -> tuple[ModelRuntime, _T, list[Attempt], float]:
-        """Walk the chain with retries and breakers until `call` succeeds on some model."""
+        """Walk the chain with retries, breakers and deferrals until `call` succeeds on some model."""
         attempts: list[Attempt] = []
-        for pos, mid in enumerate(chain):
-            rt = self._rt[mid]
-            last = pos == len(chain) - 1
-            for attempt in range(self._cfg.max_attempts_per_model):
-                if not rt.breaker.acquire(self._clock()):
-                    break
-                t0 = time.perf_counter()
-                try:
-                    result = await call(rt)
-                except ProviderError as err:
-                    self._fail(rt, err, attempts)
-                    if attempt + 1 < self._cfg.max_attempts_per_model and await self._wait_before_retry(
-                        rt, err, attempt, last
-                    ):
-                        continue
-                    break
-                rt.breaker.record_success()
-                return rt, result, attempts, time.perf_counter() - t0
-        raise self._no_model(chain, attempts)
+        done: set[str] = set()  # models this request has finished with (success impossible now)
+        budget = max(0.0, self._cfg.max_retry_after_s)
+        deadline = self._clock() + budget
+        while True:
+            for mid in chain:
+                if mid in done:
+                    continue
+                rt = self._rt[mid]
+                for attempt in range(self._cfg.max_attempts_per_model):
+                    if not rt.breaker.acquire(self._clock()):
+                        break
+                    t0 = time.perf_counter()
+                    try:
+                        result = await self._call(rt, call)
+                    except ProviderError as err:
+                        self._fail(rt, err, attempts)
+                        if err.blame in ("request", "internal"):
+                            done.add(mid)
+                            break
+                        if err.blame == "rate_limit":
+                            break  # deferred: maybe waited for below, if nothing else answers
+                        if attempt + 1 < self._cfg.max_attempts_per_model and err.retryable:
+                            await self._sleep(backoff_delay(attempt, self._cfg.backoff_base_s,
+                                                            self._cfg.backoff_max_s, self._rng.random()))
+                            continue
+                        done.add(mid)
+                        break
+                    return rt, result, attempts, time.perf_counter() - t0
+            # Nothing answered. Wait for the soonest model that is only deferred (rate limited),
+            # if it is back within what is left of this request's wait budget.
+            now = self._clock()
+            waits = [self._rt[m].breaker.deferred_until for m in chain
+                     if m not in done and self._rt[m].breaker.open_until == 0.0
+                     and now < self._rt[m].breaker.deferred_until <= deadline]
+            if not waits:
+                raise self._no_model(chain, attempts)
+            await self._sleep(min(waits) - now)
 
     async def complete(self, chain: Sequence[str], body: Mapping[str, Any]) -> ChainResult:
-        rt, completion, attempts, upstream_s = await self._first_success(
-            chain, lambda rt: rt.provider.complete(body))
+        async def call(rt: ModelRuntime) -> Completion:
+            completion = await rt.provider.complete(body)
+            if json_depth_exceeds(completion.data):
+                # the client could not be sent this (and the encoder would fail): the upstream's fault
+                raise UnavailableError(f"{rt.cfg.id}: malformed reply: nested deeper than {MAX_JSON_DEPTH} levels",
+                                       provider=rt.cfg.provider, model=rt.cfg.id)
+            return completion
+
+        rt, completion, attempts, upstream_s = await self._first_success(chain, call)
         return ChainResult(rt, completion, attempts, upstream_s)
 
     async def open_stream(self, chain: Sequence[str], body: Mapping[str, Any]) -> StreamStart:

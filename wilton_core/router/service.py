@@ -33,11 +33,17 @@ from wilton_core.core.selector import (
     choose,
     ineligible_reason,
 )
-from wilton_core.errors import NoHealthyModelError, ProviderError, RequestError, UnknownModelError
+from wilton_core.errors import (
+    NoHealthyModelError,
+    ProviderError,
+    RequestError,
+    UnavailableError,
+    UnknownModelError,
+)
 from wilton_core.providers.base import Provider
 from wilton_core.providers.factory import make_provider
 from wilton_core.router.fallback import Attempt, FallbackExecutor, ModelRuntime
-from wilton_core.router.wire import has_images, prompt_chars
+from wilton_core.router.wire import estimate_prompt_tokens, has_images
 from wilton_core.store.base import ControlState, Store
 from wilton_core.types import LedgerRecord, Usage
 
@@ -253,7 +259,8 @@ class RouterService:
                     context_window=m.context_window, supports_tools=m.supports_tools,
                     supports_vision=m.supports_vision, input_cost_per_mtok=m.input_cost_per_mtok,
                     output_cost_per_mtok=m.output_cost_per_mtok,
-                    healthy=rt.breaker.available(now), configured=rt.configured,
+                    # a rate-limited model is healthy: the executor waits for it or moves on
+                    healthy=not rt.breaker.broken(now), configured=rt.configured,
                     available=self.model_status.get(mid) != "failed",
                     latency_p50_s=st[0], latency_p95_s=st[1], ttft_p50_s=st[2],
                 )
@@ -261,13 +268,32 @@ class RouterService:
         return views
 
     def decide(self, body: dict[str, Any], started: float) -> Decision:
+        """The routing decision for a validated request. A refusal (unknown model, nothing capable,
+        nothing healthy) is recorded in the ledger before it is raised: every routed request is a row."""
         messages = body["messages"]
-        requested = body.get("model") or "auto"
         assert self._scorer is not None, "RouterService.start() not called"
         intent, difficulty = classify_request(messages, self._scorer)
         # 96 random bits from a PRNG seeded by the OS: uuid4 costs a getrandom syscall per request
         rid = f"chatcmpl-{self._ids.getrandbits(96):024x}"
         prompt = _prompt_text(messages) if self.capture_prompts else None
+        d = Decision(rid, [], intent.value, difficulty, started, 0.0, prompt)
+        try:
+            d.chain = self._chain(body, intent, difficulty)
+        except RequestError as err:
+            self._record_refusal(d, err.code or "bad_request", err.status, bool(body.get("stream")))
+            raise
+        except NoHealthyModelError as err:
+            self._record_refusal(d, "no_healthy_model", err.status, bool(body.get("stream")))
+            raise
+        except Exception:
+            self._record_crash(d, bool(body.get("stream")))
+            raise
+        d.decide_s = time.perf_counter() - started
+        return d
+
+    def _chain(self, body: dict[str, Any], intent: Intent, difficulty: float) -> list[str]:
+        messages = body["messages"]
+        requested = body.get("model") or "auto"
         if requested not in AUTO_MODELS:
             if requested not in self.runtimes:
                 raise UnknownModelError(requested, list(self.runtimes))
@@ -278,9 +304,8 @@ class RouterService:
                     f"The model '{requested}' is not configured: set {names} to use it.",
                     param="model", code="model_not_configured", status=400,
                 )
-            return Decision(rid, [requested], intent.value, difficulty, started, time.perf_counter() - started,
-                            prompt)
-        est_in = prompt_chars(messages) // 4 + 8
+            return [requested]
+        est_in = estimate_prompt_tokens(messages) + 8
         max_out = body.get("max_completion_tokens") or body.get("max_tokens") or 256
         req = RequestView(
             needs_tools=bool(body.get("tools")),
@@ -305,8 +330,18 @@ class RouterService:
             if not capable:
                 # Not an outage: retrying cannot help, and a 5xx would make SDKs retry it.
                 raise RequestError(message, param="messages", code="no_capable_model", status=400)
-            raise NoHealthyModelError(message, [])
-        return Decision(rid, chain, intent.value, difficulty, started, time.perf_counter() - started, prompt)
+            raise NoHealthyModelError(message, [], retry_after=self._soonest_back(req, only_local))
+        return chain
+
+    def _soonest_back(self, req: RequestView, only_local: bool | None) -> float | None:
+        """Seconds until the first model able to serve `req` is expected back (for Retry-After)."""
+        from dataclasses import replace
+
+        now = time.monotonic()
+        waits = [self.runtimes[v.id].breaker.ready_at(now) - now for v in self._views(now)
+                 if (only_local is None or v.is_local is only_local)
+                 and ineligible_reason(replace(v, healthy=True, available=True), req) is None]
+        return max(0.0, min(waits)) if waits else None
 
     def _capable(self, req: RequestView, only_local: bool | None) -> bool:
         """Could a configured model serve `req` if it were healthy? (503 when yes, 400 when no)"""
@@ -335,9 +370,20 @@ class RouterService:
             (b"x-request-id", d.request_id.encode()),
         ]
 
+    def _record_refusal(self, d: Decision, error_class: str, http_status: int, stream: bool) -> None:
+        """A request refused while routing (no model was called): a row with no model."""
+        if self.ledger is None:
+            return
+        self.ledger.submit(LedgerRecord(
+            ts=self._clock(), request_id=d.request_id, model_id="", tier="", is_local=False, provider="",
+            intent=d.intent, difficulty=d.difficulty, latency_s=time.perf_counter() - d.started,
+            status="error", error_class=error_class, stream=stream, replica=self.replica,
+            http_status=http_status, prompt=d.prompt,
+        ))
+
     def _record(self, d: Decision, rt: ModelRuntime | None, attempts: list[Attempt], *, status: str,
                 error_class: str | None, latency_s: float, ttft_s: float | None, usage: Usage,
-                stream: bool) -> None:
+                stream: bool, http_status: int = 200) -> None:
         cfg: ModelConfig | None = rt.cfg if rt else None
         if cfg is None and d.chain:
             # nothing served it: label the failure with the model that was tried last (or first
@@ -358,29 +404,43 @@ class RouterService:
             cost_usd=cfg.cost_usd(usage.prompt_tokens, usage.completion_tokens) if cfg and rt else 0.0,
             status=status, error_class=error_class, fallbacks=len(attempts),
             tried=",".join(a.model_id for a in attempts), stream=stream, replica=self.replica,
-            prompt=d.prompt,
+            prompt=d.prompt, attempt_errors=",".join(f"{a.model_id}:{a.kind}" for a in attempts),
+            http_status=http_status,
         )
-        if hasattr(rec, "attempt_errors"):
-            rec.attempt_errors = ",".join(f"{a.model_id}:{a.kind}" for a in attempts)
         self.ledger.submit(rec)
 
     def record_failure(self, d: Decision, err: NoHealthyModelError, stream: bool) -> None:
         """A request no model could serve still lands in the ledger (status error)."""
         attempts = [Attempt(m, k) for m, k in err.tried if k != "cooldown"]
         self._record(d, None, attempts, status="error", error_class="no_healthy_model",
-                     latency_s=time.perf_counter() - d.started, ttft_s=None, usage=Usage(), stream=stream)
+                     latency_s=time.perf_counter() - d.started, ttft_s=None, usage=Usage(), stream=stream,
+                     http_status=err.status)
+
+    def _record_crash(self, d: Decision, stream: bool) -> None:
+        """A bug of ours ended the request (the client gets a 500): it is still a ledger row."""
+        log.exception("unhandled error routing request %s", d.request_id)
+        with contextlib.suppress(Exception):
+            self._record(d, None, [], status="error", error_class="internal_error",
+                         latency_s=time.perf_counter() - d.started, ttft_s=None, usage=Usage(),
+                         stream=stream, http_status=500)
 
     async def complete(self, body: dict[str, Any], d: Decision) -> Outcome:
         try:
-            res = await self.executor.complete(d.chain, body)
+            return await self._complete(body, d)
         except NoHealthyModelError as err:
             self.record_failure(d, err, stream=False)
             raise
+        except Exception:
+            self._record_crash(d, stream=False)
+            raise
+
+    async def _complete(self, body: dict[str, Any], d: Decision) -> Outcome:
+        res = await self.executor.complete(d.chain, body)
         data = res.completion.data
         data["model"] = res.runtime.cfg.id
+        # what the client and the ledger see is the provider's sanitised count, never the raw field
         usage = res.completion.usage
-        if not data.get("usage"):
-            data["usage"] = usage.as_openai()
+        data["usage"] = usage.as_openai()
         out = orjson.dumps(data)
         total = time.perf_counter() - d.started
         overhead = max(0.0, total - res.upstream_s)
@@ -396,6 +456,9 @@ class RouterService:
             start = await self.executor.open_stream(d.chain, body)
         except NoHealthyModelError as err:
             self.record_failure(d, err, stream=True)
+            raise
+        except Exception:
+            self._record_crash(d, stream=True)
             raise
         rt = start.runtime
         overhead = max(0.0, (time.perf_counter() - d.started) - start.ttft_s)
@@ -417,15 +480,16 @@ class RouterService:
             while True:
                 u = chunk.get("usage")
                 if u:
-                    usage = Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
+                    usage = Usage.from_openai(u) or usage
+                    chunk["usage"] = usage.as_openai()
                 if chunk.get("choices"):
                     chunk["model"] = mid
                     if u and not include_usage:
                         chunk.pop("usage", None)
-                    yield sse_event(chunk)
+                    yield _encode_chunk(chunk, rt)
                 elif u and include_usage:
                     chunk["model"] = mid
-                    yield sse_event(chunk)
+                    yield _encode_chunk(chunk, rt)
                 try:
                     chunk = await start.rest.__anext__()
                 except StopAsyncIteration:
@@ -433,13 +497,21 @@ class RouterService:
             yield b"data: [DONE]\n\n"
         except ProviderError as err:
             status, error_class = "stream_error", err.kind
-            rt.breaker.record_failure(time.monotonic(), err.kind)
+            if err.blame == "upstream":
+                rt.breaker.record_failure(time.monotonic(), err.kind)
             yield sse_event({"error": {"message": f"upstream stream from '{mid}' failed: {err.kind}",
                                        "type": "upstream_error", "param": None, "code": err.kind}})
             yield b"data: [DONE]\n\n"
         except (asyncio.CancelledError, GeneratorExit):
             status, error_class = "stream_error", "client_disconnected"
             raise
+        except Exception:
+            # a bug of ours mid-stream: the client gets an error event, the model is not blamed
+            log.exception("unhandled error relaying stream %s", d.request_id)
+            status, error_class = "stream_error", "internal_error"
+            yield sse_event({"error": {"message": "internal error in the router while relaying the stream",
+                                       "type": "server_error", "param": None, "code": "internal_error"}})
+            yield b"data: [DONE]\n\n"
         finally:
             close = getattr(start.rest, "aclose", None)
             if close is not None:
@@ -508,6 +580,17 @@ def no_model_message(req: RequestView, tokens: int, only_local: bool | None, cap
     hint = (" Add a model with supports_vision = true (e.g. Ollama's minicpm-v, see docs/quickstart.md)"
             " or an API model with vision." if req.needs_vision else "")
     return f"No configured {scope}model can serve this request: it needs {' and '.join(needs)}.{hint}"
+
+
+def _encode_chunk(chunk: dict[str, Any], rt: ModelRuntime) -> bytes:
+    from wilton_core.router.wire import sse_event
+
+    try:
+        return sse_event(chunk)
+    except orjson.JSONEncodeError:
+        # nested past the encoder's limit, or a type JSON has no word for: the upstream sent garbage
+        raise UnavailableError(f"{rt.cfg.id}: malformed stream chunk", provider=rt.cfg.provider,
+                               model=rt.cfg.id) from None
 
 
 def _prompt_text(messages: list[dict[str, Any]], limit: int = 4000) -> str:

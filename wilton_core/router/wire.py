@@ -12,16 +12,27 @@ from typing import Any
 
 import orjson
 
+from wilton_core.core.features import has_image
 from wilton_core.errors import RequestError
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "ROLES",
     "error_body",
+    "estimate_prompt_tokens",
     "has_images",
+    "json_depth_exceeds",
     "prompt_chars",
     "sse_event",
     "validate_chat_request",
 ]
+
+# Deepest nesting accepted anywhere in a request. The JSON encoder every provider uses stops at
+# 254 levels; a deeper passed-through field (metadata, tool parameters) used to fail inside every
+# provider and open every breaker. 64 is far beyond any real schema and cheap to check.
+MAX_JSON_DEPTH = 64
+RESPONSE_FORMATS = frozenset({"text", "json_object", "json_schema"})
+_TOOL_CHOICES = frozenset({"none", "auto", "required"})
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _NUMERIC = {
@@ -43,6 +54,38 @@ def sse_event(obj: Any) -> bytes:
 
 def _bad(message: str, param: str | None, code: str = "invalid_value") -> RequestError:
     return RequestError(message, param=param, code=code)
+
+
+def json_depth_exceeds(obj: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when `obj` (decoded JSON) nests containers deeper than `limit`. Iterative: a hostile
+    body cannot exhaust the stack, and the walk stops at the first level past the limit."""
+    level: list[Any] = [obj]
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        nxt: list[Any] = []
+        for o in level:
+            if isinstance(o, dict):
+                nxt.extend(v for v in o.values() if isinstance(v, dict | list))
+            elif isinstance(o, list):
+                nxt.extend(v for v in o if isinstance(v, dict | list))
+        level = nxt
+    return False
+
+
+def _check_tool_calls(i: int, calls: Any) -> None:
+    where = f"messages[{i}].tool_calls"
+    if not isinstance(calls, list):
+        raise _bad(f"'{where}' must be an array of tool calls.", where, "invalid_type")
+    for j, c in enumerate(calls):
+        fn = c.get("function") if isinstance(c, dict) else None
+        if not isinstance(c, dict) or not isinstance(c.get("id"), str) or c.get("type", "function") != "function" \
+                or not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"] \
+                or not isinstance(fn.get("arguments", ""), str):
+            raise _bad(f"'{where}[{j}]' must be {{'id': str, 'type': 'function', 'function': "
+                       "{'name': str, 'arguments': str}}.", f"{where}[{j}]", "invalid_type")
 
 
 def _check_content(i: int, msg: dict[str, Any]) -> None:
@@ -96,8 +139,22 @@ def validate_chat_request(body: Any) -> dict[str, Any]:
         role = msg.get("role")
         if not isinstance(role, str) or role not in ROLES:
             raise _bad(f"'messages[{i}].role' must be one of {sorted(ROLES)}.", f"messages[{i}].role")
+        if msg.get("tool_calls") is not None:
+            if role != "assistant":
+                raise _bad(f"'messages[{i}].tool_calls' is only allowed on assistant messages.",
+                           f"messages[{i}].tool_calls")
+            _check_tool_calls(i, msg["tool_calls"])
+        if role == "tool" and not isinstance(msg.get("tool_call_id"), str):
+            raise _bad(f"'messages[{i}].tool_call_id' (a string) is required for role 'tool'.",
+                       f"messages[{i}].tool_call_id", "missing_required_parameter")
+        name = msg.get("name")
+        if name is not None and not isinstance(name, str):
+            raise _bad(f"'messages[{i}].name' must be a string.", f"messages[{i}].name", "invalid_type")
         _check_content(i, msg)
-    if "stream" in body and not isinstance(body["stream"], bool):
+    if json_depth_exceeds(body):
+        raise _bad(f"The request nests objects or arrays deeper than {MAX_JSON_DEPTH} levels.", None,
+                   "nesting_too_deep")
+    if body.get("stream") is not None and not isinstance(body["stream"], bool):
         raise _bad("'stream' must be a boolean.", "stream", "invalid_type")
     for key, (lo, hi) in _NUMERIC.items():
         v = body.get(key)
@@ -124,12 +181,34 @@ def validate_chat_request(body: Any) -> dict[str, Any]:
             fn = t.get("function")
             if t.get("type", "function") != "function" or not isinstance(fn, dict) or not isinstance(
                 fn.get("name"), str
-            ):
+            ) or not fn["name"]:
                 raise _bad(f"'tools[{i}]' must be {{'type': 'function', 'function': {{'name': ...}}}}.",
                            f"tools[{i}]", "invalid_type")
+            if fn.get("parameters") is not None and not isinstance(fn["parameters"], dict):
+                raise _bad(f"'tools[{i}].function.parameters' must be a JSON Schema object.",
+                           f"tools[{i}].function.parameters", "invalid_type")
+            if fn.get("description") is not None and not isinstance(fn["description"], str):
+                raise _bad(f"'tools[{i}].function.description' must be a string.",
+                           f"tools[{i}].function.description", "invalid_type")
+    tc = body.get("tool_choice")
+    if tc is not None and not (tc in _TOOL_CHOICES if isinstance(tc, str) else (
+        isinstance(tc, dict) and isinstance(tc.get("function"), dict)
+        and isinstance(tc["function"].get("name"), str)
+    )):
+        raise _bad("'tool_choice' must be 'none', 'auto', 'required' or {'type': 'function', "
+                   "'function': {'name': ...}}.", "tool_choice", "invalid_type")
     rf = body.get("response_format")
-    if rf is not None and not (isinstance(rf, dict) and isinstance(rf.get("type"), str)):
-        raise _bad("'response_format' must be an object with a 'type'.", "response_format", "invalid_type")
+    if rf is not None:
+        if not isinstance(rf, dict) or rf.get("type") not in RESPONSE_FORMATS:
+            raise _bad(f"'response_format.type' must be one of {sorted(RESPONSE_FORMATS)}.",
+                       "response_format.type")
+        if rf["type"] == "json_schema":
+            js = rf.get("json_schema")
+            if not isinstance(js, dict) or not isinstance(js.get("name"), str) or (
+                js.get("schema") is not None and not isinstance(js["schema"], dict)
+            ):
+                raise _bad("'response_format.json_schema' must be an object with a 'name' and a 'schema' "
+                           "object.", "response_format.json_schema", "invalid_type")
     so = body.get("stream_options")
     if so is not None and not isinstance(so, dict):
         raise _bad("'stream_options' must be an object.", "stream_options", "invalid_type")
@@ -137,13 +216,30 @@ def validate_chat_request(body: Any) -> dict[str, Any]:
 
 
 def has_images(messages: list[dict[str, Any]]) -> bool:
+    """Image parts, or image data URLs inside text (the one definition: core.features.has_image)."""
+    return has_image(messages)
+
+
+def _text_tokens(text: str) -> int:
+    # ~4 characters per token for ASCII (English, code); one or more per character elsewhere: CJK,
+    # Cyrillic, Arabic... are 1-2 tokens a character in common tokenizers. chars/4 undercounted a
+    # Chinese prompt 4x and sent it to a model whose window it did not fit.
+    ascii_n = len(text) if text.isascii() else sum(1 for ch in text if ch < "\x80")
+    return (ascii_n + 3) // 4 + (len(text) - ascii_n)
+
+
+def estimate_prompt_tokens(messages: list[dict[str, Any]]) -> int:
+    """A cheap upper-leaning token estimate of a conversation's text (images not counted)."""
+    n = 0
     for m in messages:
         c = m.get("content")
-        if isinstance(c, list):
+        if isinstance(c, str):
+            n += _text_tokens(c)
+        elif isinstance(c, list):
             for p in c:
-                if isinstance(p, dict) and p.get("type") in ("image_url", "input_image", "image"):
-                    return True
-    return False
+                if isinstance(p, dict) and isinstance(p.get("text"), str):
+                    n += _text_tokens(p["text"])
+    return n
 
 
 def prompt_chars(messages: list[dict[str, Any]]) -> int:
