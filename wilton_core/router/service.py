@@ -215,10 +215,12 @@ class RouterService:
         for mid, rt in self.runtimes.items():
             b = rt.breaker
             models[mid] = {
-                "healthy": rt.configured and b.available(now),
+                # rate limited is healthy (it answers, just not now): alerts on health must not fire on 429s
+                "healthy": rt.configured and not b.broken(now),
                 "configured": rt.configured,
                 "breaker": b.state(now),
-                "cooldown_until": wall + b.cooldown_remaining(now) if b.open_until else 0.0,
+                "cooldown_until": wall + b.cooldown_remaining(now) if b.cooldown_remaining(now) else 0.0,
+                "rate_limited_until": wall + (b.deferred_until - now) if b.deferred_until > now else 0.0,
                 "consecutive_failures": b.consecutive_failures,
                 "last_error": b.last_error,
             }
