@@ -291,7 +291,7 @@ async def call(client: httpx.AsyncClient, url: str, text: str, *, stream: bool =
 
 async def drive(urls: Sequence[str], *, requests: int | None = None, seconds: float | None = None,
                 concurrency: int = 4, stream_every: int = 0, rate: float | None = None,
-                prefix: str = "q", client_timeout: float = 30.0) -> list[Result]:
+                prefix: str = "q", client_timeout: float = 30.0, model: str = "auto") -> list[Result]:
     """Send requests round-robin over `urls` until `requests` are done or `seconds` have passed.
 
     Bounded in count and time: at least one of `requests`/`seconds` must be given. `rate` paces
@@ -321,7 +321,8 @@ async def drive(urls: Sequence[str], *, requests: int | None = None, seconds: fl
                     if time.monotonic() >= deadline:
                         return
                 stream = bool(stream_every) and i % stream_every == stream_every - 1
-                out.append(await call(client, urls[i % len(urls)], f"{prefix} {i}: say hello", stream=stream))
+                out.append(await call(client, urls[i % len(urls)], f"{prefix} {i}: say hello", stream=stream,
+                                      model=model))
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return out
