@@ -167,8 +167,8 @@ class RouterStack:
                 "WILTON_LOG_LEVEL": "warning", **API_KEYS, **self.extra_env}
 
     def start(self, replicas: int = 1) -> RouterStack:
+        from wilton_core.core.control_state import ControlState
         from wilton_core.store import open_store
-        from wilton_core.store.base import ControlState
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.fake = FakeUpstream(models=list(MODELS), name="faults").start()

@@ -36,8 +36,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from exporter_scrape import CHUNK, bulk_ledger, open_bench_store
 
+from wilton_core.core.control_state import ControlState
 from wilton_core.insight.service import InsightOptions, InsightService
-from wilton_core.store.base import ControlState
 
 DAY_S = 86_400.0
 

@@ -114,3 +114,26 @@ def test_step_window_since_last_step(service, store, clock) -> None:
     assert s.extra["window_samples"] == 100 and s.measured_phi == 1.0
     assert T0 < s.updated_at == clock()
 
+
+
+def test_set_target_is_one_transaction(service, store, clock) -> None:
+    """The audit row, the published state and its history row change together or not at all:
+    a failure half-way must not leave routers on a target the audit log does not show (or the reverse)."""
+    import pytest
+
+    from wilton_core.errors import StoreError
+
+    before, audited = store.get_control_state(), service.audit_log()
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise StoreError("disk full")
+
+    store.append_control_history = disk_full  # the last write of the change fails
+    with pytest.raises(StoreError):
+        service.set_target(0.5, actor="admin", now=clock())
+    del store.append_control_history
+    assert store.get_control_state() == before and service.audit_log() == audited
+    assert service.state().phi_target == before.phi_target
+    after = service.set_target(0.5, actor="admin", now=clock())
+    assert after.phi_target == 0.5 and store.get_control_state() == after
+    assert [r["new_value"] for r in service.audit_log()][-1] == 0.5

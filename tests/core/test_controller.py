@@ -15,8 +15,8 @@ from wilton_core.core.control_sim import (
     simulate,
     summarize,
 )
+from wilton_core.core.control_state import ControlState, PhiWindow
 from wilton_core.core.controller import Controller, ControllerConfig, split_threshold
-from wilton_core.store.base import ControlState, PhiWindow
 
 N = 2000  # requests per simulated interval: sampling noise ~1 point of phi
 
@@ -85,7 +85,7 @@ def test_garbage_in_never_nan_out(target, thr, integ, measured, diffs, corr, now
     state = ControlState(phi_target=target, threshold=thr, integral=integ,
                          extra={"correction": corr, "q": corr, "applied_target": target})
     out = Controller(ControllerConfig(min_difficulties=1)).step(state, measured, diffs, now, diffs)
-    for v in (out.phi_target, out.threshold, out.integral, out.bias, out.extra["tie_api_share"], out.extra["q"]):
+    for v in (out.phi_target, out.threshold, out.integral, out.bias, out.tie_api_share, out.extra["q"]):
         assert math.isfinite(v)
     assert 0.0 <= out.threshold <= 1.0 and 0.0 <= out.phi_target <= 1.0
     assert out.measured_phi is None or 0.0 <= out.measured_phi <= 1.0
@@ -199,8 +199,8 @@ def test_no_false_shift_on_a_stationary_mix() -> None:
 
 def test_a_shift_uses_only_the_newest_difficulties() -> None:
     ctl = Controller()
-    s = ControlState(phi_target=0.5, threshold=0.5, extra={"q": 0.5, "tie_api_share": 0.0,
-                                                           "difficulty_samples": 4000})
+    s = ControlState(phi_target=0.5, threshold=0.5, tie_api_share=0.0, extra={"q": 0.5,
+                                                                              "difficulty_samples": 4000})
     new = [0.8 + i / 10_000 for i in range(1000)]         # the mix moved up: every request is hard
     old = [i / 3000 for i in range(3000)]
     out = ctl.step(s, PhiWindow(0, 10, requests=1000, local_requests=0), new + old, 10.0, new)

@@ -3,6 +3,7 @@ import time
 
 import pytest
 
+from wilton_core.core.control_state import ControlState
 from wilton_core.core.selector import (
     ControlView,
     ModelView,
@@ -15,7 +16,6 @@ from wilton_core.core.selector import (
     primary_class,
     score,
 )
-from wilton_core.store.base import ControlState
 
 LOCAL = ModelView("local-small", "selfhost", True, "basic", 2048, latency_p50_s=0.4)
 LOCAL_BIG = ModelView("local-big", "selfhost", True, "standard", 8192, supports_tools=True, latency_p50_s=1.2)
@@ -124,7 +124,7 @@ def test_phi_term_sign_and_weight() -> None:
 
 def test_control_view_from_state_sanitises() -> None:
     s = ControlState(phi_target=float("nan"), threshold=7.0, measured_phi=float("inf"),
-                     extra={"tie_api_share": 0.3})
+                     tie_api_share=0.3)
     v = ControlView.from_state(s)
     assert v.phi_target == 0.75 and v.threshold == 1.0 and v.measured_phi is None and v.tie_api_share == 0.3
 

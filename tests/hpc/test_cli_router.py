@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from wilton_core.core.control_state import ControlState
 from wilton_core.hpc.repo import TaskRepo
 from wilton_core.store import open_store
-from wilton_core.store.base import ControlState
 from wilton_core.testing.fake_upstream import FakeUpstream
 from wilton_core.testing.procs import ManagedProcess, free_port
 

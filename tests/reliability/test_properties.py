@@ -12,6 +12,7 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from wilton_core.core.control_state import ControlState
 from wilton_core.core.controller import Controller, ControllerConfig
 from wilton_core.core.health import Breaker, BreakerState, backoff_delay
 from wilton_core.core.selector import (
@@ -24,7 +25,6 @@ from wilton_core.core.selector import (
     ineligible_reason,
     primary_class,
 )
-from wilton_core.store.base import ControlState
 
 finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6)
 anyfloat = st.floats(allow_nan=True, allow_infinity=True)
@@ -174,6 +174,6 @@ def test_controller_stays_in_bounds_over_any_sequence(target, steps) -> None:
         assert 0.0 <= s.threshold <= 1.0 and 0.0 <= s.phi_target <= 1.0
         assert abs(s.integral) <= cfg.integral_limit + 1e-12
         assert abs(s.bias - prev_bias) <= cfg.max_correction_step + 1e-9
-        assert 0.0 <= s.extra["tie_api_share"] <= 1.0
+        assert 0.0 <= s.tie_api_share <= 1.0
         assert all(math.isfinite(v) for v in (s.threshold, s.integral, s.bias))
         prev_bias = s.bias

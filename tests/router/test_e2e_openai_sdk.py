@@ -92,8 +92,8 @@ def stack(tmp_path_factory):
     env.pop("WILTON_TEST_UNSET_KEY", None)
     # No coherence daemon here: publish a control state that keeps every auto request local-first,
     # so fallback paths are deterministic whatever the difficulty scorer says.
+    from wilton_core.core.control_state import ControlState
     from wilton_core.store import open_store
-    from wilton_core.store.base import ControlState
 
     store = open_store(f"sqlite:///{db}")
     store.migrate()

@@ -249,7 +249,8 @@ def test_control_state_round_trip(store: SqlStore) -> None:
                          integral=0.3, updated_at=1234.5, steps=7, extra={"mode": "pi", "gains": [0.1, 0.2]})
     store.put_control_state(state)
     assert store.get_control_state() == state
-    state2 = ControlState(phi_target=0.7, threshold=0.4, measured_phi=0.72, error=-0.02, steps=8)
+    state2 = ControlState(phi_target=0.7, threshold=0.4, measured_phi=0.72, error=-0.02, steps=8,
+                          tie_api_share=0.375)  # the field routers read is typed, and round-trips
     store.put_control_state(state2)
     assert store.get_control_state() == state2
     assert store.query("SELECT COUNT(*) FROM control_state") == [(1,)]

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wilton_core.coherence.auth import ALL_SCOPES, AuthConfig, AuthService
+from wilton_core.core.control_state import ControlState
 from wilton_core.core.controller import Controller, ControllerConfig
 from wilton_core.errors import WiltonError
-from wilton_core.store.base import ControlState
 
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
@@ -216,43 +216,58 @@ class CoherenceService:
         """One control interval: measure since the last step, move the threshold, publish."""
         with self._lock:
             t = self.clock() if now is None else now
-            opts = self.options
-            state = self.state()
-            last = state.updated_at
-            since = last if 0 < last < t and t - last <= 3 * opts.interval_s else t - opts.interval_s
-            store = self.store
-            window = store.phi_window(since, t)
-            # enough samples to cover the whole difficulty window at a few hundred requests/s
-            interval_diffs = store.recent_difficulties(since, limit=DIFFICULTY_SAMPLE_LIMIT)
-            diffs = store.recent_difficulties(t - opts.difficulty_window_s, limit=DIFFICULTY_SAMPLE_LIMIT)
-            new = self.controller.step(state, window, diffs, t, interval_diffs)
-            shown = store.phi_window(t - opts.window_s, t)
-            phi = shown.phi(opts.controller.phi_basis)
-            new.extra.update(window_phi=phi, window_requests=shown.requests, window_s=opts.window_s,
-                             interval_s=opts.interval_s)
-            with store.transaction():
-                store.put_control_state(new)
-                store.append_control_history(t, new.phi_target, new.measured_phi, new.threshold, new.error)
+            new = self._next_state(self.state(), t)
+            with self.store.transaction():
+                self._publish(new, t)
             self._state = new
             return new
 
+    def _publish(self, new: ControlState, t: float) -> None:
+        self.store.put_control_state(new)
+        self.store.append_control_history(t, new.phi_target, new.measured_phi, new.threshold, new.error)
+
+    def _next_state(self, state: ControlState, t: float) -> ControlState:
+        """The controller's next state from the store's measurements (reads only; publishes nothing)."""
+        opts = self.options
+        last = state.updated_at
+        since = last if 0 < last < t and t - last <= 3 * opts.interval_s else t - opts.interval_s
+        store = self.store
+        window = store.phi_window(since, t)
+        # enough samples to cover the whole difficulty window at a few hundred requests/s
+        interval_diffs = store.recent_difficulties(since, limit=DIFFICULTY_SAMPLE_LIMIT)
+        diffs = store.recent_difficulties(t - opts.difficulty_window_s, limit=DIFFICULTY_SAMPLE_LIMIT)
+        new = self.controller.step(state, window, diffs, t, interval_diffs)
+        shown = store.phi_window(t - opts.window_s, t)
+        phi = shown.phi(opts.controller.phi_basis)
+        new.extra.update(window_phi=phi, window_requests=shown.requests, window_s=opts.window_s,
+                         interval_s=opts.interval_s)
+        return new
+
     def set_target(self, value: float, *, actor: str, client: str = "", now: float | None = None,
                    step: bool = True) -> ControlState:
-        """Change the target, audit it, and (by default) step at once so routers follow now."""
+        """Change the target, audit it, and (by default) step at once so routers follow now.
+
+        One transaction: the audit row and the state routers read change together, or not at all.
+        """
         target = validate_target(value)
         with self._lock:
             t = self.clock() if now is None else now
             old = self.state()
             new = replace(old, phi_target=target)
+            if step:
+                new = self._next_state(new, t)
             with self.store.transaction():
                 self.store.execute(
                     "INSERT INTO phi_audit_log (ts, actor, action, old_value, new_value, client)"
                     " VALUES (?, ?, ?, ?, ?, ?)", (t, actor[:128], "set_target", old.phi_target, target,
                                                    client[:128]),
                 )
-                self.store.put_control_state(new)
+                if step:
+                    self._publish(new, t)
+                else:
+                    self.store.put_control_state(new)
             self._state = new
-            return self.step(t) if step else new
+            return new
 
     def audit_log(self, since: float = 0.0) -> list[dict[str, Any]]:
         rows = self.store.query(

@@ -18,9 +18,9 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from wilton_core.core.control_state import ControlState, PhiWindow
 from wilton_core.core.controller import Controller, ControllerConfig, split_threshold
 from wilton_core.core.selector import ControlView, ModelView, RequestView, SelectorWeights, choose
-from wilton_core.store.base import ControlState, PhiWindow
 
 __all__ = [
     "Phase",
@@ -96,7 +96,7 @@ def calibrated_once_policy(calibration: Sequence[float]) -> Policy:
     def policy(state: ControlState, target: float, diffs: Sequence[float], win: PhiWindow,
                now: float, last: Sequence[float]) -> ControlState:
         t, tie = split_threshold(cal, target)
-        return replace(state, phi_target=target, threshold=t, extra={"tie_api_share": tie},
+        return replace(state, phi_target=target, threshold=t, tie_api_share=tie,
                        updated_at=now, steps=state.steps + 1)
 
     return policy
@@ -112,7 +112,7 @@ def coin_policy() -> Policy:
     def policy(state: ControlState, target: float, diffs: Sequence[float], win: PhiWindow,
                now: float, last: Sequence[float]) -> ControlState:
         return replace(state, phi_target=target, threshold=-1.0,
-                       extra={"coin": True, "tie_api_share": 1.0 - target},
+                       tie_api_share=1.0 - target, extra={"coin": True},
                        updated_at=now, steps=state.steps + 1)
 
     return policy

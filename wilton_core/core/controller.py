@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from wilton_core.store.base import ControlState, PhiWindow
+from wilton_core.core.control_state import ControlState, PhiWindow
 
 __all__ = ["Controller", "ControllerConfig", "split_threshold"]
 
@@ -143,7 +143,7 @@ class Controller:
         if q_prev is None or t is None:
             return None
         q_prev = _clamp(q_prev, 0.0, 1.0)
-        tie = _clamp(_finite(extra.get("tie_api_share")) or 0.0, 0.0, 1.0)
+        tie = _clamp(_finite(state.tie_api_share) or 0.0, 0.0, 1.0)
         lo, hi = bisect_left(clean, t), bisect_right(clean, t)
         n = len(clean)
         p = (lo + (hi - lo) * (1.0 - tie)) / n
@@ -227,7 +227,6 @@ class Controller:
             fresh_samples=fresh,
             mix_shift=shift,
             q=q,
-            tie_api_share=tie,
             feedforward_threshold=ff_threshold,
             difficulty_samples=len(clean),
             window_samples=n,
@@ -242,5 +241,6 @@ class Controller:
             integral=integral,
             updated_at=state.updated_at if now_f is None else now_f,
             steps=state.steps + 1,
+            tie_api_share=tie,
             extra=extra,
         )

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from wilton_core.core.control_state import ControlState
+
 __all__ = [
     "CAPABILITY_RANK",
     "ControlView",
@@ -95,14 +97,13 @@ class ControlView:
     tie_api_share: float = 0.0
 
     @classmethod
-    def from_state(cls, state: Any) -> ControlView:
-        """Build from a `wilton_core.store.base.ControlState` (duck-typed to keep this module leaf)."""
-        extra = getattr(state, "extra", None) or {}
+    def from_state(cls, state: ControlState) -> ControlView:
+        """The selector's view of the published control state (values out of range are clamped)."""
         return cls(
             phi_target=_unit(state.phi_target, 0.75),
             threshold=_unit(state.threshold, 0.5),
             measured_phi=_unit_or_none(state.measured_phi),
-            tie_api_share=_unit(extra.get("tie_api_share", 0.0), 0.0),
+            tie_api_share=_unit(state.tie_api_share, 0.0),
         )
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from wilton_core.store.base import Aggregates, ControlState
+from wilton_core.core.control_state import ControlState
+from wilton_core.store.base import Aggregates
 
 __all__ = ["ModelStatusRow", "Snapshot", "WindowTotals"]
 

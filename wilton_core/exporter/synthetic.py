@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from wilton_core.store.base import ControlState
+from wilton_core.core.control_state import ControlState
 from wilton_core.types import LedgerRecord
 
 __all__ = ["seed_side_tables", "synthetic_records"]

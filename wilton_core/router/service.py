@@ -21,6 +21,7 @@ import orjson
 
 from wilton_core.config import ModelConfig, StackConfig
 from wilton_core.core.classify import classify_request
+from wilton_core.core.control_state import ControlState
 from wilton_core.core.health import Breaker
 from wilton_core.core.intent import INTENT_CAPABILITY, Intent, intent_defaults_from_env
 from wilton_core.core.latency import LatencyTracker
@@ -44,7 +45,7 @@ from wilton_core.providers.base import Provider
 from wilton_core.providers.factory import make_provider
 from wilton_core.router.fallback import Attempt, FallbackExecutor, ModelRuntime
 from wilton_core.router.wire import estimate_prompt_tokens, has_images
-from wilton_core.store.base import ControlState, Store
+from wilton_core.store.base import Store
 from wilton_core.types import LedgerRecord, Usage
 
 __all__ = ["Outcome", "RouterService", "StreamOutcome"]

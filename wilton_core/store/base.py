@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from wilton_core.core.control_state import ControlState, PhiWindow
 from wilton_core.types import LedgerRecord
 
 __all__ = [
@@ -30,43 +31,6 @@ __all__ = [
 LATENCY_BUCKETS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0, 30.0, 60.0, float("inf"),
 )
-
-
-@dataclass(slots=True)
-class PhiWindow:
-    """Counts over a time window, all replicas together.
-
-    requests/tokens count what a model served (status ok or stream_error); a request no model
-    could serve is counted in `errors` only, so phi is the local share of served requests.
-    """
-
-    since: float
-    until: float
-    requests: int = 0
-    local_requests: int = 0
-    tokens: int = 0
-    local_tokens: int = 0
-    errors: int = 0
-
-    def phi(self, basis: str = "requests") -> float | None:
-        if basis == "tokens":
-            return self.local_tokens / self.tokens if self.tokens else None
-        return self.local_requests / self.requests if self.requests else None
-
-
-@dataclass(slots=True)
-class ControlState:
-    """What the coherence daemon publishes and every router reads (about once a second)."""
-
-    phi_target: float = 0.75
-    threshold: float = 0.5        # difficulty above which a request goes to the API class
-    bias: float = 0.0             # feedback correction already folded into threshold (for display)
-    measured_phi: float | None = None
-    error: float | None = None
-    integral: float = 0.0
-    updated_at: float = 0.0
-    steps: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True, frozen=True)

@@ -445,7 +445,9 @@ class SqlStore:
             extra = json.loads(row[-1]) if row[-1] else {}
         except ValueError:
             extra = {}
+        tie = extra.pop("tie_api_share", 0.0) if isinstance(extra, dict) else 0.0
         return ControlState(
+            tie_api_share=float(tie) if isinstance(tie, int | float) and 0.0 <= tie <= 1.0 else 0.0,
             phi_target=float(row[0]),
             threshold=float(row[1]),
             bias=float(row[2]),
@@ -462,7 +464,9 @@ class SqlStore:
         cols = (*_CONTROL_FIELDS, "extra")
         params = [values[f] for f in _CONTROL_FIELDS]
         try:
-            params.append(json.dumps(state.extra, sort_keys=True, allow_nan=False))
+            # the tie share rides in the JSON column: a typed field in code, no schema change
+            params.append(json.dumps({**state.extra, "tie_api_share": state.tie_api_share}, sort_keys=True,
+                                     allow_nan=False))
         except (TypeError, ValueError) as err:
             raise StoreError(f"control state extra is not plain JSON: {err}") from None
         sets = ", ".join(f"{c} = excluded.{c}" for c in cols)

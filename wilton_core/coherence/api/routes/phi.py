@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from wilton_core.coherence.api.deps import PhiReader, PhiWriter, ServiceDep, client_id
-from wilton_core.store.base import ControlState
+from wilton_core.core.control_state import ControlState
 
 router = APIRouter(tags=["phi"])
 
@@ -30,7 +30,7 @@ class PhiStatus(BaseModel):
         x = s.extra or {}
         return cls(phi_target=s.phi_target, measured_phi=s.measured_phi, window_phi=x.get("window_phi"),
                    window_s=x.get("window_s"), error=s.error, threshold=s.threshold,
-                   tie_api_share=float(x.get("tie_api_share", 0.0)), bias=s.bias,
+                   tie_api_share=s.tie_api_share, bias=s.bias,
                    last_step_at=s.updated_at or None, steps=s.steps)
 
 
