@@ -62,24 +62,6 @@ class CoherenceOptions:
             validate_target(self.phi_target)
 
 
-def _open_store(url: str) -> Store:
-    try:
-        from wilton_core.store import open_store  # type: ignore[attr-defined]
-    except ImportError:  # the store package's factory is not there yet: build the backend directly
-        from wilton_core.store.url import parse_store_url
-
-        target = parse_store_url(url)
-        if target.dialect == "sqlite":
-            from wilton_core.store.sqlite import SqliteStore
-
-            return SqliteStore(target.dsn, safe_url=target.safe_url)
-        from wilton_core.store.postgres import PostgresStore
-
-        return PostgresStore(target.dsn)
-    store: Store = open_store(url)
-    return store
-
-
 DIFFICULTY_SAMPLE_LIMIT = 20_000
 
 
@@ -126,7 +108,9 @@ class CoherenceService:
         if self._store is None:
             if not self._store_url:
                 raise WiltonError("no store: pass store= or store_url=")
-            self._store = _open_store(self._store_url)
+            from wilton_core.store import open_store
+
+            self._store = open_store(self._store_url)
         self.store.migrate()
         self._auth = AuthService(self.store, self.options.auth, clock=self.clock, hasher=self._hasher)
         now = self.clock()
