@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Breaker", "BreakerState", "backoff_delay"]
+__all__ = ["Breaker", "BreakerState", "backoff_delay", "exponential_delay"]
 
 
 class BreakerState:
@@ -106,7 +106,7 @@ class Breaker:
             wait = min(retry_after, self.max_cooldown_s)
         else:
             # "equal jitter": at least half the exponential step, so a storm backs off for real
-            cap = min(backoff_max_s, backoff_base_s * 2.0 ** (self.consecutive_rate_limits - 1))
+            cap = exponential_delay(self.consecutive_rate_limits - 1, backoff_base_s, backoff_max_s)
             wait = min(cap / 2 + cap / 2 * min(max(u, 0.0), 1.0), self.max_cooldown_s)
         self.deferred_until = max(self.deferred_until, now + wait)
         return wait
@@ -122,7 +122,7 @@ class Breaker:
             self.opened_count = max(self.opened_count, 1)
             return
         if half_open_probe_failed or self.consecutive_failures >= self.failures_to_open:
-            cooldown = min(self.base_cooldown_s * (2 ** self.opened_count), self.max_cooldown_s)
+            cooldown = exponential_delay(self.opened_count, self.base_cooldown_s, self.max_cooldown_s)
             self.opened_count += 1
             self.open_until = now + cooldown
 
@@ -130,10 +130,15 @@ class Breaker:
         return max(0.0, self.ready_at(now) - now)
 
 
+def exponential_delay(n: int, base_s: float, max_s: float) -> float:
+    """`base * 2**n`, capped at `max_s` (n below 0 counts as 0; the exponent is bounded, so a long
+    failure streak can never overflow). The one growth rule of every retry, cooldown and lockout."""
+    return float(min(max_s, base_s * 2.0 ** min(max(0, n), 60)))
+
+
 def backoff_delay(attempt: int, base_s: float, max_s: float, u: float) -> float:
-    """Full-jitter exponential backoff: uniform in [0, min(max, base * 2**attempt)].
+    """Full-jitter exponential backoff: uniform in [0, exponential_delay(attempt, base, max)].
 
     `u` is a uniform draw in [0, 1) supplied by the caller so the function stays pure.
     """
-    cap: float = min(max_s, base_s * 2.0 ** max(0, attempt))
-    return cap * min(max(u, 0.0), 1.0)
+    return exponential_delay(attempt, base_s, max_s) * min(max(u, 0.0), 1.0)

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from wilton_core.core.health import exponential_delay
 from wilton_core.errors import StoreError
 from wilton_core.types import LedgerRecord
 
@@ -261,7 +262,7 @@ class LedgerWriter:
         log.warning("ledger write failed (%d queued): %s", len(self._queue) + len(self._inflight), text)
 
     def _backoff(self, failures: int) -> bool:
-        delay = min(self.retry_max_s, self.retry_base_s * 2 ** (failures - 1))
+        delay = exponential_delay(failures - 1, self.retry_base_s, self.retry_max_s)
         with self._lock:
             stopping, deadline = self._stopping, self._deadline
         if stopping:
