@@ -7,12 +7,11 @@ import json
 from wilton_core.insight.prompt import SYSTEM_PROMPT, build_prompt, estimate_tokens, split_budget
 from wilton_core.insight.redact import MASK, Redactor
 from wilton_core.insight.stats import (
-    LEDGER_COLUMNS,
     ControlColumns,
     InsightStats,
-    LedgerColumns,
-    compute_stats,
 )
+
+from .ledger_oracle import LEDGER_COLUMNS, LedgerColumns, compute_stats
 
 T0 = 1_700_000_000.0
 

@@ -16,15 +16,15 @@ import pytest
 from wilton_core.insight.sql_stats import scan_window
 from wilton_core.insight.stats import (
     ControlColumns,
-    LedgerColumns,
     WindowAggregates,
-    aggregate_ledger,
     latency_by_model,
     summarize,
 )
 from wilton_core.store.sql import SqlStore
 from wilton_core.store.sqlite import SqliteStore
 from wilton_core.types import LedgerRecord
+
+from .ledger_oracle import LedgerColumns, aggregate_ledger
 
 T0 = 1_700_000_000.0
 SINCE, UNTIL = T0, T0 + 3 * 3600 + 30   # not a whole number of minutes

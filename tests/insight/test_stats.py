@@ -8,14 +8,9 @@ import numpy as np
 import pytest
 
 from wilton_core.insight.stats import (
-    LEDGER_COLUMNS,
     ControlColumns,
-    LedgerColumns,
     WindowAggregates,
-    aggregate_ledger,
-    compute_stats,
     controller_activity,
-    costliest_requests,
     latency_by_model,
     minute_series,
     phi_trajectory,
@@ -27,6 +22,8 @@ from wilton_core.insight.stats import (
     time_off_target,
     trajectory_bucket_s,
 )
+
+from .ledger_oracle import LEDGER_COLUMNS, LedgerColumns, aggregate_ledger, compute_stats, costliest_requests
 
 T0 = 1_700_000_000.0
 
