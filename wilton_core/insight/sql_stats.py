@@ -1,7 +1,7 @@
 """The window's aggregates computed by the store: bounded memory, a fixed number of queries.
 
-`scan_window(store, since, until, ...)` returns the same `WindowAggregates` as
-`stats.aggregate_ledger` does from in-memory columns, with no per-request data in Python:
+`scan_window(store, since, until, ...)` returns the window's `WindowAggregates` (checked against
+the in-memory oracle in tests/insight/ledger_oracle.py) with no per-request data in Python:
 
 1. bounds — `COUNT(*), MIN(id), MAX(id)` of the window, an index-only range on `ledger_ts_idx`;
 2. groups — one `GROUP BY minute, model, tier, provider, error_class` pass over the window's id
