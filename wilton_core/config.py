@@ -107,7 +107,7 @@ class RoutingConfig(_Strict):
     phi_target: float = Field(default=0.75, ge=0.0, le=1.0)
     phi_basis: Literal["requests", "tokens"] = "requests"
     window_s: float = Field(default=300.0, gt=0)
-    # selector weights (see docs/routing.md for the formula)
+    # selector weights (see docs/control.md, section "Selector", for the formula)
     weight_latency: float = Field(default=1.0, ge=0)
     weight_cost: float = Field(default=1.0, ge=0)
     weight_capability: float = Field(default=1.0, ge=0)
