@@ -192,10 +192,10 @@ async def test_context_too_long_from_the_upstream_does_not_cool_the_model_down(g
 async def test_cjk_prompt_size_is_not_underestimated(gw) -> None:
     """A Chinese prompt of 6,000 characters is ~6,000+ tokens, not 1,500: it must not be routed to a
     4,096-token model that would refuse it."""
-    from wilton_core.router.wire import estimate_prompt_tokens
+    from wilton_core.core.messages import estimate_tokens
 
-    assert estimate_prompt_tokens([{"role": "user", "content": "中" * 6000}]) >= 6000
-    assert estimate_prompt_tokens([{"role": "user", "content": "word " * 400}]) == 500
+    assert estimate_tokens([{"role": "user", "content": "中" * 6000}]) >= 6000
+    assert estimate_tokens([{"role": "user", "content": "word " * 400}]) == 500
 
 
 # ---- breakers always recover ----------------------------------------------------------------------

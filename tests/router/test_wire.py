@@ -1,7 +1,8 @@
 import pytest
 
+from wilton_core.core.messages import has_images, prompt_chars
 from wilton_core.errors import RequestError
-from wilton_core.router.wire import has_images, prompt_chars, validate_chat_request
+from wilton_core.router.wire import validate_chat_request
 
 OK = {"messages": [{"role": "user", "content": "hi"}]}
 

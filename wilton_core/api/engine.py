@@ -247,8 +247,8 @@ class InProcessRouter:
 
     def _decide(self, svc: RouterService, body: dict[str, Any], started: float, prefer: Sequence[str],
                 fallback: bool) -> Decision:
+        from wilton_core.core.messages import has_images
         from wilton_core.router.service import AUTO_MODELS
-        from wilton_core.router.wire import has_images
 
         requested = body.get("model") or "auto"
         pins: list[str] = []

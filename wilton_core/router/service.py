@@ -25,6 +25,7 @@ from wilton_core.core.control_state import ControlState
 from wilton_core.core.health import Breaker
 from wilton_core.core.intent import INTENT_CAPABILITY, Intent, intent_defaults_from_env
 from wilton_core.core.latency import LatencyTracker
+from wilton_core.core.messages import estimate_tokens, has_images, transcript
 from wilton_core.core.preferences import ModelFacts, apply_preferences, preferred_ids
 from wilton_core.core.selector import (
     ControlView,
@@ -44,7 +45,6 @@ from wilton_core.errors import (
 from wilton_core.providers.base import Provider
 from wilton_core.providers.factory import make_provider
 from wilton_core.router.fallback import Attempt, FallbackExecutor, ModelRuntime
-from wilton_core.router.wire import estimate_prompt_tokens, has_images
 from wilton_core.store.base import Store
 from wilton_core.types import LedgerRecord, Usage
 
@@ -278,7 +278,7 @@ class RouterService:
         intent, difficulty = classify_request(messages, self._scorer)
         # 96 random bits from a PRNG seeded by the OS: uuid4 costs a getrandom syscall per request
         rid = f"chatcmpl-{self._ids.getrandbits(96):024x}"
-        prompt = _prompt_text(messages) if self.capture_prompts else None
+        prompt = transcript(messages) if self.capture_prompts else None
         d = Decision(rid, [], intent.value, difficulty, started, 0.0, prompt)
         try:
             d.chain = self._chain(body, intent, difficulty)
@@ -308,7 +308,7 @@ class RouterService:
                     param="model", code="model_not_configured", status=400,
                 )
             return [requested]
-        est_in = estimate_prompt_tokens(messages) + 8
+        est_in = estimate_tokens(messages) + 8
         max_out = body.get("max_completion_tokens") or body.get("max_tokens") or 256
         req = RequestView(
             needs_tools=bool(body.get("tools")),
@@ -594,18 +594,6 @@ def _encode_chunk(chunk: dict[str, Any], rt: ModelRuntime) -> bytes:
         # nested past the encoder's limit, or a type JSON has no word for: the upstream sent garbage
         raise UnavailableError(f"{rt.cfg.id}: malformed stream chunk", provider=rt.cfg.provider,
                                model=rt.cfg.id) from None
-
-
-def _prompt_text(messages: list[dict[str, Any]], limit: int = 4000) -> str:
-    """The conversation's text for opt-in capture (images dropped), bounded in size."""
-    parts = []
-    for m in messages:
-        c = m.get("content")
-        if isinstance(c, list):
-            c = " ".join(p.get("text", "") for p in c if isinstance(p, dict))
-        if isinstance(c, str) and c:
-            parts.append(f"{m.get('role', 'user')}: {c}")
-    return "\n".join(parts)[:limit]
 
 
 def _intent_preferences(config: StackConfig, environ: Mapping[str, str]) -> dict[str, tuple[str, ...]]:

@@ -12,17 +12,13 @@ from typing import Any
 
 import orjson
 
-from wilton_core.core.features import has_image
 from wilton_core.errors import RequestError
 
 __all__ = [
     "MAX_JSON_DEPTH",
     "ROLES",
     "error_body",
-    "estimate_prompt_tokens",
-    "has_images",
     "json_depth_exceeds",
-    "prompt_chars",
     "sse_event",
     "validate_chat_request",
 ]
@@ -213,43 +209,3 @@ def validate_chat_request(body: Any) -> dict[str, Any]:
     if so is not None and not isinstance(so, dict):
         raise _bad("'stream_options' must be an object.", "stream_options", "invalid_type")
     return body
-
-
-def has_images(messages: list[dict[str, Any]]) -> bool:
-    """Image parts, or image data URLs inside text (the one definition: core.features.has_image)."""
-    return has_image(messages)
-
-
-def _text_tokens(text: str) -> int:
-    # ~4 characters per token for ASCII (English, code); one or more per character elsewhere: CJK,
-    # Cyrillic, Arabic... are 1-2 tokens a character in common tokenizers. chars/4 undercounted a
-    # Chinese prompt 4x and sent it to a model whose window it did not fit.
-    ascii_n = len(text) if text.isascii() else sum(1 for ch in text if ch < "\x80")
-    return (ascii_n + 3) // 4 + (len(text) - ascii_n)
-
-
-def estimate_prompt_tokens(messages: list[dict[str, Any]]) -> int:
-    """A cheap upper-leaning token estimate of a conversation's text (images not counted)."""
-    n = 0
-    for m in messages:
-        c = m.get("content")
-        if isinstance(c, str):
-            n += _text_tokens(c)
-        elif isinstance(c, list):
-            for p in c:
-                if isinstance(p, dict) and isinstance(p.get("text"), str):
-                    n += _text_tokens(p["text"])
-    return n
-
-
-def prompt_chars(messages: list[dict[str, Any]]) -> int:
-    n = 0
-    for m in messages:
-        c = m.get("content")
-        if isinstance(c, str):
-            n += len(c)
-        elif isinstance(c, list):
-            for p in c:
-                if isinstance(p, dict) and isinstance(p.get("text"), str):
-                    n += len(p["text"])
-    return n
