@@ -232,10 +232,8 @@ class RouterService:
         return snap
 
     def _publish_health(self) -> None:
-        store = self.store
-        kv_set = getattr(store, "kv_set", None)
-        if kv_set is not None:
-            kv_set(f"router_health:{self.replica}", orjson.dumps(self.health_snapshot()).decode())
+        if self.store is not None:
+            self.store.kv_set(f"router_health:{self.replica}", orjson.dumps(self.health_snapshot()).decode())
 
     # ---- decision ---------------------------------------------------------------------------
 
