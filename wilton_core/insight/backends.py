@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 
 import httpx
 
+from wilton_core.config import GEMINI_KEY_ENVS
 from wilton_core.errors import (
     AuthError,
     BadRequestError,
@@ -41,7 +42,6 @@ BackendName = Literal["openai", "gemini", "local"]
 BACKEND_NAMES: tuple[str, ...] = ("openai", "gemini", "local")
 DEFAULT_OPENAI_MODEL = "gpt-4o"
 DEFAULT_GEMINI_MODEL = "gemini-2.5-flash"
-GEMINI_KEY_ENVS = ("GEMINI_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY")
 GEMINI_BASE_URL_ENVS = ("WILTON_GEMINI_BASE_URL", "GOOGLE_GEMINI_BASE_URL")
 
 
@@ -187,7 +187,7 @@ class GeminiBackend:
 
     async def complete(self, system: str, user: str, max_tokens: int) -> LLMAnswer:
         if not self._api_key:
-            raise AuthError("no Gemini key: set GEMINI_KEY or GOOGLE_API_KEY", provider=self.name,
+            raise AuthError(f"no Gemini key: set {' or '.join(GEMINI_KEY_ENVS)}", provider=self.name,
                             model=self.model)
         from google import genai
         from google.genai import errors as genai_errors
