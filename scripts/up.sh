@@ -144,7 +144,7 @@ cat <<INFO
   wiltonctl status
   curl -s $router/v1/chat/completions -H 'content-type: application/json' \\
        -d '{"model":"auto","messages":[{"role":"user","content":"Olá!"}],"max_tokens":32}' -i
-  wiltonctl hpc schedule-task --file examples/llm_demo.json
+  wiltonctl hpc schedule-task examples/llm_demo.json
   wiltonctl login && wiltonctl phi get
   scripts/down.sh
 INFO

@@ -1,9 +1,10 @@
 """`wiltonctl hpc`: run a JSON file of LLM tasks through the router and show where they went.
 
-    wiltonctl hpc schedule-task --file examples/llm_demo.json [--concurrency 4] [--no-wait]
+    wiltonctl hpc schedule-task examples/llm_demo.json [--concurrency 4] [--no-wait]
     wiltonctl hpc resume BATCH
     wiltonctl hpc status [BATCH]
     wiltonctl hpc results BATCH [--json]
+    wiltonctl hpc cancel BATCH / wiltonctl hpc delete BATCH
 
 Tasks are validated first (nothing runs when one is wrong: exit 2), then stored, then run, so
 a crash or a restart loses nothing. Exit 1 when the router cannot be reached (tasks kept).
@@ -37,6 +38,10 @@ app = typer.Typer(help="Batches of LLM tasks run through the router (schedule, r
                   no_args_is_help=True, add_completion=False)
 
 StoreOpt = Annotated[str | None, typer.Option("--store-url", help="WILTON_STORE_URL (default sqlite under ./data)")]
+# `-c` is `--config` everywhere in wiltonctl: concurrency has only its long name
+ConcurrencyOpt = Annotated[int | None, typer.Option("--concurrency", min=1, max=64,
+                                                    help="parallel requests (default: the batch's own)")]
+NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="no progress bar (plain output for logs)")]
 RouterOpt = Annotated[str | None, typer.Option("--router-url", help="WILTON_ROUTER_URL (default http://127.0.0.1:8080)")]
 
 
@@ -167,11 +172,14 @@ def _orphans(repo: TaskRepo, exclude: str, now: float) -> list[str]:
 
 @app.command("schedule-task")
 def schedule_task(
-    file: Annotated[Path, typer.Option("--file", "-f", help="task file (JSON): {name, concurrency?, tasks: [...]}")],
-    concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", min=1, max=64,
+    file: Annotated[Path | None, typer.Argument(
+        help="task file (JSON): {name, concurrency?, tasks: [...]}", show_default=False)] = None,
+    file_opt: Annotated[Path | None, typer.Option("--file", "-f", hidden=True,
+                                                  help="deprecated: give FILE as an argument")] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, max=64,
                                                     help="parallel requests (default: the file's, else 4)")] = None,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="store, run in the background, print the batch id")] = False,
-    no_progress: Annotated[bool, typer.Option("--no-progress", help="no progress bar")] = False,
+    no_progress: NoProgressOpt = False,
     store_url: StoreOpt = None,
     router_url: RouterOpt = None,
 ) -> None:
@@ -179,6 +187,13 @@ def schedule_task(
     from wilton_core.hpc.model import TaskFileError, load_task_file
     from wilton_core.hpc.runner import BatchBusy, RouterUnreachable
 
+    if file is not None and file_opt is not None:
+        raise _fail("give the task file once (FILE; --file is its old spelling)", 2)
+    if file_opt is not None:
+        typer.echo("wiltonctl hpc: --file is deprecated; give the task file as an argument", err=True)
+    file = file or file_opt
+    if file is None:
+        raise _fail("missing the task FILE, e.g. `wiltonctl hpc schedule-task examples/llm_demo.json`", 2)
     try:
         spec = load_task_file(file)
     except TaskFileError as e:
@@ -215,9 +230,9 @@ def schedule_task(
 @app.command("resume")
 def resume(
     batch_id: Annotated[str, typer.Argument(help="batch id (see `wiltonctl hpc status`)")],
-    concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", min=1, max=64)] = None,
+    concurrency: ConcurrencyOpt = None,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="run in the background")] = False,
-    no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    no_progress: NoProgressOpt = False,
     store_url: StoreOpt = None,
     router_url: RouterOpt = None,
 ) -> None:
@@ -254,7 +269,7 @@ def resume(
 @app.command("status")
 def status(
     batch_id: Annotated[str | None, typer.Argument(help="one batch (default: the 20 latest)")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
     store_url: StoreOpt = None,
 ) -> None:
     """Batches with their task counts (pending, running, ok, error)."""
@@ -283,7 +298,7 @@ def status(
                           str(b.counts.get("pending", 0)), str(b.counts.get("running", 0)),
                           time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(b.created_at)))
         console = _console()
-        console.print(table if infos else "no batches yet: `wiltonctl hpc schedule-task --file examples/llm_demo.json`")
+        console.print(table if infos else "no batches yet: `wiltonctl hpc schedule-task examples/llm_demo.json`")
         if batch_id and infos:
             _render_summary(console, _summary(repo, batch_id), "split so far")
     finally:
@@ -292,7 +307,7 @@ def status(
 
 @app.command("results")
 def results(
-    batch_id: Annotated[str, typer.Argument()],
+    batch_id: Annotated[str, typer.Argument(help="batch id (see `wiltonctl hpc status`)")],
     as_json: Annotated[bool, typer.Option("--json", help="every task with its full answer, as JSON")] = False,
     store_url: StoreOpt = None,
 ) -> None:
