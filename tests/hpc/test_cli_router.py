@@ -140,3 +140,35 @@ def test_unreachable_router_keeps_batch_then_resume(stack):
     assert ok.returncode == 0, ok.stderr
     st = json.loads(wiltonctl(stack, "status", bid, "--json").stdout)[0]
     assert st["status"] == "done" and st["counts"] == {"ok": st["total"]}
+
+
+def test_a_batch_stuck_against_a_dead_router_can_be_cancelled_then_deleted(stack):
+    # issue 18: a batch stored against a dead router lingered with no way out
+    dead = dict(stack, router_url=f"http://127.0.0.1:{free_port()}")
+    r = wiltonctl(dead, "schedule-task", "examples/llm_demo.json", "--no-progress")
+    assert r.returncode == 1
+    bid = r.stdout.split()[1].rstrip(":")
+    assert wiltonctl(stack, "cancel", "b-nope").returncode == 2
+    c = wiltonctl(stack, "cancel", bid)
+    assert c.returncode == 0, c.stderr
+    st = json.loads(wiltonctl(stack, "status", bid, "--json").stdout)[0]
+    assert st["status"] == "done" and st["counts"] == {"error": st["total"]}
+    res = json.loads(wiltonctl(stack, "results", bid, "--json").stdout)
+    assert res["summary"]["error_kinds"] == {"cancelled": st["total"]}
+    d = wiltonctl(stack, "delete", bid)
+    assert d.returncode == 0 and f"batch {bid} deleted ({st['total']} task(s))" in d.stdout
+    gone = wiltonctl(stack, "status", bid)
+    assert gone.returncode == 2 and "no batch" in gone.stderr
+
+
+def test_cancel_refuses_a_batch_a_live_runner_holds(stack, make_spec):
+    store = open_store(f"sqlite:///{stack['db']}")
+    try:
+        repo = TaskRepo(store)
+        bid = repo.create_batch(make_spec(2), now=time.time(), concurrency=1)
+        assert repo.acquire(bid, "runner-x", now=time.time(), ttl_s=600)
+    finally:
+        store.close()
+    r = wiltonctl(stack, "cancel", bid)
+    assert r.returncode == 1 and "being run right now" in r.stderr and "--force" in r.stderr
+    assert wiltonctl(stack, "cancel", bid, "--force").returncode == 0

@@ -51,20 +51,28 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 
 def _settings(store_url: str | None, router_url: str | None) -> Settings:
+    from wilton_core.cli.storeopt import check_store_flag
     from wilton_core.settings import load_settings
 
     try:
+        check_store_flag(store_url)  # a bad flag is the flag's fault, not WILTON_STORE_URL's
         return load_settings(store_url=store_url, router_url=router_url)
     except WiltonError as e:
         raise _fail(str(e), 2) from None
 
 
-def _open_repo(settings: Settings) -> TaskRepo:
+def _open_repo(settings: Settings, *, create: bool = False) -> TaskRepo:
+    """Only `schedule-task` creates the store; reading, resuming or cancelling from the wrong
+    directory says where it looked (exit 1) instead of creating an empty ./data/wilton.db."""
+    from wilton_core.cli.storeopt import open_existing_store
     from wilton_core.hpc.repo import TaskRepo
-    from wilton_core.store import open_store
+    from wilton_core.store import StoreNotFoundError, open_store
 
+    url = settings.resolved_store_url()
     try:
-        return TaskRepo(open_store(settings.resolved_store_url()))
+        return TaskRepo(open_store(url) if create else open_existing_store(url))
+    except StoreNotFoundError as e:
+        raise _fail(f"no batches: {e}", 1) from None
     except WiltonError as e:
         raise _fail(f"store unavailable: {e}", 3) from None
 
@@ -199,7 +207,7 @@ def schedule_task(
     except TaskFileError as e:
         raise _fail(str(e), 2) from None
     settings = _settings(store_url, router_url)
-    repo = _open_repo(settings)
+    repo = _open_repo(settings, create=True)
     try:
         conc = concurrency or spec.concurrency or 4
         bid = repo.create_batch(spec, now=time.time(), concurrency=conc, source=str(file))
@@ -346,3 +354,49 @@ def results(
         _render_summary(console, summary, "split")
     finally:
         repo.store.close()
+
+
+ForceOpt = Annotated[bool, typer.Option("--force", help="even while a live runner holds the batch")]
+
+
+def _stoppable(repo: TaskRepo, batch_id: str, force: bool, verb: str) -> None:
+    info = repo.batch(batch_id)
+    if info is None:
+        raise _fail(f"no batch {batch_id!r} in {repo.store.url}", 2)
+    if info.lease_owner and info.lease_until >= time.time() and not force:
+        raise _fail(f"batch {batch_id} is being run right now (runner {info.lease_owner}); stop it first, "
+                    f"or {verb} it anyway with --force", 1)
+
+
+@app.command("cancel")
+def cancel(
+    batch_id: Annotated[str, typer.Argument(help="batch id (see `wiltonctl hpc status`)")],
+    force: ForceOpt = False,
+    store_url: StoreOpt = None,
+) -> None:
+    """Give up on a batch's unfinished tasks (e.g. stored against a router that is gone): they become
+    errors "cancelled", the batch is done; answers already stored are kept."""
+    repo = _open_repo(_settings(store_url, None))
+    try:
+        _stoppable(repo, batch_id, force, "cancel")
+        n = repo.cancel(batch_id, now=time.time(), reason="wiltonctl hpc cancel")
+    finally:
+        repo.store.close()
+    typer.echo(f"batch {batch_id}: {n} unfinished task(s) cancelled; the batch is done "
+               f"(`wiltonctl hpc results {batch_id}`, or `wiltonctl hpc delete {batch_id}`)")
+
+
+@app.command("delete")
+def delete(
+    batch_id: Annotated[str, typer.Argument(help="batch id (see `wiltonctl hpc status`)")],
+    force: ForceOpt = False,
+    store_url: StoreOpt = None,
+) -> None:
+    """Remove a batch, its tasks and their results from the store."""
+    repo = _open_repo(_settings(store_url, None))
+    try:
+        _stoppable(repo, batch_id, force, "delete")
+        n = repo.delete(batch_id)
+    finally:
+        repo.store.close()
+    typer.echo(f"batch {batch_id} deleted ({n} task(s))")

@@ -54,40 +54,27 @@ def load_stack_config(path: Path | None) -> StackConfig:
     return load_settings().stack_config()
 
 
-def _open_store(url: str) -> Store:
-    try:
-        from wilton_core.store import open_store  # type: ignore[attr-defined]
-    except ImportError:
-        # The store package did not export its factory yet: pick the backend from the URL.
-        from wilton_core.store.url import parse_store_url
+def open_status_store(url: str | None, *, disabled: bool = False, create: bool = True) -> Store | None:
+    """The shared store, migrated; None (with a note) when it cannot be opened.
 
-        target = parse_store_url(url)
-        if target.dialect == "sqlite":
-            from wilton_core.store.sqlite import SqliteStore
-
-            return SqliteStore(target.dsn, safe_url=target.safe_url)
-        from wilton_core.store.postgres import PostgresStore
-
-        return PostgresStore(target.dsn)
-    store: Store = open_store(url)
-    return store
-
-
-def open_status_store(url: str | None, *, disabled: bool = False) -> Store | None:
-    """The shared store, migrated; None (with a warning) when it cannot be opened."""
+    `create=False` (listing) never creates a store: with none yet, models show as untested.
+    A bad `--store-url` is a usage error (ConfigError naming the flag), not a warning.
+    """
     if disabled:
         return None
+    from wilton_core.cli.storeopt import check_store_flag, open_existing_store
+    from wilton_core.store import StoreNotFoundError, open_store
+
+    check_store_flag(url)
     try:
         from wilton_core.settings import load_settings
 
-        store = _open_store(url or load_settings().resolved_store_url())
-        try:
-            store.migrate()
-        except BaseException:
-            store.close()
-            raise
-        return store
-    except (WiltonError, ImportError, OSError) as exc:
+        resolved = url or load_settings().resolved_store_url()
+        return open_store(resolved) if create else open_existing_store(resolved)
+    except StoreNotFoundError as exc:
+        typer.echo(f"no test results yet: {exc}", err=True)
+        return None
+    except (WiltonError, OSError) as exc:
         _console().print(f"[yellow]warning:[/] test results will not be saved: {exc}")
         return None
 
@@ -152,7 +139,7 @@ def list_models(
 ) -> None:
     """Every configured model with tier, capability, last test result, price and key state."""
     cfg = load_stack_config(config)
-    store = open_status_store(store_url, disabled=no_store)
+    store = open_status_store(store_url, disabled=no_store, create=False)
     try:
         reg = ModelRegistry(cfg, store=store, environ=merged_environ(env_file))
         render_rows(reg.rows())
