@@ -87,8 +87,11 @@ def render_rows(rows: Sequence[ModelRow], console: Console | None = None) -> Non
     from rich.table import Table
 
     table = Table(title="Models", title_justify="left")
-    for col in ("id", "provider", "tier", "local", "capability", "status", "latency", "price", "configured"):
-        table.add_column(col)
+    # the id is what a client passes as `model`: never shortened, whatever the width; the other
+    # cells fold onto more lines rather than lose characters to an ellipsis
+    table.add_column("id", no_wrap=True, min_width=max((len(r.id) for r in rows), default=2))
+    for col in ("provider", "tier", "local", "capability", "status", "latency", "price", "configured"):
+        table.add_column(col, overflow="fold")
     for r in rows:
         style = _STATUS_STYLE.get(r.status, "")
         table.add_row(
