@@ -246,12 +246,13 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
 
 
 class RouterBackend:
-    """Local-first: ask the stack itself (`model="auto"`), so the report costs nothing when a
-    local model can write it. The router names the model it chose in `x-wilton-model`."""
+    """Local only: ask the stack itself with `model="local"`, which the router restricts to local
+    models (fallbacks included), so a report never spends API money. The router names the model
+    it chose in `x-wilton-model` and whether it is local in `x-wilton-local`."""
 
     name = "local"
 
-    def __init__(self, *, base_url: str, api_key: str | None = None, model: str = "auto",
+    def __init__(self, *, base_url: str, api_key: str | None = None, model: str = "local",
                  timeout_s: float = 300.0, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
@@ -286,6 +287,10 @@ class RouterBackend:
                                    model=self.model) from None
         if not isinstance(text, str) or not text:
             raise UnavailableError("router returned no text", provider=self.name, model=self.model)
+        if self.model == "local" and r.headers.get("x-wilton-local", "true").lower() == "false":
+            # a router that ignored the restriction: do not present an API model's text as local
+            raise BadRequestError(f"router answered with API model {r.headers.get('x-wilton-model')!r} "
+                                  "although a local model was asked for", provider=self.name, model=self.model)
         usage = data.get("usage") or {}
         return LLMAnswer(
             text=text,

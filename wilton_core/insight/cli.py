@@ -62,7 +62,8 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 def run(
     interval: Annotated[float | None, typer.Option("--interval", help="seconds between reports [3600]")] = None,
     model: Annotated[str | None, typer.Option(
-        "--model", help="openai | gemini | local (our router, model=auto); default: local unless an API key is set")
+        "--model", help="openai | gemini | local (our router, restricted to local models: never API money); "
+                        "default: local unless an API key is set")
     ] = None,
     max_tasks: Annotated[int | None, typer.Option("--max-tasks", help="costliest requests to list [10]")] = None,
     history: Annotated[float | None, typer.Option("--history", help="hours of history per report [24]")] = None,
@@ -75,6 +76,9 @@ def run(
     reports_dir: Annotated[Path | None, typer.Option("--reports-dir", help="WILTON_REPORTS_DIR [./reports]")] = None,
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from wilton_core.router.cli import quiet_client_loggers
+
+    quiet_client_loggers()  # httpx's per-request INFO lines are noise in a CLI's output
     try:
         settings = load_insight_settings(
             insight_interval_s=interval, insight_model=model, insight_max_tasks=max_tasks,
