@@ -169,3 +169,23 @@ def test_model_local_never_reaches_an_api_model_through_a_real_router(env: dict[
         body = json.loads(js.read_text())
         assert (body["status"], body["model"], body["backend"]) == ("ok", "local-small", "local")
         assert "HTTP Request:" not in done.stdout + done.stderr
+
+
+def test_the_first_report_waits_then_the_hourly_rhythm_follows() -> None:
+    """issue 18: at start the first report took the only llama.cpp slot from the user's first request."""
+    from datetime import UTC, datetime, timedelta
+
+    from wilton_core.insight.schedule import InsightScheduler
+
+    start = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    ran: list[datetime] = []
+    sched = InsightScheduler(lambda t: ran.append(t), 3600, clock=lambda: start, first_delay_s=300)
+    assert sched.advance_to(start) is None and sched.advance_to(start + timedelta(seconds=299)) is None
+    assert sched.advance_to(start + timedelta(seconds=300)) == start + timedelta(seconds=300)
+    assert sched.next_run_time == start + timedelta(seconds=3900)
+    assert ran == [start + timedelta(seconds=300)]
+    with pytest.raises(ValueError, match="first_delay_s"):
+        InsightScheduler(lambda t: None, 3600, first_delay_s=-1)
+    assert load_insight_settings().insight_first_delay_s == 300  # the default delays
+    with pytest.raises(ConfigError, match="--first-delay"):
+        load_insight_settings(insight_first_delay_s=-5)
