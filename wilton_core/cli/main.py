@@ -105,6 +105,9 @@ _register_areas()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from wilton_core.router.cli import quiet_client_loggers
+
+    quiet_client_loggers()  # per-request INFO lines of HTTP clients never belong in a CLI's output
     try:
         # standalone_mode=False: click returns typer.Exit's code instead of raising it
         rv = app(args=list(argv) if argv is not None else None, standalone_mode=False, prog_name="wiltonctl")
