@@ -3,6 +3,7 @@ import json
 from wilton_core.cli.main import main as wiltonctl
 from wilton_core.core.classify import classify_request
 from wilton_core.core.difficulty import load_default_scorer
+from wilton_core.testing.procs import free_port
 
 
 def test_route_score_adds_difficulty_and_intent_exactly_as_the_router(tmp_path, capsys):
@@ -87,6 +88,7 @@ def _explain_env(tmp_path, monkeypatch):
     monkeypatch.setenv("EXPLAIN_TEST_KEY", "k")
     monkeypatch.delenv("EXPLAIN_TEST_MISSING_KEY", raising=False)
     monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("WILTON_ROUTER_URL", f"http://127.0.0.1:{free_port()}")  # no router: the config's models
     monkeypatch.chdir(tmp_path)
     return cfg
 
@@ -135,3 +137,45 @@ def test_route_explain_rejects_an_empty_prompt(tmp_path, capsys, monkeypatch):
         assert wiltonctl(["route", "explain", empty, "-c", str(cfg)]) == 2
         err = capsys.readouterr().err
         assert "the prompt is empty" in err and "Traceback" not in err
+
+
+def test_route_explain_uses_the_models_the_running_router_serves(tmp_path, capsys, monkeypatch):
+    # the walk behind issue 18: with the router on a demo config, explain read the embedded
+    # defaults and said "no API model is eligible" while the router served sim-frontier
+    import time
+
+    from wilton_core.store import open_store
+    from wilton_core.store.base import ControlState
+    from wilton_core.testing.procs import ManagedProcess
+
+    _explain_env(tmp_path, monkeypatch)
+    served = tmp_path / "served.toml"
+    # no probes at start: the upstreams are not there (a probe would mark them failed, rightly)
+    served.write_text("[routing]\nprobe_models = false\n" + EXPLAIN_CONFIG.replace('"api-frontier"', '"sim-frontier"'))
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    store = open_store(url)
+    store.put_control_state(ControlState(phi_target=0.75, threshold=0.05, updated_at=time.time()))
+    store.close()
+    port = free_port()
+    router = ManagedProcess.python_module(
+        "wilton_core.router.cli", "--config", str(served), "--port", str(port),
+        env={"WILTON_STORE_URL": url, "EXPLAIN_TEST_KEY": "k"}, log=tmp_path / "router.log",
+    ).start(f"http://127.0.0.1:{port}/healthz", timeout=60)
+    try:
+        monkeypatch.delenv("EXPLAIN_TEST_KEY")  # this shell has no key: only the router knows it is set
+        code = wiltonctl(["route", "explain", HARD, "--router-url", f"http://127.0.0.1:{port}",
+                          "--store-url", url])
+    finally:
+        router.stop()
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.startswith("→ API: sim-frontier"), out
+    assert f"models: as the running router at http://127.0.0.1:{port} serves them" in out
+
+
+def test_models_from_router_rejects_what_is_not_a_model_list():
+    from wilton_core.cli.explain import models_from_router
+
+    assert models_from_router({"data": "x"}) is None and models_from_router([1]) is None
+    assert models_from_router({"data": [{"id": "m", "wilton": {"tier": "edge"}}]}) is None
+    assert models_from_router({"data": [{"id": "auto", "object": "model"}]}) is None

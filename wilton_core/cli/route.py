@@ -70,6 +70,9 @@ def explain(
     store_url: Annotated[str | None, typer.Option(
         "--store-url", help="store holding the published threshold (default: $WILTON_STORE_URL or the data dir)")]
     = None,
+    router_url: Annotated[str | None, typer.Option(
+        "--router-url", help="router whose served models to use (default: $WILTON_ROUTER_URL or :8080; "
+                             "the config's models when it does not answer)")] = None,
     features: Annotated[bool, typer.Option("--features", help="also show the scorer's feature contributions")]
     = False,
     json_out: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
@@ -86,8 +89,9 @@ def explain(
         raise WiltonError("route explain: the prompt is empty; give the text to route (or '-' to read stdin)")
     cfg = load_stack_config(config)
     control, source = _published_control(store_url, cfg.routing.phi_target)
+    models, models_source = _served_models(router_url)
     info = explain_route(text, cfg, control, threshold_source=source, environ=merged_environ(DEFAULT_ENV_FILE),
-                         scorer=load_default_scorer())
+                         scorer=load_default_scorer(), models=models, models_source=models_source)
     if json_out:
         typer.echo(json.dumps(info.as_json(), indent=2, ensure_ascii=False, default=str))
         return
@@ -119,6 +123,27 @@ def _published_control(flag: str | None, phi_target: float) -> tuple[Any, str]:
     return state, f"published by the coherence daemon in {store.url}"
 
 
+def _served_models(flag: str | None) -> tuple[Any, str]:
+    """What the running router serves (its GET /v1/models), else None: the config's models."""
+    import os
+
+    import httpx
+
+    from wilton_core.cli.explain import models_from_router
+    from wilton_core.settings import load_settings
+
+    url = (flag or load_settings().resolved_router_url()).rstrip("/")
+    key = os.environ.get("WILTON_ROUTER_API_KEY")
+    try:
+        r = httpx.get(url + "/v1/models", timeout=2.0, headers={"authorization": f"Bearer {key}"} if key else {})
+        models = models_from_router(r.json()) if r.is_success else None
+    except (httpx.HTTPError, ValueError):
+        models = None
+    if models is None:
+        return None, f"from the config (the router at {url} did not list its models)"
+    return models, f"as the running router at {url} serves them"
+
+
 def _render_explanation(info: Any, features: bool) -> None:
     from wilton_core.cli.console import make_console
 
@@ -142,6 +167,7 @@ def _render_explanation(info: Any, features: bool) -> None:
         console.print(f"  eligible {where[cls]}: {', '.join(ids) if ids else 'none'}")
     if info.rejected:
         console.print("  not eligible: " + "; ".join(f"{m} ({why})" for m, why in info.rejected.items()))
+    console.print(f"  models: {info.models_source}")
     if features:
         from rich.table import Table
 
