@@ -50,7 +50,7 @@ def test_phi_get_after_a_target_change_says_nothing_is_measured_yet(coherence, t
     capsys.readouterr()
     assert wiltonctl(["phi", "get", *common]) == 0
     out = capsys.readouterr().out
-    assert "no interval measured since the change (0 requests so far)" in out
+    assert "no interval measured since the change (0 requests so far over the last 300 s)" in out
     assert "measured   -" not in out and "error      -" not in out
     assert wiltonctl(["phi", "get", "--json", *common]) == 0
     raw = capsys.readouterr().out

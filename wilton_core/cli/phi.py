@@ -28,7 +28,9 @@ def _show(s: dict[str, Any]) -> None:
         # right after a target change (or a quiet interval) there is nothing to compare yet: say
         # so, instead of "-" that reads like a fault
         n = s.get("window_requests")
-        so_far = f"{n} request{'' if n == 1 else 's'} so far" if isinstance(n, int) else "no request count"
+        span = int(s.get("window_s") or 0)
+        so_far = (f"{n} request{'' if n == 1 else 's'} so far over the last {span} s" if isinstance(n, int)
+                  else "request count unknown")
         typer.echo(f"measured   no interval measured since the change ({so_far}); {window}")
         typer.echo("error      none until an interval is measured")
     else:
