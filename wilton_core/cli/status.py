@@ -16,15 +16,19 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import typer
 
-__all__ = ["ProcessSpec", "ProcessStatus", "api_tier", "api_tier_from_router", "app", "collect_status",
-           "default_specs", "exit_code", "register", "status"]
+__all__ = ["ProcessSpec", "ProcessStatus", "api_tier", "api_tier_from_router", "app", "ask_router_tier",
+           "collect_status", "default_specs", "exit_code", "register", "status"]
 
-UP, BUSY, DOWN, NOT_HERE = "up", "busy", "down", "not started here"
+State = Literal["up", "busy", "down", "not started here"]
+UP: State = "up"
+BUSY: State = "busy"
+DOWN: State = "down"
+NOT_HERE: State = "not started here"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +59,7 @@ class ProcessStatus:
     healthy: bool
     detail: str = ""
     busy: bool = False                  # accepted the connection, did not answer in time
-    state: str = DOWN                   # up | busy | down | not started here
+    state: State = DOWN
     extra: dict[str, Any] = field(default_factory=dict)
 
 
