@@ -258,12 +258,13 @@ def test_ollama_and_server_without_api_model_say_phi_stays_one(clean_env, capsys
     # issue 18: the first listed model (an embedder here) became ollama-chat, and "3/5 API models"
     # said nothing although no API model means phi cannot leave 1.0
     with FakeUpstream(models=["nomic-embed-text:latest", "qwen2.5-coder:7b", "llama3.2:3b"], name="ollama") as ol, \
-            FakeUpstream(models=["smollm2"], name="server") as srv:
+            FakeUpstream(models=["nomic-embed-text", "smollm2"], name="server") as srv:
         code, out = run(["--yes", "--provider", "ollama,server", "--ollama-host", ol.url,
                          "--server-base-url", srv.url + "/v1", "--no-store"], capsys)
     assert code == 0, out
     by = load_config(clean_env / "wilton.toml").by_id()
     assert by["ollama-chat"].model == "llama3.2:3b"
+    assert by["local-server"].model == "smollm2"
     section = out.split("3/5 API models")[1].split("4/5")[0]
     assert "phi stays 1.0" in " ".join(section.split())
 

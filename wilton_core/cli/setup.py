@@ -40,6 +40,7 @@ __all__ = [
     "ApiProvider",
     "WizardAnswers",
     "build_config",
+    "chat_choice",
     "dump_toml",
     "main",
     "register",
@@ -344,7 +345,8 @@ def setup_command(
     ollama_vision_model: Annotated[str | None, typer.Option(help="Ollama model for vision ('' = none)")] = None,
     server_base_url: Annotated[str | None, typer.Option(
         help="OpenAI-compatible server (llama.cpp, vLLM), e.g. http://127.0.0.1:8081/v1")] = None,
-    server_model: Annotated[str | None, typer.Option(help="model name on that server (default: first listed)")]
+    server_model: Annotated[str | None, typer.Option(
+        help="model name on that server (default: the listed model best suited to chat)")]
     = None,
     groq_key_env: Annotated[str, typer.Option(help="variable holding the Groq key")] = "GROQ_API_KEY",
     gemini_key_env: Annotated[str | None, typer.Option(
@@ -424,7 +426,9 @@ def setup_command(
         else:
             console.print(f"[green]✓[/] {base}: {', '.join(served) or 'no model listed'}")
         answers.server_base_url = base
-        answers.server_model = ask.text("Model name on that server", server_model or (served[0] if served else None))
+        # the same rule as Ollama's chat pick: a server listing an embedder first must not make it the chat model
+        pick = server_model or chat_choice(served) or (served[0] if served else None)
+        answers.server_model = ask.text("Model name on that server", pick)
 
     console.print(Rule("3/5 API models (fallback and hard requests)"))
     new_keys: dict[str, str] = {}
