@@ -83,23 +83,40 @@ def _latency(ms: float | None) -> str:
     return f"{ms:.0f} ms" if ms is not None else "-"
 
 
+WIDE_TABLE_MIN_COLUMNS = 120
+
+
 def render_rows(rows: Sequence[ModelRow], console: Console | None = None) -> None:
+    """One row per model. Below WIDE_TABLE_MIN_COLUMNS the nine columns cannot all keep their
+    width, so the short facts share one cell ("selfhost · local · basic") instead of each being
+    squeezed to a few letters; the id is never shortened either way."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(title="Models", title_justify="left")
-    # the id is what a client passes as `model`: never shortened, whatever the width; the other
-    # cells fold onto more lines rather than lose characters to an ellipsis
+    c = console or _console()
+    wide = c.width >= WIDE_TABLE_MIN_COLUMNS
+    table = Table(title="Models", title_justify="left", box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD,
+                  pad_edge=wide)
+    # the id is what a client passes as `model`: whole, whatever the width; other cells wrap
+    # (a long name folds) rather than lose characters to an ellipsis
     table.add_column("id", no_wrap=True, min_width=max((len(r.id) for r in rows), default=2))
-    for col in ("provider", "tier", "local", "capability", "status", "latency", "price", "configured"):
+    cols = (("provider", "tier", "local", "capability", "status", "latency", "price", "configured") if wide
+            else ("provider / model", "tier · class · capability", "status · key", "price"))
+    for col in cols:
         table.add_column(col, overflow="fold")
     for r in rows:
         style = _STATUS_STYLE.get(r.status, "")
-        table.add_row(
-            r.id, f"{r.provider}:{r.model}", r.tier, "yes" if r.is_local else "no", r.capability,
-            f"[{style}]{r.status}[/]" if style else r.status, _latency(r.latency_ms), r.price,
-            "yes" if r.configured else "[red]no key[/]",
-        )
-    (console or _console()).print(table)
+        status = f"[{style}]{r.status}[/]" if style else r.status
+        key = "yes" if r.configured else "[red]no key[/]"
+        if wide:
+            table.add_row(r.id, f"{r.provider}:{r.model}", r.tier, "yes" if r.is_local else "no", r.capability,
+                          status, _latency(r.latency_ms), r.price, key)
+        else:
+            latency = f" {_latency(r.latency_ms)}" if r.latency_ms is not None else ""
+            table.add_row(r.id, f"{r.provider} / {r.model}",
+                          f"{r.tier} · {'local' if r.is_local else 'API'} · {r.capability}",
+                          f"{status}{latency} · {'key ok' if r.configured else key}", r.price)
+    c.print(table)
 
 
 def print_results(results: Mapping[str, ProbeResult], console: Console | None = None) -> None:
