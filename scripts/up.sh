@@ -14,6 +14,7 @@
 #   WILTON_VENV [./.venv]                  WILTON_ROUTER_PORT [8080]  WILTON_EXPORTER_PORT [8000]
 #   WILTON_COHERENCE_PORT [8001]           WILTON_LOCAL_PORT [8081]   WILTON_DEMO_PORT [8090]
 #   WILTON_COHERENCE_INTERVAL_S [10]       WILTON_INSIGHT_INTERVAL_S [3600]
+#   WILTON_INSIGHT_FIRST_DELAY_S [300]     WILTON_PROGRESS_EVERY_S [0.2 on a terminal, else 30]
 #   WILTON_CONFIG  your config file (without --demo); OLLAMA_HOST  an Ollama to use instead of llama.cpp
 set -euo pipefail
 
@@ -23,7 +24,7 @@ for arg in "$@"; do
     case "$arg" in
         --demo) demo=1 ;;
         --no-install) install=0 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^[^#]/{/^#/p}' "$0"; exit 0 ;;
         *) printf '[wilton] error: unknown argument %s (try --help)\n' "$arg" >&2; exit 2 ;;
     esac
 done
@@ -121,6 +122,7 @@ WiltonOS LLM stack is up ($mode mode)
   API tier                    $api_models
   exporter (Prometheus)       http://127.0.0.1:$WILTON_EXPORTER_PORT/metrics
   coherence daemon (JWT API)  http://127.0.0.1:$WILTON_COHERENCE_PORT   user admin
+  insight hook                first report in ${WILTON_INSIGHT_FIRST_DELAY_S:-300} s (WILTON_INSIGHT_FIRST_DELAY_S), then every ${WILTON_INSIGHT_INTERVAL_S:-3600} s
 INFO
 if [ -f "$pwfile" ]; then
     printf '  admin password              %s   (from %s, mode 0600)\n' "$(cat "$pwfile")" "$pwfile"

@@ -165,3 +165,10 @@ def test_up_sh_installs_through_the_progress_function() -> None:
 def test_test_sh_installs_through_the_progress_function() -> None:
     text = (ROOT / "scripts" / "test.sh").read_text()
     assert 'wilton_progress "installing wilton-core[$extras]"' in text and "pip install -q -e" not in text
+
+
+def test_up_sh_help_is_its_whole_header_and_nothing_else() -> None:
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "up.sh"), "--help"], capture_output=True, text=True,
+                         timeout=30).stdout
+    assert out.splitlines()[-1].startswith("#   WILTON_CONFIG") and "set -euo" not in out
+    assert "WILTON_INSIGHT_FIRST_DELAY_S" in out and "WILTON_PROGRESS_EVERY_S" in out
