@@ -199,3 +199,14 @@ def test_status_help_documents_the_exit_codes() -> None:
     out = " ".join(CliRunner().invoke(wiltonctl, ["status", "--help"], env={"COLUMNS": "200"}).output.split())
     assert "Exit status: 0 when nothing is down, 1 when at least one process is down" in out
     assert "busy" in out and "not started here" in out
+
+
+def test_a_config_that_does_not_load_is_down_and_says_why(tmp_path: Path) -> None:
+    from wilton_core.cli.status import exit_code
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[models]]\nid = "a"\nprovider = "openai"\nmodel = "x"\ntier = "selfhost"\nis_local = "yes"\n')
+    specs = [s for s in default_specs(Settings(config=bad)) if s.name == "local model"]
+    rows = collect_status(specs, tmp_path, timeout_s=0.3)
+    assert rows[0].state == "down" and rows[0].detail.startswith("config error: ")
+    assert exit_code(rows) == 1
