@@ -87,6 +87,52 @@ wilton_wait_http() {
     done
 }
 
+# wilton_progress LABEL EXPECTED LOG CMD [ARGS...] -> runs CMD (output to LOG) in the foreground of
+# the script while saying what happens, how long it usually takes, and how far it is: on a
+# terminal a spinner with the elapsed time and the log's last step, updated in place (every
+# WILTON_PROGRESS_EVERY_S, default 0.2); otherwise
+# one line every WILTON_PROGRESS_EVERY_S seconds (default 30). Returns CMD's status; on failure
+# the end of LOG goes to stderr.
+_wilton_dur() { printf '%dm%02ds' $(( $1 / 60 )) $(( $1 % 60 )); }
+
+wilton_progress() {
+    local label="$1" expected="$2" log="$3"; shift 3
+    local spin='|/-\' tick=0 start=$SECONDS pid rc=0 every every_ticks tty=0 last elapsed
+    mkdir -p "$(dirname "$log")" || wilton_die "cannot create $(dirname "$log")"
+    : >"$log"
+    [ -t 2 ] && tty=1
+    if [ "$tty" = 1 ]; then every="${WILTON_PROGRESS_EVERY_S:-0.2}"; else every="${WILTON_PROGRESS_EVERY_S:-30}"; fi
+    # ticks of 0.2 s between two reports (awk: bash has no fractional arithmetic)
+    every_ticks="$(awk -v e="$every" 'BEGIN { t = int(e * 5 + 0.5); print (t < 1 ? 1 : t) }')"
+    wilton_log "$label: usually $expected; full output in $log"
+    "$@" >>"$log" 2>&1 </dev/null &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 0.2
+        tick=$(( tick + 1 ))
+        [ $(( tick % every_ticks )) -eq 0 ] || continue
+        elapsed=$(( SECONDS - start ))
+        # pip's own milestones (Collecting, Building wheel ..., Installing ...), last one only
+        last="$(grep -E '^ *(Collecting|Downloading|Building|Installing|Successfully|Preparing|Obtaining)' "$log" \
+            2>/dev/null | tail -n 1 | sed -e 's/^ *//' | cut -c 1-70 || true)"
+        if [ "$tty" = 1 ]; then
+            printf '\r[wilton] %s %s %s  %s\033[K' "${spin:$(( tick / every_ticks % 4 )):1}" "$label" \
+                "$(_wilton_dur "$elapsed")" "$last" >&2
+        else
+            wilton_log "... still $label: $(_wilton_dur "$elapsed") so far${last:+ (last: $last)}"
+        fi
+    done
+    wait "$pid" || rc=$?
+    elapsed=$(( SECONDS - start ))
+    [ "$tty" = 1 ] && printf '\r\033[K' >&2
+    if [ "$rc" -ne 0 ]; then
+        tail -n 30 "$log" >&2 2>/dev/null
+        wilton_log "$label failed (exit $rc) after $(_wilton_dur "$elapsed"); full output in $log"
+        return "$rc"
+    fi
+    wilton_log "$label: done in $(_wilton_dur "$elapsed")"
+}
+
 # wilton_stop NAME [GRACE_S] -> SIGTERM, then SIGKILL after the grace; removes the pid file.
 wilton_stop() {
     local name="$1" grace="${2:-$WILTON_STOP_GRACE_S}"

@@ -14,7 +14,13 @@ fi
 extras="dev"
 if [ "${WILTON_SKIP_LOCAL:-0}" != "1" ]; then extras="dev,local"; fi
 echo "== installing wilton-core[$extras] into $VENV"
-"$VENV/bin/python" -m pip install -q -e ".[$extras]"
+. scripts/lib.sh
+expected="a minute or two"
+if [ "$extras" = "dev,local" ] && ! "$VENV/bin/python" -c 'import llama_cpp' 2>/dev/null; then
+  expected="5-15 min this first time: llama-cpp-python compiles llama.cpp (about 10 min on 2 cores)"
+fi
+wilton_progress "installing wilton-core[$extras]" "$expected" "$WILTON_LOG_DIR/install-test.log" \
+  "$VENV/bin/python" -m pip install --progress-bar off -e ".[$extras]" || exit 1
 
 if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then

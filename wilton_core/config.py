@@ -20,6 +20,7 @@ from wilton_core.errors import ConfigError
 
 __all__ = [
     "DEFAULT_LOCAL_BASE_URL",
+    "GEMINI_KEY_ENVS",
     "LatencyTargets",
     "ModelConfig",
     "RoutingConfig",
@@ -35,10 +36,16 @@ ProviderName = Literal["ollama", "openai", "gemini", "anthropic", "dummy"]
 
 CAPABILITY_RANK: dict[str, int] = {"basic": 0, "standard": 1, "advanced": 2}
 DEFAULT_LOCAL_BASE_URL = "http://127.0.0.1:8081/v1"
+# The one list of variables that may hold a Gemini key, first set wins: the seeds' GEMINI_KEY,
+# then the two the google-genai SDK reads itself. The checker, the wizard, compose, the insight
+# hook and the README all use this list.
+GEMINI_KEY_ENVS: tuple[str, ...] = ("GEMINI_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    # strict: `is_local = "yes"`, `is_local = 1` and `context_window = "8192"` are errors, not
+    # coercions (a TOML file can say what it means; a typo must not become a default)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ModelConfig(_Strict):
@@ -193,11 +200,34 @@ def _format_validation_error(err: ValidationError, raw: Mapping[str, Any], sourc
     return "\n".join(lines)
 
 
+def _duplicate_ids(raw: Mapping[str, Any]) -> list[str]:
+    """Duplicate ids from the raw document, so they are reported with every other problem at once
+    (the model validator only runs when every field is already valid)."""
+    raw_models = raw.get("models")
+    first: dict[str, int] = {}
+    lines: list[str] = []
+    for i, m in enumerate(raw_models if isinstance(raw_models, list) else []):
+        mid = m.get("id") if isinstance(m, dict) else None
+        if not isinstance(mid, str):
+            continue
+        if mid in first:
+            lines.append(f"  models[{i}] (id='{mid}'): 'id': duplicate model id (also models[{first[mid]}])")
+        else:
+            first[mid] = i
+    return lines
+
+
 def parse_config(raw: Mapping[str, Any], source: str = "config") -> StackConfig:
+    """Validate a config document; one ConfigError listing every problem, each with model and key."""
+    dupes = _duplicate_ids(raw)
     try:
-        return StackConfig.model_validate(dict(raw))
+        cfg = StackConfig.model_validate(dict(raw))
     except ValidationError as err:
-        raise ConfigError(_format_validation_error(err, raw, source)) from None
+        text = _format_validation_error(err, raw, source)
+        # the after-validator's own duplicate message is replaced by the located ones above
+        kept = [line for line in text.splitlines() if not (dupes and "duplicate model id" in line)]
+        raise ConfigError("\n".join(kept + dupes)) from None
+    return cfg
 
 
 def load_config(path: str | os.PathLike[str]) -> StackConfig:
@@ -248,7 +278,7 @@ def default_config(environ: Mapping[str, str] | None = None) -> StackConfig:
              is_local=False, capability="standard", context_window=131072,
              input_cost_per_mtok=0.05, output_cost_per_mtok=0.08, supports_tools=True),
         dict(id="gemini-flash-lite", provider="gemini", model="gemini-2.5-flash-lite",
-             api_key_env=["GEMINI_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY"], tier="edge", is_local=False,
+             api_key_env=list(GEMINI_KEY_ENVS), tier="edge", is_local=False,
              capability="standard", context_window=1048576, input_cost_per_mtok=0.10,
              output_cost_per_mtok=0.40, supports_tools=True, supports_vision=True),
         dict(id="gpt-4o", provider="openai", model="gpt-4o", base_url=env.get("OPENAI_BASE_URL"),

@@ -20,7 +20,8 @@ __all__ = ["Settings", "load_settings"]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="WILTON_", extra="ignore", frozen=True)
+    # env_ignore_empty: compose passes optional variables as `${X:-}`, i.e. "": empty means unset
+    model_config = SettingsConfigDict(env_prefix="WILTON_", extra="ignore", frozen=True, env_ignore_empty=True)
 
     config: Path | None = Field(default=None, description="TOML config file (WILTON_CONFIG)")
     store_url: str | None = Field(default=None, description="sqlite:///path or postgresql://...")

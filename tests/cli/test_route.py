@@ -3,6 +3,7 @@ import json
 from wilton_core.cli.main import main as wiltonctl
 from wilton_core.core.classify import classify_request
 from wilton_core.core.difficulty import load_default_scorer
+from wilton_core.testing.procs import free_port
 
 
 def test_route_score_adds_difficulty_and_intent_exactly_as_the_router(tmp_path, capsys):
@@ -42,6 +43,139 @@ def test_route_score_rejects_bad_lines_before_writing_anything(tmp_path, capsys)
 def test_route_explain(capsys):
     assert wiltonctl(["route", "explain", "Prove that the square root of 2 is irrational", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert 0.0 <= info["score"] <= 1.0 and info["intent"] == "chat" and info["features"]
-    assert wiltonctl(["route", "explain", "hello"]) == 0
-    assert "difficulty" in capsys.readouterr().out
+    assert 0.0 <= info["difficulty"] <= 1.0 and info["difficulty"] == info["scorer"]["score"]
+    assert info["intent"] in ("chat", "code", "vision", "system") and info["scorer"]["features"]
+    assert info["destination"] in ("local", "api", None)
+    assert wiltonctl(["route", "explain", "hello", "--features"]) == 0
+    out = capsys.readouterr().out
+    assert "difficulty" in out and "contribution" in out
+
+
+EXPLAIN_CONFIG = """
+[[models]]
+id = "local-small"
+provider = "openai"
+model = "smollm2"
+base_url = "http://127.0.0.1:1/v1"
+tier = "selfhost"
+is_local = true
+capability = "basic"
+
+[[models]]
+id = "api-frontier"
+provider = "openai"
+model = "gpt-x"
+base_url = "http://127.0.0.1:1/v1"
+api_key_env = "EXPLAIN_TEST_KEY"
+tier = "frontier"
+is_local = false
+capability = "advanced"
+
+[[models]]
+id = "api-nokey"
+provider = "openai"
+model = "gpt-y"
+api_key_env = "EXPLAIN_TEST_MISSING_KEY"
+tier = "edge"
+is_local = false
+"""
+HARD = "Prove that the square root of 2 is irrational, then write a Rust Sieve of Eratosthenes with SIMD"
+
+
+def _explain_env(tmp_path, monkeypatch):
+    cfg = tmp_path / "w.toml"
+    cfg.write_text(EXPLAIN_CONFIG)
+    monkeypatch.setenv("EXPLAIN_TEST_KEY", "k")
+    monkeypatch.delenv("EXPLAIN_TEST_MISSING_KEY", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("WILTON_ROUTER_URL", f"http://127.0.0.1:{free_port()}")  # no router: the config's models
+    monkeypatch.chdir(tmp_path)
+    return cfg
+
+
+def test_route_explain_says_where_and_why_with_the_published_threshold(tmp_path, capsys, monkeypatch):
+    # issue 18: explain printed a raw dict, never said local or API, nor the threshold
+    import time
+
+    from wilton_core.store import open_store
+    from wilton_core.store.base import ControlState
+
+    cfg = _explain_env(tmp_path, monkeypatch)
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    store = open_store(url)
+    store.put_control_state(ControlState(phi_target=0.75, threshold=0.05, updated_at=time.time()))
+    store.close()
+    assert wiltonctl(["route", "explain", HARD, "-c", str(cfg), "--store-url", url]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("→ API: api-frontier (then local-small)")
+    assert "> threshold 0.050 → the API class" in out and "published by the coherence daemon" in out
+    assert "intent " in out and "needs capability" in out
+    assert "eligible local: local-small" in out and "eligible API: api-frontier" in out
+    assert "api-nokey (not configured (no key))" in out
+    assert "{" not in out  # no raw dict
+    assert wiltonctl(["route", "explain", "hi", "-c", str(cfg), "--store-url", url, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["threshold"] == 0.05 and data["threshold_source"].startswith("published")
+    assert data["destination"] == ("api" if data["difficulty"] > 0.05 else "local")
+    assert data["eligible"] == {"local": ["local-small"], "api": ["api-frontier"]}
+
+
+def test_route_explain_without_a_store_uses_the_default_and_creates_nothing(tmp_path, capsys, monkeypatch):
+    cfg = _explain_env(tmp_path, monkeypatch)
+    monkeypatch.delenv("WILTON_STORE_URL", raising=False)
+    monkeypatch.delenv("WILTON_DATA_DIR", raising=False)
+    assert wiltonctl(["route", "explain", "olá, tudo bem?", "-c", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("→ local: local-small")
+    assert "≤ threshold 0.500 → the local class (threshold: the default: no store at" in out
+    assert not (tmp_path / "data").exists()
+
+
+def test_route_explain_rejects_an_empty_prompt(tmp_path, capsys, monkeypatch):
+    cfg = _explain_env(tmp_path, monkeypatch)
+    for empty in ("", "   \n"):
+        assert wiltonctl(["route", "explain", empty, "-c", str(cfg)]) == 2
+        err = capsys.readouterr().err
+        assert "the prompt is empty" in err and "Traceback" not in err
+
+
+def test_route_explain_uses_the_models_the_running_router_serves(tmp_path, capsys, monkeypatch):
+    # the walk behind issue 18: with the router on a demo config, explain read the embedded
+    # defaults and said "no API model is eligible" while the router served sim-frontier
+    import time
+
+    from wilton_core.store import open_store
+    from wilton_core.store.base import ControlState
+    from wilton_core.testing.procs import ManagedProcess
+
+    _explain_env(tmp_path, monkeypatch)
+    served = tmp_path / "served.toml"
+    # no probes at start: the upstreams are not there (a probe would mark them failed, rightly)
+    served.write_text("[routing]\nprobe_models = false\n" + EXPLAIN_CONFIG.replace('"api-frontier"', '"sim-frontier"'))
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    store = open_store(url)
+    store.put_control_state(ControlState(phi_target=0.75, threshold=0.05, updated_at=time.time()))
+    store.close()
+    port = free_port()
+    router = ManagedProcess.python_module(
+        "wilton_core.router.cli", "--config", str(served), "--port", str(port),
+        env={"WILTON_STORE_URL": url, "EXPLAIN_TEST_KEY": "k"}, log=tmp_path / "router.log",
+    ).start(f"http://127.0.0.1:{port}/healthz", timeout=60)
+    try:
+        monkeypatch.delenv("EXPLAIN_TEST_KEY")  # this shell has no key: only the router knows it is set
+        code = wiltonctl(["route", "explain", HARD, "--router-url", f"http://127.0.0.1:{port}",
+                          "--store-url", url])
+    finally:
+        router.stop()
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.startswith("→ API: sim-frontier"), out
+    assert f"models: as the running router at http://127.0.0.1:{port} serves them" in out
+
+
+def test_models_from_router_rejects_what_is_not_a_model_list():
+    from wilton_core.cli.explain import models_from_router
+
+    assert models_from_router({"data": "x"}) is None and models_from_router([1]) is None
+    assert models_from_router({"data": [{"id": "m", "wilton": {"tier": "edge"}}]}) is None
+    assert models_from_router({"data": [{"id": "auto", "object": "model"}]}) is None

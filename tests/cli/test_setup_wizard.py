@@ -20,7 +20,7 @@ from wilton_core.testing.fake_upstream import FakeUpstream
 
 GROQ_KEY = "gsk_wizardtest0123456789abcdef"
 ANTHROPIC_KEY = "sk-ant-wizardtest0123456789"
-KEY_VARS = ("GROQ_API_KEY", "GEMINI_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OLLAMA_HOST",
+KEY_VARS = ("GROQ_API_KEY", "GEMINI_API_KEY", "GEMINI_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OLLAMA_HOST",
             "WILTON_CONFIG", "WILTON_STORE_URL", "MY_GROQ")
 
 
@@ -243,3 +243,38 @@ def test_interactive_wizard_in_a_pty(tmp_path, ollama, groq):
     assert GROQ_KEY not in (tmp_path / "wilton.toml").read_text()
     assert read_env_file(tmp_path / ".env.wilton") == {"GROQ_API_KEY": GROQ_KEY}
     assert stat.S_IMODE((tmp_path / ".env.wilton").stat().st_mode) == 0o600
+
+
+def test_chat_choice_prefers_the_seeds_chat_models_and_never_an_embedder():
+    assert wizard.chat_choice(["nomic-embed-text:latest", "qwen2.5-coder:7b", "tinyllama:latest",
+                               "llama3.2:3b"]) == "llama3.2:3b"
+    assert wizard.chat_choice(["all-minilm:latest", "dolphin-mistral:latest", "mistral:7b"]) == "dolphin-mistral:latest"
+    assert wizard.chat_choice(["bge-m3:latest", "tinyllama:latest", "granite3-dense:2b-instruct"]) == (
+        "granite3-dense:2b-instruct")
+    assert wizard.chat_choice(["nomic-embed-text", "minicpm-v", "qwen2.5-coder:7b"]) is None
+
+
+def test_ollama_and_server_without_api_model_say_phi_stays_one(clean_env, capsys):
+    # issue 18: the first listed model (an embedder here) became ollama-chat, and "3/5 API models"
+    # said nothing although no API model means phi cannot leave 1.0
+    with FakeUpstream(models=["nomic-embed-text:latest", "qwen2.5-coder:7b", "llama3.2:3b"], name="ollama") as ol, \
+            FakeUpstream(models=["nomic-embed-text", "smollm2"], name="server") as srv:
+        code, out = run(["--yes", "--provider", "ollama,server", "--ollama-host", ol.url,
+                         "--server-base-url", srv.url + "/v1", "--no-store"], capsys)
+    assert code == 0, out
+    by = load_config(clean_env / "wilton.toml").by_id()
+    assert by["ollama-chat"].model == "llama3.2:3b"
+    assert by["local-server"].model == "smollm2"
+    section = out.split("3/5 API models")[1].split("4/5")[0]
+    assert "phi stays 1.0" in " ".join(section.split())
+
+
+def test_gemini_config_names_the_one_documented_list(clean_env, capsys, monkeypatch):
+    from wilton_core.config import GEMINI_KEY_ENVS
+
+    monkeypatch.setenv("GOOGLE_API_KEY", "AIza-wizardtest")
+    code, out = run(["--yes", "--provider", "gemini", "--skip-tests", "--no-store"], capsys)
+    assert code == 0, out
+    cfg = load_config(clean_env / "wilton.toml")
+    assert cfg.by_id()["gemini-flash"].key_env_names == list(GEMINI_KEY_ENVS)
+    assert read_env_file(clean_env / ".env.wilton") == {"GOOGLE_API_KEY": "AIza-wizardtest"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -112,3 +113,100 @@ def test_a_listening_but_silent_server_is_busy_not_down(tmp_path: Path) -> None:
     busy, down = rows
     assert busy.busy and not busy.healthy and busy.detail.startswith("busy")
     assert not down.busy and not down.healthy and "unreachable" in down.detail
+
+
+DEMO_CONFIG = """
+[[models]]
+id = "local-small"
+provider = "openai"
+model = "local-small"
+base_url = "{fake}/v1"
+tier = "selfhost"
+is_local = true
+capability = "basic"
+
+[[models]]
+id = "sim-frontier"
+provider = "openai"
+model = "sim-frontier"
+base_url = "{fake}/v1"
+tier = "frontier"
+is_local = false
+capability = "advanced"
+simulated = true
+"""
+KEY_VARS = ("OPENAI_API_KEY", "GROQ_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_KEY", "GOOGLE_API_KEY",
+            "GEMINI_API_KEY", "WILTON_CONFIG", "OLLAMA_HOST", "WILTON_ROUTER_URL", "WILTON_COHERENCE_URL")
+
+
+def test_status_against_real_processes_busy_is_up_and_the_router_names_its_api_tier(tmp_path: Path) -> None:
+    """issue 18: exit 1 on a healthy stack while the local model generated ("busy") or because the
+    insight hook was "not started here"; and "API tier: not configured" while the router served
+    sim-frontier (status re-read the config instead of asking the router)."""
+    import socket
+
+    from wilton_core.testing.fake_upstream import FakeUpstream
+    from wilton_core.testing.procs import ManagedProcess, free_port
+
+    cfg = tmp_path / "demo.toml"
+    base = {k: v for k, v in os.environ.items() if k not in KEY_VARS}
+    env = {"WILTON_STORE_URL": f"sqlite:///{tmp_path / 'w.db'}", "WILTON_DATA_DIR": str(tmp_path / "data")}
+    rport, cport, eport = free_port(), free_port(), free_port()
+    procs: list[ManagedProcess] = []
+    with FakeUpstream(models=["local-small", "sim-frontier"]) as fake, socket.socket() as silent:
+        cfg.write_text(DEMO_CONFIG.format(fake=fake.url))
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # a llama.cpp server busy generating: connects, never answers
+        try:
+            procs.append(ManagedProcess.python_module(
+                "wilton_core.router.cli", "--config", str(cfg), "--port", str(rport), env=env,
+                log=tmp_path / "router.log").start(f"http://127.0.0.1:{rport}/readyz", timeout=60))
+            procs.append(ManagedProcess.python_module(
+                "wilton_core.coherence.cli", "--port", str(cport), "--config", str(cfg),
+                env={**env, "WILTON_ADMIN_PASSWORD": "status-test-pass"},
+                log=tmp_path / "coherence.log").start(f"http://127.0.0.1:{cport}/healthz", timeout=60))
+            exporter = ManagedProcess.python_module(
+                "wilton_core.exporter.cli", "--port", str(eport), env=env,
+                log=tmp_path / "exporter.log").start(f"http://127.0.0.1:{eport}/healthz", timeout=60)
+            procs.append(exporter)
+            # this shell has no WILTON_CONFIG: its config (embedded defaults, no keys) has no API model
+            run_env = {**base, **env, "WILTON_ROUTER_PORT": str(rport), "WILTON_COHERENCE_PORT": str(cport),
+                       "WILTON_EXPORTER_PORT": str(eport), "COLUMNS": "200",
+                       "WILTON_LOCAL_BASE_URL": f"http://127.0.0.1:{silent.getsockname()[1]}/v1"}
+            cmd = [sys.executable, "-m", "wilton_core.cli.main", "status", "--run-dir", str(tmp_path / "run"),
+                   "--timeout", "1"]
+            r = subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, r.stdout + r.stderr
+            assert "API tier: sim-frontier (simulated: sim-frontier)" in r.stdout
+            assert "not configured" not in r.stdout
+            rows = {row["name"]: row for row in json.loads(subprocess.run(
+                [*cmd, "--json"], env=run_env, capture_output=True, text=True, timeout=60).stdout)}
+            assert rows["local model local-small"]["state"] == "busy"
+            assert rows["insight"]["state"] == "not started here"
+            assert {rows[n]["state"] for n in ("router", "coherence", "exporter")} == {"up"}
+            exporter.stop()
+            down = subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=60)
+            assert down.returncode == 1
+            assert "down" in down.stdout
+        finally:
+            for p in procs:
+                p.stop()
+
+
+def test_status_help_documents_the_exit_codes() -> None:
+    from wilton_core.cli.main import app as wiltonctl
+
+    out = " ".join(CliRunner().invoke(wiltonctl, ["status", "--help"], env={"COLUMNS": "200"}).output.split())
+    assert "Exit status: 0 when nothing is down, 1 when at least one process is down" in out
+    assert "busy" in out and "not started here" in out
+
+
+def test_a_config_that_does_not_load_is_down_and_says_why(tmp_path: Path) -> None:
+    from wilton_core.cli.status import exit_code
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[models]]\nid = "a"\nprovider = "openai"\nmodel = "x"\ntier = "selfhost"\nis_local = "yes"\n')
+    specs = [s for s in default_specs(Settings(config=bad)) if s.name == "local model"]
+    rows = collect_status(specs, tmp_path, timeout_s=0.3)
+    assert rows[0].state == "down" and rows[0].detail.startswith("config error: ")
+    assert exit_code(rows) == 1

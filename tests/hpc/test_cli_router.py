@@ -73,7 +73,7 @@ def wiltonctl(stack, *args: str, timeout: float = 120) -> subprocess.CompletedPr
 
 
 def test_schedule_demo_file_through_the_router(stack):
-    r = wiltonctl(stack, "schedule-task", "--file", "examples/llm_demo.json", "--no-progress")
+    r = wiltonctl(stack, "schedule-task", "examples/llm_demo.json", "--no-progress")
     assert r.returncode == 0, r.stderr + r.stdout
     out = r.stdout
     bid = out.split()[1].rstrip(":")
@@ -107,14 +107,14 @@ def test_invalid_file_exits_2_and_stores_nothing(stack, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"name": "bad", "tasks": [{"prompt": "ok"}, {"prompt": "x", "max_tokens": -1}]}))
     before = json.loads(wiltonctl(stack, "status", "--json").stdout)
-    r = wiltonctl(stack, "schedule-task", "--file", str(bad))
+    r = wiltonctl(stack, "schedule-task", str(bad))
     assert r.returncode == 2
     assert "tasks[1].max_tokens" in r.stderr
     assert json.loads(wiltonctl(stack, "status", "--json").stdout) == before
 
 
 def test_no_wait_runs_in_background(stack):
-    r = wiltonctl(stack, "schedule-task", "--file", "examples/llm_demo.json", "--no-wait")
+    r = wiltonctl(stack, "schedule-task", "examples/llm_demo.json", "--no-wait")
     assert r.returncode == 0, r.stderr
     bid = r.stdout.strip()
     assert bid.startswith("b-")
@@ -131,7 +131,7 @@ def test_no_wait_runs_in_background(stack):
 def test_unreachable_router_keeps_batch_then_resume(stack):
     dead = f"http://127.0.0.1:{free_port()}"
     env_run = dict(stack, router_url=dead)
-    r = wiltonctl(env_run, "schedule-task", "--file", "examples/llm_demo.json", "--no-progress")
+    r = wiltonctl(env_run, "schedule-task", "examples/llm_demo.json", "--no-progress")
     assert r.returncode == 1 and "router not reachable" in r.stderr and "wiltonctl hpc resume" in r.stderr
     bid = r.stdout.split()[1].rstrip(":")
     st = json.loads(wiltonctl(stack, "status", bid, "--json").stdout)[0]
@@ -140,3 +140,35 @@ def test_unreachable_router_keeps_batch_then_resume(stack):
     assert ok.returncode == 0, ok.stderr
     st = json.loads(wiltonctl(stack, "status", bid, "--json").stdout)[0]
     assert st["status"] == "done" and st["counts"] == {"ok": st["total"]}
+
+
+def test_a_batch_stuck_against_a_dead_router_can_be_cancelled_then_deleted(stack):
+    # issue 18: a batch stored against a dead router lingered with no way out
+    dead = dict(stack, router_url=f"http://127.0.0.1:{free_port()}")
+    r = wiltonctl(dead, "schedule-task", "examples/llm_demo.json", "--no-progress")
+    assert r.returncode == 1
+    bid = r.stdout.split()[1].rstrip(":")
+    assert wiltonctl(stack, "cancel", "b-nope").returncode == 2
+    c = wiltonctl(stack, "cancel", bid)
+    assert c.returncode == 0, c.stderr
+    st = json.loads(wiltonctl(stack, "status", bid, "--json").stdout)[0]
+    assert st["status"] == "done" and st["counts"] == {"error": st["total"]}
+    res = json.loads(wiltonctl(stack, "results", bid, "--json").stdout)
+    assert res["summary"]["error_kinds"] == {"cancelled": st["total"]}
+    d = wiltonctl(stack, "delete", bid)
+    assert d.returncode == 0 and f"batch {bid} deleted ({st['total']} task(s))" in d.stdout
+    gone = wiltonctl(stack, "status", bid)
+    assert gone.returncode == 2 and "no batch" in gone.stderr
+
+
+def test_cancel_refuses_a_batch_a_live_runner_holds(stack, make_spec):
+    store = open_store(f"sqlite:///{stack['db']}")
+    try:
+        repo = TaskRepo(store)
+        bid = repo.create_batch(make_spec(2), now=time.time(), concurrency=1)
+        assert repo.acquire(bid, "runner-x", now=time.time(), ttl_s=600)
+    finally:
+        store.close()
+    r = wiltonctl(stack, "cancel", bid)
+    assert r.returncode == 1 and "being run right now" in r.stderr and "--force" in r.stderr
+    assert wiltonctl(stack, "cancel", bid, "--force").returncode == 0

@@ -69,3 +69,23 @@ def test_batches_listing_and_unfinished_filter(repo, make_spec):
     assert [i.id for i in repo.batches()] == [b, a]
     assert [i.id for i in repo.batches(unfinished_only=True)] == [b]
     assert repo.batch("nope") is None
+
+
+def test_cancel_keeps_answers_and_ends_the_batch_delete_removes_it(repo, make_spec):
+    bid = repo.create_batch(make_spec(3), now=NOW, concurrency=1)
+    other = repo.create_batch(make_spec(1), now=NOW, concurrency=1)
+    assert repo.acquire(bid, "a", now=NOW, ttl_s=30)
+    repo.start_task(bid, 0, now=NOW)
+    repo.finish_task(bid, 0, TaskResult(status="ok", text="kept", model_id="m", tier="selfhost", is_local=True),
+                     now=NOW + 1)
+    repo.start_task(bid, 1, now=NOW + 1)                       # running when its runner died
+    assert repo.cancel(bid, now=NOW + 100, reason="router gone") == 2
+    info = repo.batch(bid)
+    assert info.status == "done" and info.lease_owner is None and info.counts == {"ok": 1, "error": 2}
+    assert [t.result.error for t in repo.tasks(bid)] == [None, "cancelled: router gone", "cancelled: router gone"]
+    assert repo.tasks(bid)[0].result.text == "kept"
+    assert bid not in [b.id for b in repo.batches(unfinished_only=True)]   # no resume sweep picks it up
+    assert not repo.acquire(bid, "b", now=NOW + 200, ttl_s=30)
+    assert repo.delete(bid) == 3
+    assert repo.batch(bid) is None and repo.tasks(bid) == []
+    assert repo.batch(other).counts == {"pending": 1}          # nothing else touched

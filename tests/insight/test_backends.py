@@ -99,7 +99,7 @@ async def test_router_backend_uses_auto_and_reports_the_chosen_model(fake_llm: F
     finally:
         await b.aclose()
     assert ans.model == "local-small" and ans.backend == "local"
-    assert fake_llm.seen[0].path == "/v1/chat/completions" and fake_llm.seen[0].body["model"] == "auto"
+    assert fake_llm.seen[0].path == "/v1/chat/completions" and fake_llm.seen[0].body["model"] == "local"
 
 
 async def test_router_backend_errors(fake_llm: FakeLLM, refused_url: str) -> None:

@@ -73,3 +73,21 @@ def test_no_plaintext_secrets() -> None:
     assert _compose()["services"]["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"].startswith(
         "${GF_SECURITY_ADMIN_PASSWORD:?"
     )
+
+
+def test_wilton_config_is_mounted_and_passed() -> None:
+    # issue 18: the header promised WILTON_CONFIG "(a TOML under ./config)" and nothing mounted it
+    services = _compose()["services"]
+    for name in ("router", "exporter", "coherence", "insight"):
+        s = services[name]
+        assert "./config:/config:ro" in s["volumes"], name
+        assert s["environment"]["WILTON_CONFIG"] == "${WILTON_CONFIG:-}", name
+    assert (ROOT / "config").is_dir()
+
+
+def test_an_empty_optional_variable_means_unset(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from wilton_core.settings import load_settings
+
+    # what `${WILTON_CONFIG:-}` gives a container when the user sets nothing
+    monkeypatch.setenv("WILTON_CONFIG", "")
+    assert load_settings().config is None

@@ -129,3 +129,46 @@ def test_local_model_is_not_started_when_local_small_points_elsewhere(run_dir: P
     assert proc.returncode == 0, proc.stderr
     assert "points at http://10.0.0.5:8000/v1" in proc.stdout + proc.stderr
     assert not (run_dir / "local-model.pid").exists()
+
+
+def test_progress_says_what_how_long_and_how_far_for_a_slow_command(run_dir: Path) -> None:
+    """issue 18: up.sh printed nothing for the ~10 min llama-cpp-python compiles."""
+    slow = ("bash -c 'echo Collecting llama-cpp-python; sleep 1.5; "
+            "echo \"  Building wheel for llama-cpp-python (pyproject.toml): started\"; sleep 1.5; "
+            "echo Successfully installed llama-cpp-python'")
+    proc = _bash(f'wilton_progress "installing wilton-core[local]" "about 10 min" "$WILTON_LOG_DIR/install.log" {slow}',
+                 run_dir, WILTON_PROGRESS_EVERY_S="0.4")
+    assert proc.returncode == 0, proc.stderr
+    err = proc.stderr
+    assert "installing wilton-core[local]: usually about 10 min; full output in" in err
+    still = [line for line in err.splitlines() if "... still installing wilton-core[local]:" in line]
+    assert len(still) >= 3  # a fresh line while it runs, never minutes of silence
+    assert all("s so far" in line for line in still)
+    assert any("(last: Collecting llama-cpp-python)" in line for line in still)
+    assert any("(last: Building wheel for llama-cpp-python" in line for line in still)
+    assert "installing wilton-core[local]: done in 0m" in err
+    assert "Successfully installed" in (run_dir / "logs" / "install.log").read_text()  # the output is kept
+
+
+def test_progress_reports_a_failure_with_the_end_of_the_log(run_dir: Path) -> None:
+    proc = _bash('wilton_progress "building" "a moment" "$WILTON_LOG_DIR/b.log" '
+                 "bash -c 'echo error: compiler not found >&2; exit 3' || echo rc=$?", run_dir)
+    assert "rc=3" in proc.stdout
+    assert "error: compiler not found" in proc.stderr and "building failed (exit 3)" in proc.stderr
+
+
+def test_up_sh_installs_through_the_progress_function() -> None:
+    up = (ROOT / "scripts" / "up.sh").read_text()
+    assert "wilton_progress \"installing wilton-core[local]\"" in up and "pip install -q" not in up
+
+
+def test_test_sh_installs_through_the_progress_function() -> None:
+    text = (ROOT / "scripts" / "test.sh").read_text()
+    assert 'wilton_progress "installing wilton-core[$extras]"' in text and "pip install -q -e" not in text
+
+
+def test_up_sh_help_is_its_whole_header_and_nothing_else() -> None:
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "up.sh"), "--help"], capture_output=True, text=True,
+                         timeout=30).stdout
+    assert out.splitlines()[-1].startswith("#   WILTON_CONFIG") and "set -euo" not in out
+    assert "WILTON_INSIGHT_FIRST_DELAY_S" in out and "WILTON_PROGRESS_EVERY_S" in out

@@ -1,9 +1,10 @@
 """`wiltonctl hpc`: run a JSON file of LLM tasks through the router and show where they went.
 
-    wiltonctl hpc schedule-task --file examples/llm_demo.json [--concurrency 4] [--no-wait]
+    wiltonctl hpc schedule-task examples/llm_demo.json [--concurrency 4] [--no-wait]
     wiltonctl hpc resume BATCH
     wiltonctl hpc status [BATCH]
     wiltonctl hpc results BATCH [--json]
+    wiltonctl hpc cancel BATCH / wiltonctl hpc delete BATCH
 
 Tasks are validated first (nothing runs when one is wrong: exit 2), then stored, then run, so
 a crash or a restart loses nothing. Exit 1 when the router cannot be reached (tasks kept).
@@ -37,6 +38,10 @@ app = typer.Typer(help="Batches of LLM tasks run through the router (schedule, r
                   no_args_is_help=True, add_completion=False)
 
 StoreOpt = Annotated[str | None, typer.Option("--store-url", help="WILTON_STORE_URL (default sqlite under ./data)")]
+# `-c` is `--config` everywhere in wiltonctl: concurrency has only its long name
+ConcurrencyOpt = Annotated[int | None, typer.Option("--concurrency", min=1, max=64,
+                                                    help="parallel requests (default: the batch's own)")]
+NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="no progress bar (plain output for logs)")]
 RouterOpt = Annotated[str | None, typer.Option("--router-url", help="WILTON_ROUTER_URL (default http://127.0.0.1:8080)")]
 
 
@@ -46,20 +51,28 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 
 def _settings(store_url: str | None, router_url: str | None) -> Settings:
+    from wilton_core.cli.storeopt import check_store_flag
     from wilton_core.settings import load_settings
 
     try:
+        check_store_flag(store_url)  # a bad flag is the flag's fault, not WILTON_STORE_URL's
         return load_settings(store_url=store_url, router_url=router_url)
     except WiltonError as e:
         raise _fail(str(e), 2) from None
 
 
-def _open_repo(settings: Settings) -> TaskRepo:
+def _open_repo(settings: Settings, *, create: bool = False) -> TaskRepo:
+    """Only `schedule-task` creates the store; reading, resuming or cancelling from the wrong
+    directory says where it looked (exit 1) instead of creating an empty ./data/wilton.db."""
+    from wilton_core.cli.storeopt import open_existing_store
     from wilton_core.hpc.repo import TaskRepo
-    from wilton_core.store import open_store
+    from wilton_core.store import StoreNotFoundError, open_store
 
+    url = settings.resolved_store_url()
     try:
-        return TaskRepo(open_store(settings.resolved_store_url()))
+        return TaskRepo(open_store(url) if create else open_existing_store(url))
+    except StoreNotFoundError as e:
+        raise _fail(f"no batches: {e}", 1) from None
     except WiltonError as e:
         raise _fail(f"store unavailable: {e}", 3) from None
 
@@ -167,11 +180,14 @@ def _orphans(repo: TaskRepo, exclude: str, now: float) -> list[str]:
 
 @app.command("schedule-task")
 def schedule_task(
-    file: Annotated[Path, typer.Option("--file", "-f", help="task file (JSON): {name, concurrency?, tasks: [...]}")],
-    concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", min=1, max=64,
+    file: Annotated[Path | None, typer.Argument(
+        help="task file (JSON): {name, concurrency?, tasks: [...]}", show_default=False)] = None,
+    file_opt: Annotated[Path | None, typer.Option("--file", "-f", hidden=True,
+                                                  help="deprecated: give FILE as an argument")] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, max=64,
                                                     help="parallel requests (default: the file's, else 4)")] = None,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="store, run in the background, print the batch id")] = False,
-    no_progress: Annotated[bool, typer.Option("--no-progress", help="no progress bar")] = False,
+    no_progress: NoProgressOpt = False,
     store_url: StoreOpt = None,
     router_url: RouterOpt = None,
 ) -> None:
@@ -179,12 +195,19 @@ def schedule_task(
     from wilton_core.hpc.model import TaskFileError, load_task_file
     from wilton_core.hpc.runner import BatchBusy, RouterUnreachable
 
+    if file is not None and file_opt is not None:
+        raise _fail("give the task file once (FILE; --file is its old spelling)", 2)
+    if file_opt is not None:
+        typer.echo("wiltonctl hpc: --file is deprecated; give the task file as an argument", err=True)
+    file = file or file_opt
+    if file is None:
+        raise _fail("missing the task FILE, e.g. `wiltonctl hpc schedule-task examples/llm_demo.json`", 2)
     try:
         spec = load_task_file(file)
     except TaskFileError as e:
         raise _fail(str(e), 2) from None
     settings = _settings(store_url, router_url)
-    repo = _open_repo(settings)
+    repo = _open_repo(settings, create=True)
     try:
         conc = concurrency or spec.concurrency or 4
         bid = repo.create_batch(spec, now=time.time(), concurrency=conc, source=str(file))
@@ -215,9 +238,9 @@ def schedule_task(
 @app.command("resume")
 def resume(
     batch_id: Annotated[str, typer.Argument(help="batch id (see `wiltonctl hpc status`)")],
-    concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", min=1, max=64)] = None,
+    concurrency: ConcurrencyOpt = None,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="run in the background")] = False,
-    no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    no_progress: NoProgressOpt = False,
     store_url: StoreOpt = None,
     router_url: RouterOpt = None,
 ) -> None:
@@ -254,7 +277,7 @@ def resume(
 @app.command("status")
 def status(
     batch_id: Annotated[str | None, typer.Argument(help="one batch (default: the 20 latest)")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
     store_url: StoreOpt = None,
 ) -> None:
     """Batches with their task counts (pending, running, ok, error)."""
@@ -283,7 +306,7 @@ def status(
                           str(b.counts.get("pending", 0)), str(b.counts.get("running", 0)),
                           time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(b.created_at)))
         console = _console()
-        console.print(table if infos else "no batches yet: `wiltonctl hpc schedule-task --file examples/llm_demo.json`")
+        console.print(table if infos else "no batches yet: `wiltonctl hpc schedule-task examples/llm_demo.json`")
         if batch_id and infos:
             _render_summary(console, _summary(repo, batch_id), "split so far")
     finally:
@@ -292,7 +315,7 @@ def status(
 
 @app.command("results")
 def results(
-    batch_id: Annotated[str, typer.Argument()],
+    batch_id: Annotated[str, typer.Argument(help="batch id (see `wiltonctl hpc status`)")],
     as_json: Annotated[bool, typer.Option("--json", help="every task with its full answer, as JSON")] = False,
     store_url: StoreOpt = None,
 ) -> None:
@@ -331,3 +354,49 @@ def results(
         _render_summary(console, summary, "split")
     finally:
         repo.store.close()
+
+
+ForceOpt = Annotated[bool, typer.Option("--force", help="even while a live runner holds the batch")]
+
+
+def _stoppable(repo: TaskRepo, batch_id: str, force: bool, verb: str) -> None:
+    info = repo.batch(batch_id)
+    if info is None:
+        raise _fail(f"no batch {batch_id!r} in {repo.store.url}", 2)
+    if info.lease_owner and info.lease_until >= time.time() and not force:
+        raise _fail(f"batch {batch_id} is being run right now (runner {info.lease_owner}); stop it first, "
+                    f"or {verb} it anyway with --force", 1)
+
+
+@app.command("cancel")
+def cancel(
+    batch_id: Annotated[str, typer.Argument(help="batch id (see `wiltonctl hpc status`)")],
+    force: ForceOpt = False,
+    store_url: StoreOpt = None,
+) -> None:
+    """Give up on a batch's unfinished tasks (e.g. stored against a router that is gone): they become
+    errors "cancelled", the batch is done; answers already stored are kept."""
+    repo = _open_repo(_settings(store_url, None))
+    try:
+        _stoppable(repo, batch_id, force, "cancel")
+        n = repo.cancel(batch_id, now=time.time(), reason="wiltonctl hpc cancel")
+    finally:
+        repo.store.close()
+    typer.echo(f"batch {batch_id}: {n} unfinished task(s) cancelled; the batch is done "
+               f"(`wiltonctl hpc results {batch_id}`, or `wiltonctl hpc delete {batch_id}`)")
+
+
+@app.command("delete")
+def delete(
+    batch_id: Annotated[str, typer.Argument(help="batch id (see `wiltonctl hpc status`)")],
+    force: ForceOpt = False,
+    store_url: StoreOpt = None,
+) -> None:
+    """Remove a batch, its tasks and their results from the store."""
+    repo = _open_repo(_settings(store_url, None))
+    try:
+        _stoppable(repo, batch_id, force, "delete")
+        n = repo.delete(batch_id)
+    finally:
+        repo.store.close()
+    typer.echo(f"batch {batch_id} deleted ({n} task(s))")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -18,17 +17,20 @@ StoreUrl = Annotated[str | None, typer.Option("--store-url", help="WILTON_STORE_
 AsJson = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
 
-def _open(store_url: str | None, config: Path | None = None) -> Any:
-    from wilton_core.settings import load_settings
-    from wilton_core.store import open_store
+def _open(flag: str | None) -> Any:
+    """The store, only if it exists: listing reports must never create one (exit 1 when missing,
+    2 for a bad URL or an unreachable store)."""
+    from wilton_core.cli.storeopt import open_existing_store, store_url
+    from wilton_core.store import StoreNotFoundError
 
     try:
-        store = open_store(load_settings(store_url=store_url, config=config).resolved_store_url())
-        store.migrate()
+        return open_existing_store(store_url(flag))
+    except StoreNotFoundError as e:
+        typer.echo(f"wiltonctl insights: {e}", err=True)
+        raise typer.Exit(1) from None
     except (ConfigError, StoreError) as e:
         typer.echo(f"wiltonctl insights: {e}", err=True)
         raise typer.Exit(2) from None
-    return store
 
 
 @app.command("list")

@@ -24,6 +24,25 @@ app.add_typer(config_app, name="config")
 app.add_typer(router_app, name="router")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"wiltonctl {version('wilton-core')}")
+        except PackageNotFoundError:  # running from a source tree that was never installed
+            typer.echo("wiltonctl (wilton-core not installed: version unknown)")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_version,
+                                               help="print the version and exit")] = False,
+) -> None:
+    """WiltonOS LLM stack control."""
+
+
 @config_app.command("check")
 def config_check(
     file: Annotated[Path, typer.Argument(help="TOML config file to validate")],
@@ -51,12 +70,22 @@ def config_show(
         typer.echo(f"{m.id:<24} {m.provider:<9} {m.model:<28} {m.tier:<8} local={m.is_local} cap={m.capability}")
 
 
-@router_app.command("serve", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+ROUTER_SERVE_PROG = "wiltonctl router serve"
+
+
+# every argument, --help included, goes to wilton-router's own parser: one list of options, whose
+# help and errors name this command
+@router_app.command("serve", add_help_option=False,
+                    context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def router_serve(ctx: typer.Context) -> None:
-    """Run the router in the foreground (same flags as `wilton-router`)."""
+    """Run the router in the foreground (same flags as `wilton-router`; see `--help`)."""
     from wilton_core.router.cli import main as router_main
 
-    raise typer.Exit(router_main(list(ctx.args)))
+    try:
+        code = router_main(list(ctx.args), prog=ROUTER_SERVE_PROG)
+    except SystemExit as e:  # argparse: --help (0) or a usage error (2), already printed
+        code = e.code if isinstance(e.code, int) else 2
+    raise typer.Exit(code)
 
 
 def _register_areas() -> None:
@@ -76,9 +105,12 @@ _register_areas()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from wilton_core.router.cli import quiet_client_loggers
+
+    quiet_client_loggers()  # per-request INFO lines of HTTP clients never belong in a CLI's output
     try:
         # standalone_mode=False: click returns typer.Exit's code instead of raising it
-        rv = app(args=list(argv) if argv is not None else None, standalone_mode=False)
+        rv = app(args=list(argv) if argv is not None else None, standalone_mode=False, prog_name="wiltonctl")
     except WiltonError as e:
         print(f"wiltonctl: {e}", file=sys.stderr)
         return 2

@@ -54,40 +54,27 @@ def load_stack_config(path: Path | None) -> StackConfig:
     return load_settings().stack_config()
 
 
-def _open_store(url: str) -> Store:
-    try:
-        from wilton_core.store import open_store  # type: ignore[attr-defined]
-    except ImportError:
-        # The store package did not export its factory yet: pick the backend from the URL.
-        from wilton_core.store.url import parse_store_url
+def open_status_store(url: str | None, *, disabled: bool = False, create: bool = True) -> Store | None:
+    """The shared store, migrated; None (with a note) when it cannot be opened.
 
-        target = parse_store_url(url)
-        if target.dialect == "sqlite":
-            from wilton_core.store.sqlite import SqliteStore
-
-            return SqliteStore(target.dsn, safe_url=target.safe_url)
-        from wilton_core.store.postgres import PostgresStore
-
-        return PostgresStore(target.dsn)
-    store: Store = open_store(url)
-    return store
-
-
-def open_status_store(url: str | None, *, disabled: bool = False) -> Store | None:
-    """The shared store, migrated; None (with a warning) when it cannot be opened."""
+    `create=False` (listing) never creates a store: with none yet, models show as untested.
+    A bad `--store-url` is a usage error (ConfigError naming the flag), not a warning.
+    """
     if disabled:
         return None
+    from wilton_core.cli.storeopt import check_store_flag, open_existing_store
+    from wilton_core.store import StoreNotFoundError, open_store
+
+    check_store_flag(url)
     try:
         from wilton_core.settings import load_settings
 
-        store = _open_store(url or load_settings().resolved_store_url())
-        try:
-            store.migrate()
-        except BaseException:
-            store.close()
-            raise
-        return store
-    except (WiltonError, ImportError, OSError) as exc:
+        resolved = url or load_settings().resolved_store_url()
+        return open_store(resolved) if create else open_existing_store(resolved)
+    except StoreNotFoundError as exc:
+        typer.echo(f"no test results yet: {exc}", err=True)
+        return None
+    except (WiltonError, OSError) as exc:
         _console().print(f"[yellow]warning:[/] test results will not be saved: {exc}")
         return None
 
@@ -96,20 +83,40 @@ def _latency(ms: float | None) -> str:
     return f"{ms:.0f} ms" if ms is not None else "-"
 
 
+WIDE_TABLE_MIN_COLUMNS = 120
+
+
 def render_rows(rows: Sequence[ModelRow], console: Console | None = None) -> None:
+    """One row per model. Below WIDE_TABLE_MIN_COLUMNS the nine columns cannot all keep their
+    width, so the short facts share one cell ("selfhost · local · basic") instead of each being
+    squeezed to a few letters; the id is never shortened either way."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(title="Models", title_justify="left")
-    for col in ("id", "provider", "tier", "local", "capability", "status", "latency", "price", "configured"):
-        table.add_column(col)
+    c = console or _console()
+    wide = c.width >= WIDE_TABLE_MIN_COLUMNS
+    table = Table(title="Models", title_justify="left", box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD,
+                  pad_edge=wide)
+    # the id is what a client passes as `model`: whole, whatever the width; other cells wrap
+    # (a long name folds) rather than lose characters to an ellipsis
+    table.add_column("id", no_wrap=True, min_width=max((len(r.id) for r in rows), default=2))
+    cols = (("provider", "tier", "local", "capability", "status", "latency", "price", "configured") if wide
+            else ("provider / model", "tier · class · capability", "status · key", "price"))
+    for col in cols:
+        table.add_column(col, overflow="fold")
     for r in rows:
         style = _STATUS_STYLE.get(r.status, "")
-        table.add_row(
-            r.id, f"{r.provider}:{r.model}", r.tier, "yes" if r.is_local else "no", r.capability,
-            f"[{style}]{r.status}[/]" if style else r.status, _latency(r.latency_ms), r.price,
-            "yes" if r.configured else "[red]no key[/]",
-        )
-    (console or _console()).print(table)
+        status = f"[{style}]{r.status}[/]" if style else r.status
+        key = "yes" if r.configured else "[red]no key[/]"
+        if wide:
+            table.add_row(r.id, f"{r.provider}:{r.model}", r.tier, "yes" if r.is_local else "no", r.capability,
+                          status, _latency(r.latency_ms), r.price, key)
+        else:
+            latency = f" {_latency(r.latency_ms)}" if r.latency_ms is not None else ""
+            table.add_row(r.id, f"{r.provider} / {r.model}",
+                          f"{r.tier} · {'local' if r.is_local else 'API'} · {r.capability}",
+                          f"{status}{latency} · {'key ok' if r.configured else key}", r.price)
+    c.print(table)
 
 
 def print_results(results: Mapping[str, ProbeResult], console: Console | None = None) -> None:
@@ -152,7 +159,7 @@ def list_models(
 ) -> None:
     """Every configured model with tier, capability, last test result, price and key state."""
     cfg = load_stack_config(config)
-    store = open_status_store(store_url, disabled=no_store)
+    store = open_status_store(store_url, disabled=no_store, create=False)
     try:
         reg = ModelRegistry(cfg, store=store, environ=merged_environ(env_file))
         render_rows(reg.rows())

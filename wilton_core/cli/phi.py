@@ -23,9 +23,19 @@ def _fmt(x: Any, pct: bool = True) -> str:
 
 def _show(s: dict[str, Any]) -> None:
     typer.echo(f"target     {_fmt(s.get('phi_target'))}")
-    typer.echo(f"measured   {_fmt(s.get('measured_phi'))} (last interval); "
-               f"{_fmt(s.get('window_phi'))} over {int(s.get('window_s') or 0)} s")
-    typer.echo(f"error      {_fmt(s.get('error'))}")
+    window = f"{_fmt(s.get('window_phi'))} over {int(s.get('window_s') or 0)} s"
+    if s.get("measured_phi") is None:
+        # right after a target change (or a quiet interval) there is nothing to compare yet: say
+        # so, instead of "-" that reads like a fault
+        n = s.get("window_requests")
+        span = int(s.get("window_s") or 0)
+        so_far = (f"{n} request{'' if n == 1 else 's'} so far over the last {span} s" if isinstance(n, int)
+                  else "request count unknown")
+        typer.echo(f"measured   no interval measured since the change ({so_far}); {window}")
+        typer.echo("error      none until an interval is measured")
+    else:
+        typer.echo(f"measured   {_fmt(s.get('measured_phi'))} (last interval); {window}")
+        typer.echo(f"error      {_fmt(s.get('error'))}")
     typer.echo(f"threshold  {_fmt(s.get('threshold'), pct=False)} (difficulty above → API)")
     typer.echo(f"steps      {s.get('steps')}")
 
@@ -41,7 +51,7 @@ def get(url: UrlOpt = None, token_file: TokenFileOpt = None,
     if json_out:
         import json
 
-        typer.echo(json.dumps(s))
+        typer.echo(json.dumps(s, indent=2))  # like every other --json: indented, newline-terminated
     else:
         _show(s)
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from wilton_core.config import StackConfig, parse_config
+from wilton_core.config import GEMINI_KEY_ENVS, StackConfig, parse_config
 from wilton_core.errors import ConfigError, WiltonError
 from wilton_core.hardware import HardwareProfile, detect_hardware
 from wilton_core.registry.envfile import DEFAULT_ENV_FILE, read_env_file, write_env_file
@@ -40,6 +40,7 @@ __all__ = [
     "ApiProvider",
     "WizardAnswers",
     "build_config",
+    "chat_choice",
     "dump_toml",
     "main",
     "register",
@@ -108,7 +109,7 @@ class WizardAnswers:
     ollama_models: dict[str, str] = field(default_factory=dict)       # intent -> ollama model name
     server_base_url: str | None = None
     server_model: str | None = None
-    api: dict[str, str] = field(default_factory=dict)                 # provider -> key env name
+    api: dict[str, str | list[str]] = field(default_factory=dict)     # provider -> key env name(s)
     api_base_urls: dict[str, str] = field(default_factory=dict)       # provider -> endpoint override
 
 
@@ -244,15 +245,35 @@ def _list_models(provider: str, base_url: str, environ: Mapping[str, str]) -> tu
 
 
 _INTENT_HINTS = {"code": ("coder", "code"), "vision": ("-v", "llava", "vision", "moondream", "minicpm")}
+# never a chat model: embedding and reranking models answer /api/chat with an error
+_NOT_CHAT = ("embed", "bge-", "minilm", "rerank", "nomic")
+# the seed's chat models (000: dolphin-mistral), then the hardware table's chat/general picks,
+# best first; a pulled one of these beats any other name
+_SEED_CHAT = ("dolphin-mistral", "llama3.1:8b", "qwen2.5:14b", "qwen2.5:7b", "mistral", "llama3.2:3b",
+              "qwen2.5:3b", "phi3", "gemma2:2b", "llama3.2:1b", "qwen2.5:1.5b", "qwen2.5:0.5b", "smollm2")
+_CHATTY = ("instruct", "chat", "dolphin", "hermes", "-it")
+
+
+def chat_choice(pulled: Sequence[str]) -> str | None:
+    """The pulled model best suited to chat: one of the seed's chat models, else an
+    instruct/chat-tuned name, else any general model; never a coder, vision or embedding model."""
+    from wilton_core.registry.discovery import same_model_name
+
+    special = [h for hs in _INTENT_HINTS.values() for h in hs] + list(_NOT_CHAT)
+    general = [p for p in pulled if not any(h in p.lower() for h in special)]
+    for seed in _SEED_CHAT:
+        hit = next((p for p in general if same_model_name(seed, p) or p.lower().startswith(seed + ":")), None)
+        if hit is not None:
+            return hit
+    return next((p for p in general if any(h in p.lower() for h in _CHATTY)), general[0] if general else None)
 
 
 def _pulled_for(intent: str, pulled: Sequence[str]) -> str | None:
-    """A pulled model whose name suggests `intent`; for chat, the first that suggests nothing else."""
+    """A pulled model whose name suggests `intent`; for chat, see `chat_choice`."""
     hints = _INTENT_HINTS.get(intent)
     if hints is not None:
         return next((p for p in pulled if any(h in p.lower() for h in hints)), None)
-    special = [h for hs in _INTENT_HINTS.values() for h in hs]
-    return next((p for p in pulled if not any(h in p.lower() for h in special)), None)
+    return chat_choice(pulled)
 
 
 def _pick_ollama_models(ask: _Asker, hw: HardwareProfile, pulled: list[str],
@@ -324,10 +345,13 @@ def setup_command(
     ollama_vision_model: Annotated[str | None, typer.Option(help="Ollama model for vision ('' = none)")] = None,
     server_base_url: Annotated[str | None, typer.Option(
         help="OpenAI-compatible server (llama.cpp, vLLM), e.g. http://127.0.0.1:8081/v1")] = None,
-    server_model: Annotated[str | None, typer.Option(help="model name on that server (default: first listed)")]
+    server_model: Annotated[str | None, typer.Option(
+        help="model name on that server (default: the listed model best suited to chat)")]
     = None,
     groq_key_env: Annotated[str, typer.Option(help="variable holding the Groq key")] = "GROQ_API_KEY",
-    gemini_key_env: Annotated[str, typer.Option(help="variable holding the Gemini key")] = "GEMINI_API_KEY",
+    gemini_key_env: Annotated[str | None, typer.Option(
+        help=f"variable holding the Gemini key (default: any of {', '.join(GEMINI_KEY_ENVS)}, the first set "
+             "wins; a key typed in is saved as GEMINI_API_KEY)")] = None,
     openai_key_env: Annotated[str, typer.Option(help="variable holding the OpenAI key")] = "OPENAI_API_KEY",
     anthropic_key_env: Annotated[str, typer.Option(help="variable holding the Anthropic key")]
     = "ANTHROPIC_API_KEY",
@@ -353,8 +377,10 @@ def setup_command(
     ask = _Asker(not yes, console)
     chosen = _split_providers(provider)
     environ: dict[str, str] = {**os.environ, **read_env_file(env_file)}
-    key_envs = {"groq": groq_key_env, "gemini": gemini_key_env, "openai": openai_key_env,
-                "anthropic": anthropic_key_env}
+    key_envs = {"groq": groq_key_env, "openai": openai_key_env, "anthropic": anthropic_key_env,
+                "gemini": gemini_key_env or next((n for n in GEMINI_KEY_ENVS if environ.get(n)), "GEMINI_API_KEY")}
+    # what the config names: the one documented Gemini list, unless a variable was chosen
+    config_envs: dict[str, str | list[str]] = {**key_envs, "gemini": gemini_key_env or list(GEMINI_KEY_ENVS)}
     base_overrides = {k: v for k, v in (("groq", groq_base_url), ("gemini", gemini_base_url),
                                         ("openai", openai_base_url), ("anthropic", anthropic_base_url)) if v}
 
@@ -400,7 +426,9 @@ def setup_command(
         else:
             console.print(f"[green]✓[/] {base}: {', '.join(served) or 'no model listed'}")
         answers.server_base_url = base
-        answers.server_model = ask.text("Model name on that server", server_model or (served[0] if served else None))
+        # the same rule as Ollama's chat pick: a server listing an embedder first must not make it the chat model
+        pick = server_model or chat_choice(served) or (served[0] if served else None)
+        answers.server_model = ask.text("Model name on that server", pick)
 
     console.print(Rule("3/5 API models (fallback and hard requests)"))
     new_keys: dict[str, str] = {}
@@ -421,10 +449,14 @@ def setup_command(
         if not key:
             console.print(f"[yellow]![/] no key given: {name} skipped")
             continue
-        answers.api[name] = env_name
+        answers.api[name] = config_envs[name]
         new_keys[env_name] = key
         environ[env_name] = key
         console.print(f"[green]✓[/] {name} configured (key in {env_file} as {env_name})")
+    if not answers.api:
+        console.print("  No API model: every request stays local, so phi stays 1.0 and a lower target "
+                      "cannot be met. Add one later with `wiltonctl setup --provider groq` (or gemini, "
+                      "openai, anthropic) once its key is set.")
 
     try:
         raw, cfg = build_config(answers)

@@ -161,6 +161,27 @@ class TaskRepo:
         self.store.execute(f"UPDATE tasks SET {sets}, finished_at = ? WHERE batch_id = ? AND idx = ?",
                            (*values, now, batch_id, idx))
 
+    # ---- giving up: `wiltonctl hpc cancel` / `hpc delete` ----------------------------------------
+
+    def cancel(self, batch_id: str, *, now: float, reason: str) -> int:
+        """Unfinished tasks become errors ("cancelled: <reason>"), the batch done and unleased, so no
+        resume or orphan sweep picks it up again; answers already stored stay. Returns how many."""
+        with self.store.transaction():
+            n = self.store.execute(
+                "UPDATE tasks SET status = 'error', error = ?, finished_at = ? "
+                "WHERE batch_id = ? AND status IN ('pending', 'running')", (f"cancelled: {reason}", now, batch_id))
+            self.store.execute(
+                "UPDATE task_batches SET status = 'done', lease_owner = NULL, lease_until = 0, finished_at = ? "
+                "WHERE id = ?", (now, batch_id))
+        return n
+
+    def delete(self, batch_id: str) -> int:
+        """The batch and every task of it, gone; returns how many tasks."""
+        with self.store.transaction():
+            n = self.store.execute("DELETE FROM tasks WHERE batch_id = ?", (batch_id,))
+            self.store.execute("DELETE FROM task_batches WHERE id = ?", (batch_id,))
+        return n
+
     # ---- reading ----------------------------------------------------------------------------
 
     def batch(self, batch_id: str) -> BatchInfo | None:

@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 
 import httpx
 
+from wilton_core.config import GEMINI_KEY_ENVS
 from wilton_core.errors import (
     AuthError,
     BadRequestError,
@@ -41,7 +42,6 @@ BackendName = Literal["openai", "gemini", "local"]
 BACKEND_NAMES: tuple[str, ...] = ("openai", "gemini", "local")
 DEFAULT_OPENAI_MODEL = "gpt-4o"
 DEFAULT_GEMINI_MODEL = "gemini-2.5-flash"
-GEMINI_KEY_ENVS = ("GEMINI_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY")
 GEMINI_BASE_URL_ENVS = ("WILTON_GEMINI_BASE_URL", "GOOGLE_GEMINI_BASE_URL")
 
 
@@ -187,7 +187,7 @@ class GeminiBackend:
 
     async def complete(self, system: str, user: str, max_tokens: int) -> LLMAnswer:
         if not self._api_key:
-            raise AuthError("no Gemini key: set GEMINI_KEY or GOOGLE_API_KEY", provider=self.name,
+            raise AuthError(f"no Gemini key: set {' or '.join(GEMINI_KEY_ENVS)}", provider=self.name,
                             model=self.model)
         from google import genai
         from google.genai import errors as genai_errors
@@ -246,12 +246,13 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
 
 
 class RouterBackend:
-    """Local-first: ask the stack itself (`model="auto"`), so the report costs nothing when a
-    local model can write it. The router names the model it chose in `x-wilton-model`."""
+    """Local only: ask the stack itself with `model="local"`, which the router restricts to local
+    models (fallbacks included), so a report never spends API money. The router names the model
+    it chose in `x-wilton-model` and whether it is local in `x-wilton-local`."""
 
     name = "local"
 
-    def __init__(self, *, base_url: str, api_key: str | None = None, model: str = "auto",
+    def __init__(self, *, base_url: str, api_key: str | None = None, model: str = "local",
                  timeout_s: float = 300.0, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
@@ -286,6 +287,10 @@ class RouterBackend:
                                    model=self.model) from None
         if not isinstance(text, str) or not text:
             raise UnavailableError("router returned no text", provider=self.name, model=self.model)
+        if self.model == "local" and r.headers.get("x-wilton-local", "true").lower() == "false":
+            # a router that ignored the restriction: do not present an API model's text as local
+            raise BadRequestError(f"router answered with API model {r.headers.get('x-wilton-model')!r} "
+                                  "although a local model was asked for", provider=self.name, model=self.model)
         usage = data.get("usage") or {}
         return LLMAnswer(
             text=text,

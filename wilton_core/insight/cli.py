@@ -61,8 +61,12 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 @app.command()
 def run(
     interval: Annotated[float | None, typer.Option("--interval", help="seconds between reports [3600]")] = None,
+    first_delay: Annotated[float | None, typer.Option(
+        "--first-delay", help="seconds before the first report, so it does not take the local model's only slot "
+                              "from the first requests (WILTON_INSIGHT_FIRST_DELAY_S) [300]")] = None,
     model: Annotated[str | None, typer.Option(
-        "--model", help="openai | gemini | local (our router, model=auto); default: local unless an API key is set")
+        "--model", help="openai | gemini | local (our router, restricted to local models: never API money); "
+                        "default: local unless an API key is set")
     ] = None,
     max_tasks: Annotated[int | None, typer.Option("--max-tasks", help="costliest requests to list [10]")] = None,
     history: Annotated[float | None, typer.Option("--history", help="hours of history per report [24]")] = None,
@@ -75,9 +79,13 @@ def run(
     reports_dir: Annotated[Path | None, typer.Option("--reports-dir", help="WILTON_REPORTS_DIR [./reports]")] = None,
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from wilton_core.router.cli import quiet_client_loggers
+
+    quiet_client_loggers()  # httpx's per-request INFO lines are noise in a CLI's output
     try:
         settings = load_insight_settings(
-            insight_interval_s=interval, insight_model=model, insight_max_tasks=max_tasks,
+            insight_interval_s=interval, insight_first_delay_s=first_delay, insight_model=model,
+            insight_max_tasks=max_tasks,
             insight_history_hours=history, insight_include_prompts=include_prompts,
             insight_token_budget=token_budget, config=config, store_url=store_url, reports_dir=reports_dir,
         )
@@ -105,10 +113,10 @@ def run(
             except StoreError as e:
                 log.error("insight run failed: %s", e)
 
-        sched = InsightScheduler(job, settings.insight_interval_s)
+        sched = InsightScheduler(job, settings.insight_interval_s, first_delay_s=settings.insight_first_delay_s)
         signal.signal(signal.SIGTERM, lambda *_: sched.stop())
-        log.info("insight hook: every %gs, backend %s, reports in %s", settings.insight_interval_s,
-                 service.backend.name, settings.reports_dir)
+        log.info("insight hook: first report at %s, then every %gs; backend %s, reports in %s",
+                 sched.next_run_time, settings.insight_interval_s, service.backend.name, settings.reports_dir)
         try:
             sched.run_forever()
         except KeyboardInterrupt:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.base import BaseScheduler  # type: ignore[import-untyped]
 from apscheduler.schedulers.blocking import BlockingScheduler  # type: ignore[import-untyped]
@@ -28,7 +28,11 @@ def utc_now() -> datetime:
 
 class InsightScheduler:
     """`job(run_time)` is called with the scheduled time in simulated runs and None when the
-    real scheduler runs it (the job then reads its own clock)."""
+    real scheduler runs it (the job then reads its own clock).
+
+    `first_delay_s` puts the first run that long after start, and the hourly rhythm from there:
+    at start the stack's only llama.cpp slot belongs to the user's first requests, not to a report.
+    """
 
     def __init__(
         self,
@@ -37,8 +41,11 @@ class InsightScheduler:
         *,
         clock: Callable[[], datetime] = utc_now,
         scheduler: BaseScheduler | None = None,
+        first_delay_s: float = 0.0,
     ) -> None:
-        start = clock()
+        if not first_delay_s >= 0:
+            raise ValueError(f"first_delay_s must be >= 0, got {first_delay_s!r}")
+        start = clock() + timedelta(seconds=first_delay_s)
         self._job = job
         self.trigger = IntervalTrigger(seconds=interval_s, start_date=start, timezone=UTC)
         self.scheduler = scheduler or BlockingScheduler(timezone=UTC)

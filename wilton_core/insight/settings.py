@@ -15,6 +15,8 @@ __all__ = ["InsightSettings", "load_insight_settings"]
 
 class InsightSettings(Settings):
     insight_interval_s: float = Field(default=3600.0, gt=0)
+    # the first report waits: at start the only llama.cpp slot is for the user's first requests
+    insight_first_delay_s: float = Field(default=300.0, ge=0, le=7 * 24 * 3600)
     insight_model: Literal["openai", "gemini", "local"] | None = Field(
         default=None, description="None: local when no OPENAI_API_KEY/GEMINI_KEY/GOOGLE_API_KEY, else openai"
     )
@@ -39,7 +41,7 @@ def load_insight_settings(**overrides: Any) -> InsightSettings:
 
 
 def _flag(key: str) -> str:
-    names = {"insight_interval_s": "--interval", "insight_model": "--model",
+    names = {"insight_interval_s": "--interval", "insight_first_delay_s": "--first-delay", "insight_model": "--model",
              "insight_history_hours": "--history", "insight_max_tasks": "--max-tasks",
              "insight_token_budget": "--token-budget"}
     return names.get(key, "--" + key.replace("_", "-"))

@@ -26,8 +26,8 @@ SERVERS = ("fast", "uvicorn")
 DEFAULT_SERVER = "fast"
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="wilton-router", description="OpenAI-compatible, phi-balanced LLM router")
+def _parser(prog: str = "wilton-router") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="OpenAI-compatible, phi-balanced LLM router")
     p.add_argument("--config", help="TOML config file (default: $WILTON_CONFIG, else embedded defaults)")
     p.add_argument("--host", help="bind address (default 127.0.0.1, $WILTON_HOST)")
     p.add_argument("--port", type=int, help="port (default 8080, $WILTON_ROUTER_PORT)")
@@ -134,8 +134,8 @@ def _event_loop() -> str:
     return "uvloop"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, *, prog: str = "wilton-router") -> int:
+    args = _parser(prog).parse_args(argv)
     from wilton_core.settings import load_settings
 
     try:

@@ -8,6 +8,9 @@ Open it from a URL::
 
 `open_store` connects once (a readable `StoreError` if it cannot: never a traceback, never the
 password) and, unless `migrate=False`, applies pending migrations. `store.url` is safe to log.
+Readers that must never create state (`wiltonctl insights list`, `hpc status`) pass
+`create=False`: a SQLite file that does not exist is then a `StoreNotFoundError`, and neither
+its directory nor the database is created.
 
 Thin SQL API, for areas that keep their own tables
 --------------------------------------------------
@@ -70,14 +73,21 @@ __all__ = [
     "SqlStore",
     "Store",
     "StoreError",
+    "StoreNotFoundError",
     "open_store",
     "redact_url",
 ]
 
 
-def open_store(url: str, *, migrate: bool = True, **options: Any) -> SqlStore:
+class StoreNotFoundError(StoreError):
+    """`open_store(url, create=False)` on a SQLite file that does not exist."""
+
+
+def open_store(url: str, *, migrate: bool = True, create: bool = True, **options: Any) -> SqlStore:
     """Connect to the store named by `url` and (by default) bring its schema up to date.
 
+    `create=False` opens only a store that exists: a missing SQLite file is a
+    `StoreNotFoundError` and nothing is created (a PostgreSQL database is never created here).
     `options` go to the backend: `busy_timeout_s` (SQLite), `connect_timeout_s` (PostgreSQL),
     `migrations_dir`, `clock`.
     """
@@ -86,6 +96,9 @@ def open_store(url: str, *, migrate: bool = True, **options: Any) -> SqlStore:
     if target.dialect == "sqlite":
         from wilton_core.store.sqlite import SqliteStore
 
+        if not create and not Path(target.dsn).is_file():
+            raise StoreNotFoundError(f"no store at {Path(target.dsn).absolute()} ({target.safe_url}): nothing "
+                                     "has been recorded there yet")
         store = SqliteStore(Path(target.dsn), safe_url=target.safe_url, **options)
     else:
         from wilton_core.store.postgres import PostgresStore

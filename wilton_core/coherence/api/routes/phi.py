@@ -18,6 +18,7 @@ class PhiStatus(BaseModel):
     measured_phi: float | None = Field(description="local share over the last control interval")
     window_phi: float | None = Field(description="local share over the display window")
     window_s: float | None
+    window_requests: int | None = Field(default=None, description="requests in the display window")
     error: float | None = Field(description="phi_target - measured_phi")
     threshold: float = Field(description="difficulty above which requests go to the API class")
     tie_api_share: float
@@ -29,9 +30,13 @@ class PhiStatus(BaseModel):
     def of(cls, s: ControlState) -> PhiStatus:
         x = s.extra or {}
         return cls(phi_target=s.phi_target, measured_phi=s.measured_phi, window_phi=x.get("window_phi"),
-                   window_s=x.get("window_s"), error=s.error, threshold=s.threshold,
-                   tie_api_share=s.tie_api_share, bias=s.bias,
+                   window_s=x.get("window_s"), window_requests=_count(x.get("window_requests")),
+                   error=s.error, threshold=s.threshold, tie_api_share=s.tie_api_share, bias=s.bias,
                    last_step_at=s.updated_at or None, steps=s.steps)
+
+
+def _count(v: object) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
 
 
 class TargetRequest(BaseModel):
