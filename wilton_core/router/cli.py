@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -22,7 +21,7 @@ __all__ = ["build_app", "main"]
 
 log = logging.getLogger("wilton.router")
 
-SERVERS = ("fast", "uvicorn")
+SERVERS = ("fast", "uvicorn", "granian")
 DEFAULT_SERVER = "fast"
 
 
@@ -84,7 +83,8 @@ def build_app(settings: Any, *, store: Any = None, providers: Any = None) -> tup
     def metrics() -> tuple[bytes, str]:
         return generate_latest(registry), CONTENT_TYPE_LATEST
 
-    app = RouterApp(service, metrics=metrics, openapi=openapi_schema)
+    app = RouterApp(service, metrics=metrics, openapi=openapi_schema, body_timeout_s=settings.router_body_timeout_s,
+                    max_headers=settings.router_max_headers)
     return app, service, ledger
 
 
@@ -164,12 +164,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         store.close()
         return 0
 
-    server_kind = args.server or os.environ.get("WILTON_ROUTER_SERVER") or DEFAULT_SERVER
+    server_kind = args.server or settings.router_server
     if server_kind not in SERVERS:
         print(f"wilton-router: WILTON_ROUTER_SERVER must be one of {', '.join(SERVERS)}, not {server_kind!r}",
               file=sys.stderr)
         store.close()
         return 2
+    if server_kind == "granian":
+        store.close()  # each granian worker opens its own
+        return _run_granian(settings)
     if settings.router_workers > 1:
         store.close()  # each worker opens its own
         return _run_workers(settings, server_kind, argv)
@@ -180,13 +183,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     uv_config = uvicorn.Config(app, host=settings.host, port=settings.router_port, log_level=settings.log_level,
                                access_log=False, lifespan="on", http="httptools", loop=_event_loop(),
-                               proxy_headers=False, server_header=False, timeout_graceful_shutdown=10)
+                               proxy_headers=False, server_header=False, timeout_graceful_shutdown=10,
+                               limit_concurrency=settings.router_max_connections,
+                               timeout_keep_alive=int(settings.router_keep_alive_s),
+                               h11_max_incomplete_event_size=settings.router_max_header_bytes)
     server = make_server(uv_config)
     try:
         server.run()  # lifespan shutdown stops the service, which flushes the ledger
     finally:
         store.close()
     return 0 if server.started else 1
+
+
+def _run_granian(settings: Any) -> int:
+    from wilton_core.router.granian_server import run
+
+    return run(settings)
 
 
 def _run_workers(settings: Any, server_kind: str, argv: Sequence[str] | None) -> int:
