@@ -30,20 +30,17 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     router_port: int = Field(default=8080, ge=0, le=65535)
     router_workers: int = Field(default=1, ge=1, le=64, description="router processes sharing the port")
-    # the router's HTTP server and its limits against hostile or broken clients (docs/reliability.md,
-    # "Server limits"); every figure is per router process
-    router_server: str = Field(default="fast", pattern="^(granian|uvicorn|fast)$",
-                               description="HTTP server for the router")
-    router_max_header_bytes: int = Field(default=16384, ge=1024, le=1 << 20,
+    # the router's limits against hostile or broken clients, per worker (docs/reliability.md,
+    # "Server limits"); granian enforces the head, the app the body
+    router_max_header_bytes: int = Field(default=16384, ge=8192, le=1 << 20,
                                          description="request line + headers; above it: 431")
-    router_max_headers: int = Field(default=100, ge=8, le=1000, description="header count; above it: 431")
-    router_header_timeout_s: float = Field(default=10.0, gt=0, le=60,
-                                           description="time to receive a request's line and headers")
+    router_max_headers: int = Field(default=100, ge=8, le=100, description="header count; above it: 431")
+    router_header_timeout_s: float = Field(default=10.0, gt=0, le=60, description=(
+        "time to receive a request's line and headers, and the idle keep-alive timeout"))
     router_body_timeout_s: float = Field(default=30.0, gt=0, le=600,
-                                         description="time to receive a request's whole body")
-    router_keep_alive_s: float = Field(default=5.0, gt=0, le=600, description="an idle connection is closed after")
-    router_max_connections: int = Field(default=1000, ge=1, le=100_000,
-                                        description="open connections; above it new ones are refused")
+                                         description="time to receive a request's whole body; then 408")
+    router_max_connections: int = Field(default=1000, ge=1, le=100_000, description=(
+        "connections served at once per worker; more wait in the listen backlog"))
     exporter_port: int = Field(default=8000, ge=0, le=65535)
     coherence_port: int = Field(default=8001, ge=0, le=65535)
     router_url: str | None = None

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
@@ -71,6 +71,35 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         chunks.append(chunk)
         if not msg.get("more_body"):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _pump(chunks: AsyncIterator[bytes], send: Send) -> None:
+    async for chunk in chunks:
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _relay(chunks: AsyncIterator[bytes], receive: Receive, send: Send) -> None:
+    """Send a stream until it ends or the client leaves; leaving cancels the relay, which stops
+    reading the upstream and records the request as client_disconnected (granian's send does not
+    fail on a closed connection, so the disconnect is watched on receive)."""
+    pump = asyncio.ensure_future(_pump(chunks, send))
+    gone = asyncio.ensure_future(_until_disconnect(receive))
+    try:
+        await asyncio.wait((pump, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not pump.done():
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+    if not pump.cancelled():
+        pump.result()  # the relay's own error, if any, is the caller's to answer
 
 
 class RouterApp:
@@ -174,9 +203,7 @@ class RouterApp:
             if body.get("stream"):
                 out = await svc.stream(body, decision)
                 await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + out.headers})
-                async for chunk in out.chunks:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b""})
+                await _relay(out.chunks, receive, send)
                 return
             res = await svc.complete(body, decision)
             await _send_json(send, 200, res.body, res.headers)

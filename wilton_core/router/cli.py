@@ -1,7 +1,8 @@
-"""`wilton-router`: thin CLI → settings → RouterService → HTTP server (uvicorn or our own).
+"""`wilton-router`: thin CLI → settings → RouterService → ASGI app, served by granian.
 
-`--server` (or $WILTON_ROUTER_SERVER) picks the HTTP server: `fast` (router/server.py, one
-socket write per response) or `uvicorn`; both run the same ASGI app.
+granian (router/granian_server.py) runs the workers, holds the server limits (header size and
+timeout, connection cap) and stops gracefully; docs/benchmarks.md says why it replaced our own
+HTTP server, docs/reliability.md "Server limits" what each limit stops.
 
 Exit codes: 0 clean stop, 2 bad config/settings, 3 store unreachable.
 """
@@ -9,10 +10,9 @@ Exit codes: 0 clean stop, 2 bad config/settings, 3 store unreachable.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from wilton_core.errors import ConfigError, StoreError
@@ -20,9 +20,6 @@ from wilton_core.errors import ConfigError, StoreError
 __all__ = ["build_app", "main"]
 
 log = logging.getLogger("wilton.router")
-
-SERVERS = ("fast", "uvicorn", "granian")
-DEFAULT_SERVER = "fast"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,11 +30,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--store-url", help="sqlite:///path or postgresql://... ($WILTON_STORE_URL)")
     p.add_argument("--replica-id", help="name of this replica in the ledger (default: hostname)")
     p.add_argument("--log-level", default=None)
-    p.add_argument("--server", choices=SERVERS, default=None,
-                   help=f"HTTP server (default {DEFAULT_SERVER}, $WILTON_ROUTER_SERVER)")
     p.add_argument("--workers", type=int, default=None,
-                   help="router processes sharing the port (default 1, $WILTON_ROUTER_WORKERS; fast server only)")
-    p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # set for --workers' children
+                   help="router processes sharing the port (default 1, $WILTON_ROUTER_WORKERS)")
+    p.add_argument("--header-timeout", type=float, default=None, metavar="S",
+                   help="seconds to receive a request's line and headers; also the idle keep-alive timeout "
+                        "(default 10, $WILTON_ROUTER_HEADER_TIMEOUT_S)")
+    p.add_argument("--body-timeout", type=float, default=None, metavar="S",
+                   help="seconds to receive a request's body (default 30, $WILTON_ROUTER_BODY_TIMEOUT_S)")
+    p.add_argument("--max-header-bytes", type=int, default=None, metavar="N",
+                   help="request line + headers, above it 431 (default 16384, $WILTON_ROUTER_MAX_HEADER_BYTES)")
+    p.add_argument("--max-headers", type=int, default=None, metavar="N",
+                   help="request header count, above it 431 (default 100, $WILTON_ROUTER_MAX_HEADERS)")
+    p.add_argument("--max-connections", type=int, default=None, metavar="N",
+                   help="open connections per worker (default 1000, $WILTON_ROUTER_MAX_CONNECTIONS)")
     p.add_argument("--validate-and-exit", action="store_true", help="check settings, config and store, then exit")
     return p
 
@@ -94,46 +99,6 @@ def quiet_client_loggers() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _graceful_server_class() -> Any:
-    import signal
-
-    import uvicorn
-
-    class _GracefulServer(uvicorn.Server):
-        """uvicorn re-raises SIGTERM after its shutdown, killing the process with -15; we return 0.
-
-        Shutdown itself (drain connections, lifespan shutdown → ledger flush) is uvicorn's own.
-        """
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            sigs = (signal.SIGINT, signal.SIGTERM)
-            previous = {s: signal.signal(s, self.handle_exit) for s in sigs}
-            try:
-                yield
-            finally:
-                for s, handler in previous.items():
-                    signal.signal(s, handler)
-
-    return _GracefulServer
-
-
-def make_server(config: Any) -> Any:
-    """A uvicorn server that stops cleanly on SIGTERM/SIGINT (see `_graceful_server_class`)."""
-    return _graceful_server_class()(config)
-
-
-def _event_loop() -> str:
-    # uvloop and httptools come with uvicorn[standard]; uvloop halves the loop's own cost per
-    # request. proxy_headers stays off: X-Forwarded-For must not be trusted by default, and the
-    # middleware costs a wrapper call per request.
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        return "asyncio"
-    return "uvloop"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from wilton_core.settings import load_settings
@@ -141,7 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(config=args.config, host=args.host, router_port=args.port,
                                  store_url=args.store_url, replica_id=args.replica_id,
-                                 log_level=args.log_level, router_workers=args.workers)
+                                 log_level=args.log_level, router_workers=args.workers,
+                                 router_header_timeout_s=args.header_timeout, router_body_timeout_s=args.body_timeout,
+                                 router_max_header_bytes=args.max_header_bytes, router_max_headers=args.max_headers,
+                                 router_max_connections=args.max_connections)
         level = getattr(logging, settings.log_level.upper(), logging.INFO)
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         quiet_client_loggers()
@@ -164,72 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         store.close()
         return 0
 
-    server_kind = args.server or settings.router_server
-    if server_kind not in SERVERS:
-        print(f"wilton-router: WILTON_ROUTER_SERVER must be one of {', '.join(SERVERS)}, not {server_kind!r}",
-              file=sys.stderr)
-        store.close()
-        return 2
-    if server_kind == "granian":
-        store.close()  # each granian worker opens its own
-        return _run_granian(settings)
-    if settings.router_workers > 1:
-        store.close()  # each worker opens its own
-        return _run_workers(settings, server_kind, argv)
-    app, _service, _ledger = build_app(settings, store=store)
-    if server_kind == "fast":
-        return _run_fast(app, settings, config, store, reuse_port=args.reuse_port)
-    import uvicorn
-
-    uv_config = uvicorn.Config(app, host=settings.host, port=settings.router_port, log_level=settings.log_level,
-                               access_log=False, lifespan="on", http="httptools", loop=_event_loop(),
-                               proxy_headers=False, server_header=False, timeout_graceful_shutdown=10,
-                               limit_concurrency=settings.router_max_connections,
-                               timeout_keep_alive=int(settings.router_keep_alive_s),
-                               h11_max_incomplete_event_size=settings.router_max_header_bytes)
-    server = make_server(uv_config)
-    try:
-        server.run()  # lifespan shutdown stops the service, which flushes the ledger
-    finally:
-        store.close()
-    return 0 if server.started else 1
-
-
-def _run_granian(settings: Any) -> int:
+    store.close()  # each worker opens its own
     from wilton_core.router.granian_server import run
 
     return run(settings)
-
-
-def _run_workers(settings: Any, server_kind: str, argv: Sequence[str] | None) -> int:
-    from wilton_core.router.workers import Supervisor, worker_argv
-
-    if server_kind != "fast":
-        print("wilton-router: --workers needs the fast server (--server fast)", file=sys.stderr)
-        return 2
-    if settings.router_port == 0:
-        print("wilton-router: --workers needs a fixed --port (port 0 would give each worker its own)",
-              file=sys.stderr)
-        return 2
-    base = list(sys.argv[1:] if argv is None else argv)
-    log.info("router: %d workers on http://%s:%d", settings.router_workers, settings.host, settings.router_port)
-    supervisor = Supervisor(lambda i: worker_argv(base, i, settings.replica_id), settings.router_workers)
-    return supervisor.run()
-
-
-def _run_fast(app: Any, settings: Any, config: Any, store: Any, *, reuse_port: bool = False) -> int:
-    from wilton_core.router.server import serve
-
-    try:
-        started = serve(app, host=settings.host, port=settings.router_port,
-                        max_body_bytes=config.routing.max_body_bytes, use_uvloop=_event_loop() == "uvloop",
-                        reuse_port=reuse_port)
-    except (OSError, RuntimeError) as e:  # bind failure, or the service refused to start
-        log.error("router failed: %s", e)
-        return 1
-    finally:
-        store.close()  # after the server's shutdown: the service flushed the ledger into it
-    return 0 if started else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,12 +1,16 @@
 """Serve the router's ASGI app with granian (a Rust HTTP server, hyper underneath).
 
-granian owns the socket work and the process model: `--workers N` processes share the port, a
-worker that dies is respawned, SIGTERM stops accepting, lets in-flight requests finish and runs
-each worker's ASGI lifespan shutdown (RouterService.stop flushes its ledger). Its HTTP/1 limits
-are set from the settings: header read timeout (also the idle keep-alive timeout: hyper times
-the wait for the next request's headers), read buffer (bounds the request line and headers: 431
-above), and backpressure (requests in flight per worker). What granian does not bound, the app
-does (`RouterApp`: body read deadline) or this module does (the connection cap, via backpressure).
+granian owns the sockets and the processes: `--workers N` processes share the port, a worker
+that dies is respawned, SIGTERM stops accepting, lets in-flight requests finish and runs each
+worker's ASGI lifespan shutdown (RouterService.stop flushes its ledger). The server limits come
+from the settings:
+- header read timeout: the request line and headers must arrive within it, and an idle
+  keep-alive connection is closed after it (hyper times the wait for the next request's head);
+- read buffer = max header bytes: a longer request head is answered 431; hyper also refuses more
+  than 100 headers (431) and the app a lower `router_max_headers`;
+- backpressure = max connections: each worker serves that many connections at once; more wait
+  in the listen backlog (never accepted, so they cost the router nothing) until one is released;
+- the body deadline is the app's (`RouterApp(body_timeout_s=...)`, 408): granian has none.
 
 Each worker is a full router with its own ledger replica id, `<replica>-w<i>`: `i` is the first
 worker slot whose lock file is free, so a respawned worker takes over the slot (and the replica
@@ -33,6 +37,9 @@ log = logging.getLogger("wilton.router")
 _SLOT_DIR_ENV = "WILTON_ROUTER_SLOT_DIR"
 _PARENT_ENV = "WILTON_ROUTER_SUPERVISOR_PID"
 _PR_SET_PDEATHSIG = 1
+# SIGTERM: a worker stops accepting and finishes what is in flight; one still busy after this
+# is killed (a stream longer than this loses its ledger row; shorter ones are all recorded)
+_GRACEFUL_S = 30
 _held: list[IO[bytes]] = []  # the slot lock lives as long as the worker process
 
 
@@ -115,7 +122,7 @@ def run(settings: Any) -> int:
                 max_buffer_size=max(8192, settings.router_max_header_bytes)),
             log_level=LogLevels(level) if level in {lv.value for lv in LogLevels} else LogLevels.info,
             log_access=False, respawn_failed_workers=True, respawn_interval=0.5,
-            workers_kill_timeout=max(1, int(settings.router_body_timeout_s)),
+            workers_kill_timeout=_GRACEFUL_S,
         )
         try:
             server.serve()
