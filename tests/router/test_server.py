@@ -1,105 +1,71 @@
-"""The router as served (granian in front of RouterApp) on a real socket: HTTP/1.1 behaviour.
+"""The router's own HTTP/1.1 server (router/server.py) on a real socket.
 
-One `wilton-router` process per module with the fake upstream in this process; clients are raw
-sockets (to control the bytes: keep-alive, pipelining, chunked bodies, malformed input,
-disconnects) and the openai SDK. Ledger rows are read from the SQLite store (flushed every 50 ms).
-The server limits themselves are tests/reliability/test_hostile_client.py.
+In-process tests run RouterApp + RouterService behind FastServer on port 0, with the fake
+upstream in its thread; clients are raw sockets (to control the bytes: pipelining, chunked
+bodies, malformed input, disconnects) and the openai SDK. The SIGTERM test runs a real
+`wilton-router --server fast` process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
 import orjson
 import pytest
 
+from wilton_core.config import parse_config
+from wilton_core.router.app import RouterApp
+from wilton_core.router.server import FastServer
+from wilton_core.router.service import RouterService
 from wilton_core.testing.fake_upstream import FakeUpstream
 from wilton_core.testing.procs import ManagedProcess, free_port
-
-pytestmark = [pytest.mark.e2e]
+from wilton_core.types import LedgerRecord
 
 MAX_BODY = 64 * 1024
 
-ROUTER_TOML = """
-[[models]]
-id = "m1"
-provider = "openai"
-model = "m1"
-base_url = "{fake}/v1"
-tier = "selfhost"
-is_local = true
-capability = "standard"
 
-[routing]
-probe_models = false
-max_body_bytes = {max_body}
-"""
+class ListLedger:
+    """Collects ledger records in memory (the service only calls submit)."""
 
+    def __init__(self) -> None:
+        self.records: list[LedgerRecord] = []
 
-@dataclass
-class Router:
-    port: int
-    db: Path
-    proc: ManagedProcess
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def rows(self, request_ids: set[str] | None = None, *, wait_for: int = 0) -> list[tuple[str, str, int, str]]:
-        """Ledger rows (request_id, status, stream, error_class), waiting up to 5 s for `wait_for` of them."""
-        deadline = time.monotonic() + 5
-        while True:
-            with sqlite3.connect(self.db) as con:
-                rows = [(str(a), str(b), int(c), str(d)) for a, b, c, d in con.execute(
-                    "select request_id, status, stream, coalesce(error_class, '') from ledger")]
-            if request_ids is not None:
-                rows = [r for r in rows if r[0] in request_ids]
-            if len(rows) >= wait_for or time.monotonic() > deadline:
-                return rows
-            time.sleep(0.05)
+    def submit(self, rec: LedgerRecord) -> None:
+        self.records.append(rec)
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[FakeUpstream]:
-    with FakeUpstream(models=["m1"], name="server").start() as f:
+def fake():
+    with FakeUpstream(models=["m1"]).start() as f:
         yield f
 
 
-def _start(tmp: Path, fake: FakeUpstream, *extra: str, flush_s: str = "0.05") -> Router:
-    cfg = tmp / "wilton.toml"
-    cfg.write_text(ROUTER_TOML.format(fake=fake.url, max_body=MAX_BODY))
-    port = free_port()
-    db = tmp / "ledger.db"
-    proc = ManagedProcess([sys.executable, "-m", "wilton_core.router.cli", "--config", str(cfg), "--port", str(port),
-                           *extra], env={"WILTON_STORE_URL": f"sqlite:///{db}", "WILTON_LEDGER_FLUSH_S": flush_s,
-                                         "WILTON_LOG_LEVEL": "warning"},
-                          log=tmp / "router.log")
-    proc.start(f"http://127.0.0.1:{port}/readyz", timeout=60)
-    return Router(port, db, proc)
+def _config(url: str, max_body: int = MAX_BODY):
+    return parse_config({"models": [{"id": "m1", "provider": "openai", "model": "m1", "base_url": url + "/v1",
+                                     "tier": "selfhost", "is_local": True, "capability": "standard"}],
+                         "routing": {"probe_models": False, "max_body_bytes": max_body}})
 
 
-@pytest.fixture(scope="module")
-def router(fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
-    r = _start(tmp_path_factory.mktemp("server"), fake)
-    try:
-        yield r
-    finally:
-        r.proc.stop()
-
-
-@pytest.fixture(autouse=True)
-def _clean(fake: FakeUpstream) -> None:
+@pytest.fixture
+async def router(fake: FakeUpstream):
     fake.clear()
+    ledger = ListLedger()
+    svc = RouterService(_config(fake.url), ledger=ledger, environ={})
+    server = FastServer(RouterApp(svc), host="127.0.0.1", port=0, max_body_bytes=MAX_BODY)
+    await server.start()
+    try:
+        yield {"server": server, "ledger": ledger, "port": server.port, "url": f"http://127.0.0.1:{server.port}"}
+    finally:
+        await server.stop()
 
 
 def _chat(content: str, *, stream: bool = False) -> bytes:
@@ -112,45 +78,40 @@ def _post(body: bytes, *, extra: bytes = b"") -> bytes:
 
 
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
-    """One Content-Length response off the stream (what the router sends for JSON)."""
+    """One Content-Length response off the stream (what the server sends for JSON)."""
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
     headers = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
-    body = await asyncio.wait_for(reader.readexactly(int(headers.get("content-length", "0"))), 5)
+    body = await asyncio.wait_for(reader.readexactly(int(headers["content-length"])), 5)
     return status, headers, body
 
 
-async def _open(router: Router) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    return await asyncio.open_connection("127.0.0.1", router.port)
+async def _open(router: dict[str, Any]) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", router["port"])
 
 
 async def _eof(reader: asyncio.StreamReader) -> bool:
-    try:
-        return await asyncio.wait_for(reader.read(1), 5) == b""
-    except ConnectionResetError:
-        return True
+    return await asyncio.wait_for(reader.read(1), 5) == b""
 
 
-async def test_keep_alive_serves_several_requests_on_one_connection(router: Router) -> None:
+async def test_keep_alive_serves_several_requests_on_one_connection(router) -> None:
     reader, writer = await _open(router)
-    ids = set()
     try:
         for word in ("one", "two", "three"):
             writer.write(_post(_chat(word)))
             status, headers, body = await _read_response(reader)
             assert status == 200, body
             assert orjson.loads(body)["choices"][0]["message"]["content"] == f"[m1] {word}"
-            assert headers["x-wilton-model"] == "m1" and headers.get("connection") != "close"
-            ids.add(headers["x-request-id"])
+            assert headers["x-wilton-model"] == "m1" and "connection" not in headers
         writer.write(b"GET /healthz HTTP/1.1\r\nhost: r\r\n\r\n")
         assert (await _read_response(reader))[0] == 200
     finally:
         writer.close()
-    assert len(router.rows(ids, wait_for=3)) == 3
+    assert len(router["ledger"].records) == 3
 
 
-async def test_pipelined_requests_are_answered_in_order(router: Router, fake: FakeUpstream) -> None:
+async def test_pipelined_requests_are_answered_in_order(router, fake: FakeUpstream) -> None:
     # the first request is the slowest: answers must still come back in request order
     fake.script("m1", latency_ms=50, times=1)
     reader, writer = await _open(router)
@@ -167,7 +128,7 @@ async def test_pipelined_requests_are_answered_in_order(router: Router, fake: Fa
     assert orjson.loads(got[3][2])["error"]["code"] == "not_found"
 
 
-async def test_chunked_request_body(router: Router) -> None:
+async def test_chunked_request_body(router) -> None:
     body = _chat("in three chunks")
     parts = [body[:5], body[5:20], body[20:]]
     chunked = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
@@ -184,20 +145,22 @@ async def test_chunked_request_body(router: Router) -> None:
     assert orjson.loads(out)["choices"][0]["message"]["content"] == "[m1] in three chunks"
 
 
-async def test_declared_huge_body_gets_413_without_reading_it(router: Router) -> None:
+async def test_declared_huge_body_gets_413_without_reading_it(router) -> None:
     reader, writer = await _open(router)
     try:
         writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nhost: r\r\ncontent-length: 1000000000\r\n\r\n{")
-        status, _, body = await _read_response(reader)
+        status, headers, body = await _read_response(reader)
         assert status == 413
+        assert headers["connection"] == "close"
         err = orjson.loads(body)["error"]
         assert err["code"] == "request_too_large" and err["type"] == "invalid_request_error"
-        assert await _eof(reader)  # the rest of the declared body is never read
+        assert await _eof(reader)
     finally:
         writer.close()
+    assert router["ledger"].records == []
 
 
-async def test_chunked_body_over_the_limit_gets_413(router: Router) -> None:
+async def test_chunked_body_over_the_limit_gets_413(router) -> None:
     reader, writer = await _open(router)
     try:
         writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nhost: r\r\ntransfer-encoding: chunked\r\n\r\n")
@@ -211,14 +174,14 @@ async def test_chunked_body_over_the_limit_gets_413(router: Router) -> None:
         writer.close()
 
 
-async def test_expect_100_continue(router: Router) -> None:
+async def test_expect_100_continue(router) -> None:
     reader, writer = await _open(router)
     try:
         body = _chat("after continue")
         writer.write(_post(b"", extra=b"expect: 100-continue\r\n").replace(b"content-length: 0",
                                                                            b"content-length: %d" % len(body)))
         interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-        assert interim.startswith(b"HTTP/1.1 100 Continue\r\n")
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
         writer.write(body)
         status, _, out = await _read_response(reader)
     finally:
@@ -226,28 +189,27 @@ async def test_expect_100_continue(router: Router) -> None:
     assert status == 200 and b"after continue" in out
 
 
-@pytest.mark.parametrize("garbage", [b"GARBAGE\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n",
-                                     b"GET /healthz HTTP/1.1\r\nbad header\r\n\r\n"])
-async def test_malformed_http_gets_400_and_close(router: Router, garbage: bytes) -> None:
+@pytest.mark.parametrize("garbage", [b"GARBAGE\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n", b"GET /healthz HTTP/1.1\r\nbad header\r\n\r\n"])
+async def test_malformed_http_gets_400_and_close(router, garbage: bytes) -> None:
     reader, writer = await _open(router)
     try:
         writer.write(garbage)
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-        assert head.startswith((b"HTTP/1.1 400 ", b"HTTP/1.1 505 ")), head
+        status, headers, body = await _read_response(reader)
+        assert status == 400 and headers["connection"] == "close"
+        assert orjson.loads(body)["error"]["type"] == "invalid_request_error"
         assert await _eof(reader)
     finally:
         writer.close()
 
 
-async def test_methods_head_and_errors_in_openai_shape(router: Router) -> None:
-    async with httpx.AsyncClient(base_url=router.url) as c:
+async def test_methods_head_and_errors_in_openai_shape(router) -> None:
+    async with httpx.AsyncClient(base_url=router["url"]) as c:
         r = await c.head("/healthz")
-        assert r.status_code == 200 and r.content == b""
+        assert r.status_code == 200 and r.content == b"" and r.headers["content-length"] == "15"
         r = await c.get("/v1/chat/completions")
         assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
-        assert r.headers["allow"] == "POST"
         r = await c.delete("/healthz")
-        assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
+        assert r.status_code == 405
         r = await c.get("/v1/nothing?x=1")
         assert r.status_code == 404 and r.json()["error"]["message"] == "Unknown path /v1/nothing."
         r = await c.post("/v1/chat/completions", content=b"{not json")
@@ -256,18 +218,14 @@ async def test_methods_head_and_errors_in_openai_shape(router: Router) -> None:
         assert r.status_code == 200 and [m["id"] for m in r.json()["data"]] == ["auto", "m1"]
 
 
-async def test_openai_sdk_json_and_sse_stream(router: Router) -> None:
-    client = openai.AsyncOpenAI(base_url=router.url + "/v1", api_key="unused", max_retries=0, timeout=10)
+async def test_openai_sdk_json_and_sse_stream(router) -> None:
+    client = openai.AsyncOpenAI(base_url=router["url"] + "/v1", api_key="unused", max_retries=0, timeout=10)
     try:
-        raw = await client.chat.completions.with_raw_response.create(
-            model="auto", messages=[{"role": "user", "content": "plain"}])
-        res = raw.parse()
+        res = await client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "plain"}])
         assert res.choices[0].message.content == "[m1] plain" and res.model == "m1"
-        ids = {raw.headers["x-request-id"]}
         stream = await client.chat.completions.create(
             model="auto", messages=[{"role": "user", "content": "streamed reply"}], stream=True,
             stream_options={"include_usage": True})
-        ids.add(stream.response.headers["x-request-id"])
         text, usage = [], None
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
@@ -278,11 +236,11 @@ async def test_openai_sdk_json_and_sse_stream(router: Router) -> None:
         assert usage is not None and usage.completion_tokens > 0
     finally:
         await client.close()
-    rows = router.rows(ids, wait_for=2)
-    assert sorted((r[2], r[1]) for r in rows) == [(0, "ok"), (1, "ok")]
+    recs = router["ledger"].records
+    assert [(r.stream, r.status) for r in recs] == [(False, "ok"), (True, "ok")]
 
 
-async def test_sse_is_chunked_and_keeps_the_connection(router: Router) -> None:
+async def test_sse_is_chunked_and_keeps_the_connection(router) -> None:
     reader, writer = await _open(router)
     try:
         writer.write(_post(_chat("one stream", stream=True)))
@@ -296,32 +254,109 @@ async def test_sse_is_chunked_and_keeps_the_connection(router: Router) -> None:
         writer.close()
 
 
-async def test_client_disconnect_mid_stream_stops_the_relay_and_is_recorded(router: Router,
-                                                                            fake: FakeUpstream) -> None:
-    # 400 words at 40 tokens/s: the upstream stream would last about 10 s, longer than rows() waits
-    fake.script("m1", tokens_per_s=40, reply_words=400)
+async def test_client_disconnect_mid_stream_stops_the_relay_and_is_recorded(router, fake: FakeUpstream) -> None:
+    # 200 words at 40 tokens/s: the upstream stream would last about 5 s
+    fake.script("m1", tokens_per_s=40, reply_words=200)
     reader, writer = await _open(router)
     writer.write(_post(_chat("long story", stream=True)))
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-    rid = next(ln.split(b":", 1)[1].strip().decode() for ln in head.split(b"\r\n") if ln.startswith(b"x-request-id"))
+    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
     await asyncio.wait_for(reader.readuntil(b"data: "), 5)  # the stream has begun
+    t0 = time.monotonic()
     writer.transport.abort()
-    await asyncio.sleep(0.05)  # the socket closes on the loop's next turn; rows() below blocks it
-    [row] = router.rows({rid}, wait_for=1)
-    assert row[1:] == ("stream_error", 1, "client_disconnected"), row
+    ledger = router["ledger"]
+    while not ledger.records and time.monotonic() - t0 < 3:
+        await asyncio.sleep(0.02)
+    assert time.monotonic() - t0 < 2, "the relay kept reading the upstream after the client left"
+    [rec] = ledger.records
+    assert rec.stream and rec.status == "stream_error" and rec.error_class == "client_disconnected"
 
 
-async def test_slow_reader_still_gets_the_whole_stream(router: Router, fake: FakeUpstream) -> None:
-    # ~40,000 events (about 9 MB of SSE, more than the kernel buffers hold) to a client that stops
-    # reading for a while: nothing is lost, the row is recorded once the stream ends
+async def test_stop_finishes_in_flight_requests(router, fake: FakeUpstream) -> None:
+    fake.script("m1", latency_ms=300)
+    server: FastServer = router["server"]
+    async with httpx.AsyncClient(base_url=router["url"], timeout=10) as c:
+        calls = [asyncio.create_task(c.post("/v1/chat/completions", content=_chat(f"q{i}"))) for i in range(5)]
+        await asyncio.sleep(0.1)
+        await server.stop()
+        replies = await asyncio.gather(*calls)
+        assert [r.status_code for r in replies] == [200] * 5
+        assert all(r.headers.get("connection") == "close" for r in replies)
+        with pytest.raises(httpx.ConnectError):
+            await c.get("/healthz")
+    assert len(router["ledger"].records) == 5
+
+
+ROUTER_TOML = """
+[[models]]
+id = "m1"
+provider = "openai"
+model = "m1"
+base_url = "{fake}/v1"
+tier = "selfhost"
+is_local = true
+capability = "standard"
+
+[routing]
+probe_models = false
+"""
+
+
+@pytest.mark.e2e
+def test_sigterm_with_requests_in_flight(tmp_path: Path, fake: FakeUpstream) -> None:
+    fake.clear()
+    fake.script("m1", latency_ms=400)
+    cfg = tmp_path / "wilton.toml"
+    cfg.write_text(ROUTER_TOML.format(fake=fake.url))
+    port = free_port()
+    db = tmp_path / "ledger.db"
+    proc = ManagedProcess([sys.executable, "-m", "wilton_core.router.cli", "--config", str(cfg), "--port", str(port),
+                           "--server", "fast"], env={"WILTON_STORE_URL": f"sqlite:///{db}",
+                                                     "WILTON_LEDGER_FLUSH_S": "5"},
+                          log=tmp_path / "router.log")
+    proc.start(f"http://127.0.0.1:{port}/readyz", timeout=60)
+    n = 12
+
+    async def run() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10,
+                                     limits=httpx.Limits(max_connections=n)) as c:
+            calls = [asyncio.create_task(c.post("/v1/chat/completions", content=_chat(f"in flight {i}")))
+                     for i in range(n)]
+            await asyncio.sleep(0.2)  # all sent, none answered (the upstream takes 400 ms)
+            proc.signal(signal.SIGTERM)
+            return await asyncio.gather(*calls)
+
+    try:
+        replies = asyncio.run(run())
+        assert proc.proc is not None
+        rc = proc.proc.wait(timeout=20)
+    finally:
+        proc.stop()
+    assert [r.status_code for r in replies] == [200] * n, proc.log_text()[-2000:]
+    assert rc == 0, proc.log_text()[-2000:]
+    # the flush interval (5 s) is longer than the test: the rows are there because stop() flushed
+    with sqlite3.connect(db) as con:
+        rows = con.execute("select status, stream from ledger").fetchall()
+    assert rows == [("ok", 0)] * n
+
+
+async def test_slow_reader_gets_back_pressure_not_a_growing_buffer(router, fake: FakeUpstream) -> None:
+    # ~40,000 events (about 9 MB of SSE, more than the kernel buffers hold) as fast as the upstream can send them, to a client that
+    # stops reading: the server must pause (wait for a drain) instead of queueing it all in memory
     fake.script("m1", reply_words=40000)
-    reader, writer = await _open(router)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", router["port"]))
+    reader, writer = await asyncio.open_connection(sock=sock)
     writer.write(_post(_chat("flood me", stream=True)))
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-    rid = next(ln.split(b":", 1)[1].strip().decode() for ln in head.split(b"\r\n") if ln.startswith(b"x-request-id"))
+    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
     writer.transport.pause_reading()  # type: ignore[attr-defined]  # stop reading: the window fills
     await asyncio.sleep(0.5)
-    assert router.rows({rid}) == []  # still streaming, not finished
+    server: FastServer = router["server"]
+    [conn] = [c for c in server._state.connections if c.streaming]  # type: ignore[union-attr]
+    assert conn.write_paused, "the server never saw back-pressure"
+    assert conn.transport.get_write_buffer_size() < 512 * 1024
+    assert router["ledger"].records == []  # still streaming, not finished
     writer.transport.resume_reading()  # type: ignore[attr-defined]
     data = b""
     while not data.endswith(b"0\r\n\r\n"):
@@ -329,35 +364,9 @@ async def test_slow_reader_still_gets_the_whole_stream(router: Router, fake: Fak
         assert piece, "connection closed before the stream ended"
         data += piece
     writer.close()
-    assert b"data: [DONE]" in data
-    [row] = router.rows({rid}, wait_for=1)
-    assert row[1] == "ok"
-
-
-@pytest.mark.slow
-def test_sigterm_with_requests_in_flight(tmp_path: Path, fake: FakeUpstream) -> None:
-    fake.script("m1", latency_ms=400)
-    # the flush interval (5 s) is longer than the test: the rows are there because the stop flushed
-    router = _start(tmp_path, fake, flush_s="5")
-    n = 12
-
-    async def run() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=router.url, timeout=10,
-                                     limits=httpx.Limits(max_connections=n)) as c:
-            calls = [asyncio.create_task(c.post("/v1/chat/completions", content=_chat(f"in flight {i}")))
-                     for i in range(n)]
-            await asyncio.sleep(0.2)  # all sent, none answered (the upstream takes 400 ms)
-            router.proc.signal(signal.SIGTERM)
-            return await asyncio.gather(*calls)
-
-    try:
-        replies = asyncio.run(run())
-        assert router.proc.proc is not None
-        rc = router.proc.proc.wait(timeout=40)
-    finally:
-        router.proc.stop()
-    assert [r.status_code for r in replies] == [200] * n, router.proc.log_text()[-2000:]
-    assert rc == 0, router.proc.log_text()[-2000:]
-    with sqlite3.connect(router.db) as con:
-        rows = con.execute("select status, stream from ledger").fetchall()
-    assert rows == [("ok", 0)] * n
+    assert data.rstrip().endswith(b"0") and b"data: [DONE]" in data
+    t0 = time.monotonic()
+    while not router["ledger"].records and time.monotonic() - t0 < 2:
+        await asyncio.sleep(0.01)
+    [rec] = router["ledger"].records
+    assert rec.status == "ok" and rec.tokens_out >= 40000

@@ -1,8 +1,9 @@
-"""`wilton-router`: thin CLI → settings → RouterService → ASGI app, served by granian.
+"""`wilton-router`: thin CLI → settings → RouterService → ASGI app → HTTP server.
 
-granian (router/granian_server.py) runs the workers, holds the server limits (header size and
-timeout, connection cap) and stops gracefully; docs/benchmarks.md says why it replaced our own
-HTTP server, docs/reliability.md "Server limits" what each limit stops.
+`--server` (or $WILTON_ROUTER_SERVER) picks the HTTP server: `fast` (router/server.py, our own,
+the default: docs/benchmarks.md "HTTP server decision" says why) or `granian` (a well-kept Rust
+server, router/granian_server.py). Both enforce the same server limits from the settings
+(docs/reliability.md "Server limits") and pass the same hostile-client suite.
 
 Exit codes: 0 clean stop, 2 bad config/settings, 3 store unreachable.
 """
@@ -21,6 +22,9 @@ __all__ = ["build_app", "main"]
 
 log = logging.getLogger("wilton.router")
 
+SERVERS = ("fast", "granian")
+DEFAULT_SERVER = "fast"
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wilton-router", description="OpenAI-compatible, phi-balanced LLM router")
@@ -30,19 +34,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--store-url", help="sqlite:///path or postgresql://... ($WILTON_STORE_URL)")
     p.add_argument("--replica-id", help="name of this replica in the ledger (default: hostname)")
     p.add_argument("--log-level", default=None)
+    p.add_argument("--server", choices=SERVERS, default=None,
+                   help=f"HTTP server (default {DEFAULT_SERVER}, $WILTON_ROUTER_SERVER)")
     p.add_argument("--workers", type=int, default=None,
                    help="router processes sharing the port (default 1, $WILTON_ROUTER_WORKERS)")
     p.add_argument("--header-timeout", type=float, default=None, metavar="S",
-                   help="seconds to receive a request's line and headers; also the idle keep-alive timeout "
-                        "(default 10, $WILTON_ROUTER_HEADER_TIMEOUT_S)")
+                   help="seconds to receive a request's line and headers (default 10, $WILTON_ROUTER_HEADER_TIMEOUT_S)")
     p.add_argument("--body-timeout", type=float, default=None, metavar="S",
                    help="seconds to receive a request's body (default 30, $WILTON_ROUTER_BODY_TIMEOUT_S)")
+    p.add_argument("--keep-alive", type=float, default=None, metavar="S",
+                   help="an idle connection is closed after (default 5, $WILTON_ROUTER_KEEP_ALIVE_S; "
+                        "granian: the header timeout)")
     p.add_argument("--max-header-bytes", type=int, default=None, metavar="N",
                    help="request line + headers, above it 431 (default 16384, $WILTON_ROUTER_MAX_HEADER_BYTES)")
     p.add_argument("--max-headers", type=int, default=None, metavar="N",
                    help="request header count, above it 431 (default 100, $WILTON_ROUTER_MAX_HEADERS)")
     p.add_argument("--max-connections", type=int, default=None, metavar="N",
                    help="open connections per worker (default 1000, $WILTON_ROUTER_MAX_CONNECTIONS)")
+    p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # set for --workers' children
     p.add_argument("--validate-and-exit", action="store_true", help="check settings, config and store, then exit")
     return p
 
@@ -99,6 +108,15 @@ def quiet_client_loggers() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _event_loop() -> str:
+    # uvloop and httptools come with uvicorn[standard]; uvloop halves the loop's own cost per request
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from wilton_core.settings import load_settings
@@ -107,7 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(config=args.config, host=args.host, router_port=args.port,
                                  store_url=args.store_url, replica_id=args.replica_id,
                                  log_level=args.log_level, router_workers=args.workers,
-                                 router_header_timeout_s=args.header_timeout, router_body_timeout_s=args.body_timeout,
+                                 router_server=args.server, router_header_timeout_s=args.header_timeout,
+                                 router_body_timeout_s=args.body_timeout, router_keep_alive_s=args.keep_alive,
                                  router_max_header_bytes=args.max_header_bytes, router_max_headers=args.max_headers,
                                  router_max_connections=args.max_connections)
         level = getattr(logging, settings.log_level.upper(), logging.INFO)
@@ -132,10 +151,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         store.close()
         return 0
 
-    store.close()  # each worker opens its own
+    server_kind = settings.router_server
+    if server_kind == "granian":
+        store.close()  # each granian worker opens its own
+        return _run_granian(settings)
+    if settings.router_workers > 1:
+        store.close()  # each worker opens its own
+        return _run_workers(settings, server_kind, argv)
+    app, _service, _ledger = build_app(settings, store=store)
+    return _run_fast(app, settings, config, store, reuse_port=args.reuse_port)
+
+
+def _run_granian(settings: Any) -> int:
     from wilton_core.router.granian_server import run
 
     return run(settings)
+
+
+def _run_workers(settings: Any, server_kind: str, argv: Sequence[str] | None) -> int:
+    from wilton_core.router.workers import Supervisor, worker_argv
+
+    if settings.router_port == 0:
+        print("wilton-router: --workers needs a fixed --port (port 0 would give each worker its own)",
+              file=sys.stderr)
+        return 2
+    base = list(sys.argv[1:] if argv is None else argv)
+    log.info("router: %d workers on http://%s:%d", settings.router_workers, settings.host, settings.router_port)
+    supervisor = Supervisor(lambda i: worker_argv(base, i, settings.replica_id), settings.router_workers)
+    return supervisor.run()
+
+
+def _run_fast(app: Any, settings: Any, config: Any, store: Any, *, reuse_port: bool = False) -> int:
+    from wilton_core.router.server import limits_from, serve
+
+    try:
+        started = serve(app, host=settings.host, port=settings.router_port, limits=limits_from(settings),
+                        max_body_bytes=config.routing.max_body_bytes, use_uvloop=_event_loop() == "uvloop",
+                        reuse_port=reuse_port)
+    except (OSError, RuntimeError) as e:  # bind failure, or the service refused to start
+        log.error("router failed: %s", e)
+        return 1
+    finally:
+        store.close()  # after the server's shutdown: the service flushed the ledger into it
+    return 0 if started else 1
 
 
 if __name__ == "__main__":  # pragma: no cover
