@@ -140,8 +140,9 @@ def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
             time.sleep(0.05)
         workers = psutil.Process(router.proc.pid).children()
         assert len(workers) == 2
+        time.sleep(1.0)  # both started (a SIGTERM mid-start-up is the watchdog's: 30 s more)
         router.kill()  # kill -9 the supervisor: its workers must not keep the port
-        _gone, alive = psutil.wait_procs(workers, timeout=30)
+        _gone, alive = psutil.wait_procs(workers, timeout=45)
         assert not alive, f"orphaned workers: {[p.pid for p in alive]}"
     finally:
         router.stop()

@@ -133,7 +133,7 @@ async def _eof(reader: asyncio.StreamReader) -> bool:
     try:
         await asyncio.wait_for(reader.read(), 5)
     except ConnectionResetError:
-        pass
+        return True
     return reader.at_eof()
 
 

@@ -26,6 +26,8 @@ import os
 import signal
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -59,11 +61,23 @@ def claim_slot(directory: Path) -> int:
 
 
 def stop_with_parent(parent_pid: int) -> None:
-    """SIGTERM this worker when the supervisor dies (even by kill -9): drain, flush, exit, never orphaned."""
+    """SIGTERM this worker when the supervisor dies (even by kill -9): drain, flush, exit, never orphaned.
+
+    A watchdog thread backs the signal up: a SIGTERM that lands while granian is still starting
+    the worker can be lost, so a worker whose parent is gone exits after the graceful window.
+    """
     if sys.platform == "linux":
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent_pid:  # it died before the line above
         os.kill(os.getpid(), signal.SIGTERM)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        time.sleep(_GRACEFUL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="wilton-parent-watch", daemon=True).start()
 
 
 def app_factory() -> Any:
