@@ -7,11 +7,12 @@ pydantic models in openapi.py, so clients and fuzzers can read it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
@@ -61,8 +62,8 @@ async def _send_json(send: Send, status: int, body: bytes, extra: list[tuple[byt
 
 
 async def _send_error(send: Send, status: int, message: str, type_: str, param: str | None = None,
-                      code: str | None = None) -> None:
-    await _send_json(send, status, error_body(message, type_, param, code))
+                      code: str | None = None, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    await _send_json(send, status, error_body(message, type_, param, code), extra)
 
 
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
@@ -88,10 +89,44 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+async def _pump(chunks: AsyncIterator[bytes], send: Send) -> None:
+    async for chunk in chunks:
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _relay(chunks: AsyncIterator[bytes], receive: Receive, send: Send) -> None:
+    """Send a stream until it ends or the client leaves; leaving cancels the relay, which stops
+    reading the upstream and records the request as client_disconnected (granian's send does not
+    fail on a closed connection, so the disconnect is watched on receive)."""
+    pump = asyncio.ensure_future(_pump(chunks, send))
+    gone = asyncio.ensure_future(_until_disconnect(receive))
+    try:
+        await asyncio.wait((pump, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not pump.done():
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+    if not pump.cancelled():
+        pump.result()  # the relay's own error, if any, is the caller's to answer
+
+
 class RouterApp:
     def __init__(self, service: RouterService, *, metrics: Callable[[], tuple[bytes, str]] | None = None,
-                 openapi: Callable[[], dict[str, Any]] | None = None) -> None:
+                 openapi: Callable[[], dict[str, Any]] | None = None, body_timeout_s: float = 30.0,
+                 max_headers: int = 100) -> None:
         self.service = service
+        # a client that sends its body slower than this is cut: the HTTP server bounds the head,
+        # the app bounds the body (granian has no body deadline of its own)
+        self.body_timeout_s = body_timeout_s
+        self.max_headers = max_headers
         self._metrics = metrics
         self._openapi = openapi
         self._openapi_cache: bytes | None = None
@@ -130,10 +165,14 @@ class RouterApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
         method = scope["method"]
+        if len(scope["headers"]) > self.max_headers:
+            await _send_error(send, 431, f"More than {self.max_headers} request headers.", "invalid_request_error",
+                              None, "too_many_headers", [(b"connection", b"close")])
+            return
         if path in ("/v1/chat/completions", "/chat/completions"):
             if method != "POST":
                 await _send_error(send, 405, f"Method {method} not allowed on {path}; use POST.",
-                                  "invalid_request_error", None, "method_not_allowed")
+                                  "invalid_request_error", None, "method_not_allowed", [(b"allow", b"POST")])
                 return
             await self._chat(scope, receive, send)
             return
@@ -143,7 +182,7 @@ class RouterApp:
             return
         if method not in ("GET", "HEAD"):
             await _send_error(send, 405, f"Method {method} not allowed on {path}; use GET.",
-                              "invalid_request_error", None, "method_not_allowed")
+                              "invalid_request_error", None, "method_not_allowed", [(b"allow", b"GET, HEAD")])
             return
         await handler(send)
 
@@ -151,12 +190,22 @@ class RouterApp:
         started = time.perf_counter()
         svc = self.service
         try:
-            raw = await _read_body(scope, receive, svc.routing.max_body_bytes)
+            async with asyncio.timeout(self.body_timeout_s):
+                raw = await _read_body(scope, receive, svc.routing.max_body_bytes)
+        except TimeoutError:
+            await _send_error(send, 408, f"The request body did not arrive within {self.body_timeout_s:g} s.",
+                              "invalid_request_error", None, "request_timeout", [(b"connection", b"close")])
+            return
         except _TooLarge:
             await _send_error(send, 413, f"Request body exceeds the limit of {svc.routing.max_body_bytes} bytes.",
                               "invalid_request_error", None, "request_too_large")
             return
         except ConnectionResetError:
+            # the body never arrived whole: the client left, or its chunked framing was malformed
+            # (granian reports both as a disconnect); a refusal sent to a client that left is lost
+            with contextlib.suppress(Exception):
+                await _send_error(send, 400, "The request body is incomplete or malformed.", "invalid_request_error",
+                                  None, "bad_request", [(b"connection", b"close")])
             return
         try:
             body = orjson.loads(raw)
@@ -170,9 +219,7 @@ class RouterApp:
             if body.get("stream"):
                 out = await svc.stream(body, decision)
                 await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + out.headers})
-                async for chunk in out.chunks:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b""})
+                await _relay(out.chunks, receive, send)
                 return
             res = await svc.complete(body, decision)
             await _send_json(send, 200, res.body, res.headers)

@@ -1,7 +1,9 @@
-"""`wilton-router`: thin CLI → settings → RouterService → HTTP server (uvicorn or our own).
+"""`wilton-router`: thin CLI → settings → RouterService → ASGI app → HTTP server.
 
-`--server` (or $WILTON_ROUTER_SERVER) picks the HTTP server: `fast` (router/server.py, one
-socket write per response) or `uvicorn`; both run the same ASGI app.
+`--server` (or $WILTON_ROUTER_SERVER) picks the HTTP server: `fast` (router/server.py, our own,
+the default: docs/benchmarks.md "HTTP server decision" says why) or `granian` (a well-kept Rust
+server, router/granian_server.py). Both enforce the same server limits from the settings
+(docs/reliability.md "Server limits") and pass the same hostile-client suite.
 
 Exit codes: 0 clean stop, 2 bad config/settings, 3 store unreachable.
 """
@@ -9,11 +11,9 @@ Exit codes: 0 clean stop, 2 bad config/settings, 3 store unreachable.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from wilton_core.errors import ConfigError, StoreError
@@ -22,7 +22,7 @@ __all__ = ["build_app", "main"]
 
 log = logging.getLogger("wilton.router")
 
-SERVERS = ("fast", "uvicorn")
+SERVERS = ("fast", "granian")
 DEFAULT_SERVER = "fast"
 
 
@@ -37,7 +37,20 @@ def _parser(prog: str = "wilton-router") -> argparse.ArgumentParser:
     p.add_argument("--server", choices=SERVERS, default=None,
                    help=f"HTTP server (default {DEFAULT_SERVER}, $WILTON_ROUTER_SERVER)")
     p.add_argument("--workers", type=int, default=None,
-                   help="router processes sharing the port (default 1, $WILTON_ROUTER_WORKERS; fast server only)")
+                   help="router processes sharing the port (default 1, $WILTON_ROUTER_WORKERS)")
+    p.add_argument("--header-timeout", type=float, default=None, metavar="S",
+                   help="seconds to receive a request's line and headers (default 10, $WILTON_ROUTER_HEADER_TIMEOUT_S)")
+    p.add_argument("--body-timeout", type=float, default=None, metavar="S",
+                   help="seconds to receive a request's body (default 30, $WILTON_ROUTER_BODY_TIMEOUT_S)")
+    p.add_argument("--keep-alive", type=float, default=None, metavar="S",
+                   help="an idle connection is closed after (default 5, $WILTON_ROUTER_KEEP_ALIVE_S; "
+                        "granian: the header timeout)")
+    p.add_argument("--max-header-bytes", type=int, default=None, metavar="N",
+                   help="request line + headers, above it 431 (default 16384, $WILTON_ROUTER_MAX_HEADER_BYTES)")
+    p.add_argument("--max-headers", type=int, default=None, metavar="N",
+                   help="request header count, above it 431 (default 100, $WILTON_ROUTER_MAX_HEADERS)")
+    p.add_argument("--max-connections", type=int, default=None, metavar="N",
+                   help="open connections per worker (default 1000, $WILTON_ROUTER_MAX_CONNECTIONS)")
     p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # set for --workers' children
     p.add_argument("--validate-and-exit", action="store_true", help="check settings, config and store, then exit")
     return p
@@ -84,7 +97,8 @@ def build_app(settings: Any, *, store: Any = None, providers: Any = None) -> tup
     def metrics() -> tuple[bytes, str]:
         return generate_latest(registry), CONTENT_TYPE_LATEST
 
-    app = RouterApp(service, metrics=metrics, openapi=openapi_schema)
+    app = RouterApp(service, metrics=metrics, openapi=openapi_schema, body_timeout_s=settings.router_body_timeout_s,
+                    max_headers=settings.router_max_headers)
     return app, service, ledger
 
 
@@ -94,39 +108,8 @@ def quiet_client_loggers() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _graceful_server_class() -> Any:
-    import signal
-
-    import uvicorn
-
-    class _GracefulServer(uvicorn.Server):
-        """uvicorn re-raises SIGTERM after its shutdown, killing the process with -15; we return 0.
-
-        Shutdown itself (drain connections, lifespan shutdown → ledger flush) is uvicorn's own.
-        """
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            sigs = (signal.SIGINT, signal.SIGTERM)
-            previous = {s: signal.signal(s, self.handle_exit) for s in sigs}
-            try:
-                yield
-            finally:
-                for s, handler in previous.items():
-                    signal.signal(s, handler)
-
-    return _GracefulServer
-
-
-def make_server(config: Any) -> Any:
-    """A uvicorn server that stops cleanly on SIGTERM/SIGINT (see `_graceful_server_class`)."""
-    return _graceful_server_class()(config)
-
-
 def _event_loop() -> str:
-    # uvloop and httptools come with uvicorn[standard]; uvloop halves the loop's own cost per
-    # request. proxy_headers stays off: X-Forwarded-For must not be trusted by default, and the
-    # middleware costs a wrapper call per request.
+    # uvloop and httptools come with uvicorn[standard]; uvloop halves the loop's own cost per request
     try:
         import uvloop  # noqa: F401
     except ImportError:
@@ -141,7 +124,11 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "wilton-router") -> i
     try:
         settings = load_settings(config=args.config, host=args.host, router_port=args.port,
                                  store_url=args.store_url, replica_id=args.replica_id,
-                                 log_level=args.log_level, router_workers=args.workers)
+                                 log_level=args.log_level, router_workers=args.workers,
+                                 router_server=args.server, router_header_timeout_s=args.header_timeout,
+                                 router_body_timeout_s=args.body_timeout, router_keep_alive_s=args.keep_alive,
+                                 router_max_header_bytes=args.max_header_bytes, router_max_headers=args.max_headers,
+                                 router_max_connections=args.max_connections)
         level = getattr(logging, settings.log_level.upper(), logging.INFO)
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         quiet_client_loggers()
@@ -164,37 +151,26 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "wilton-router") -> i
         store.close()
         return 0
 
-    server_kind = args.server or os.environ.get("WILTON_ROUTER_SERVER") or DEFAULT_SERVER
-    if server_kind not in SERVERS:
-        print(f"wilton-router: WILTON_ROUTER_SERVER must be one of {', '.join(SERVERS)}, not {server_kind!r}",
-              file=sys.stderr)
-        store.close()
-        return 2
+    server_kind = settings.router_server
+    if server_kind == "granian":
+        store.close()  # each granian worker opens its own
+        return _run_granian(settings)
     if settings.router_workers > 1:
         store.close()  # each worker opens its own
         return _run_workers(settings, server_kind, argv)
     app, _service, _ledger = build_app(settings, store=store)
-    if server_kind == "fast":
-        return _run_fast(app, settings, config, store, reuse_port=args.reuse_port)
-    import uvicorn
+    return _run_fast(app, settings, config, store, reuse_port=args.reuse_port)
 
-    uv_config = uvicorn.Config(app, host=settings.host, port=settings.router_port, log_level=settings.log_level,
-                               access_log=False, lifespan="on", http="httptools", loop=_event_loop(),
-                               proxy_headers=False, server_header=False, timeout_graceful_shutdown=10)
-    server = make_server(uv_config)
-    try:
-        server.run()  # lifespan shutdown stops the service, which flushes the ledger
-    finally:
-        store.close()
-    return 0 if server.started else 1
+
+def _run_granian(settings: Any) -> int:
+    from wilton_core.router.granian_server import run
+
+    return run(settings)
 
 
 def _run_workers(settings: Any, server_kind: str, argv: Sequence[str] | None) -> int:
     from wilton_core.router.workers import Supervisor, worker_argv
 
-    if server_kind != "fast":
-        print("wilton-router: --workers needs the fast server (--server fast)", file=sys.stderr)
-        return 2
     if settings.router_port == 0:
         print("wilton-router: --workers needs a fixed --port (port 0 would give each worker its own)",
               file=sys.stderr)
@@ -206,10 +182,10 @@ def _run_workers(settings: Any, server_kind: str, argv: Sequence[str] | None) ->
 
 
 def _run_fast(app: Any, settings: Any, config: Any, store: Any, *, reuse_port: bool = False) -> int:
-    from wilton_core.router.server import serve
+    from wilton_core.router.server import limits_from, serve
 
     try:
-        started = serve(app, host=settings.host, port=settings.router_port,
+        started = serve(app, host=settings.host, port=settings.router_port, limits=limits_from(settings),
                         max_body_bytes=config.routing.max_body_bytes, use_uvloop=_event_loop() == "uvloop",
                         reuse_port=reuse_port)
     except (OSError, RuntimeError) as e:  # bind failure, or the service refused to start

@@ -14,7 +14,16 @@ changes. What it does:
   transport pauses writing;
 - a client that disconnects mid-stream cancels the request task, which closes the upstream
   stream; the app's relay records it as stream_error/client_disconnected;
-- malformed HTTP gets 400 and the connection is closed;
+- malformed HTTP gets 400 and the connection is closed; so do the request-smuggling shapes
+  (Content-Length with Transfer-Encoding, two Content-Lengths, bad chunk sizes: llhttp's strict
+  mode refuses them), so one connection never yields two readings of one request;
+- limits (`Limits`, from the settings): the request line and headers must arrive within
+  `header_timeout_s` and fit `max_header_bytes` and `max_headers` (else 408 / 431, then close);
+  the body must arrive within `body_timeout_s` (408); an idle connection is closed after
+  `keep_alive_s`; beyond `max_connections` open connections a new one gets 503 and is closed at
+  once, so a flood costs the server a write, not a slot;
+- a request that asks to upgrade (no upgrades here) is answered over HTTP/1.1 with
+  `connection: close`: anything pipelined behind it is refused explicitly, never left unanswered;
 - `serve()` stops on SIGTERM/SIGINT: stop accepting, close idle connections, let in-flight
   requests finish (bounded), run the app's lifespan shutdown (RouterService.stop flushes the
   ledger), return.
@@ -30,12 +39,14 @@ import socket
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from email.utils import formatdate
+from http import HTTPStatus
 from typing import Any, cast
 
 from wilton_core.router.wire import error_body
 
-__all__ = ["FastServer", "serve"]
+__all__ = ["FastServer", "Limits", "limits_from", "serve"]
 
 log = logging.getLogger("wilton.router.server")
 
@@ -43,13 +54,6 @@ Message = MutableMapping[str, Any]
 ASGIApp = Callable[[MutableMapping[str, Any], Callable[[], Awaitable[Message]],
                     Callable[[Message], Awaitable[None]]], Awaitable[None]]
 
-_REASONS = {
-    100: b"Continue", 200: b"OK", 204: b"No Content", 400: b"Bad Request", 401: b"Unauthorized",
-    403: b"Forbidden", 404: b"Not Found", 405: b"Method Not Allowed", 408: b"Request Timeout",
-    409: b"Conflict", 413: b"Content Too Large", 422: b"Unprocessable Content", 429: b"Too Many Requests",
-    500: b"Internal Server Error", 502: b"Bad Gateway", 503: b"Service Unavailable",
-    504: b"Gateway Timeout",
-}
 _STATUS_LINES: dict[int, bytes] = {}
 # a pipelining client may queue this many parsed requests before we stop reading its socket
 _MAX_PIPELINE = 16
@@ -57,10 +61,32 @@ _MAX_PIPELINE = 16
 _FLUSH_BYTES = 64 * 1024
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one connection may cost the server (docs/reliability.md, "Server limits")."""
+
+    max_header_bytes: int = 16384
+    max_headers: int = 100
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    keep_alive_s: float = 5.0
+    max_connections: int = 1000
+
+
+def limits_from(settings: Any) -> Limits:
+    return Limits(max_header_bytes=settings.router_max_header_bytes, max_headers=settings.router_max_headers,
+                  header_timeout_s=settings.router_header_timeout_s, body_timeout_s=settings.router_body_timeout_s,
+                  keep_alive_s=settings.router_keep_alive_s, max_connections=settings.router_max_connections)
+
+
 def _status_line(status: int) -> bytes:
     line = _STATUS_LINES.get(status)
     if line is None:
-        line = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Status"))
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Status"
+        line = b"HTTP/1.1 %d %s\r\n" % (status, phrase.encode("ascii"))
         _STATUS_LINES[status] = line
     return line
 
@@ -100,10 +126,10 @@ class _Request:
 class _State:
     """What the server shares with its connections: config, the live set, the shutdown flag."""
 
-    def __init__(self, app: ASGIApp, max_body: int, keep_alive_s: float, server_addr: tuple[str, int]) -> None:
+    def __init__(self, app: ASGIApp, max_body: int, limits: Limits, server_addr: tuple[str, int]) -> None:
         self.app = app
         self.max_body = max_body
-        self.keep_alive_s = keep_alive_s
+        self.limits = limits
         self.server_addr = server_addr
         self.connections: set[HttpProtocol] = set()
         self.tasks: set[asyncio.Task[None]] = set()
@@ -117,6 +143,7 @@ class HttpProtocol(asyncio.Protocol):
 
         self.state = state
         self.loop = asyncio.get_running_loop()
+        self._new_parser = httptools.HttpRequestParser
         self.parser = httptools.HttpRequestParser(self)
         self._parse_error: type[Exception] = httptools.HttpParserError
         self._upgrade_error: type[Exception] = httptools.HttpParserUpgrade
@@ -133,7 +160,11 @@ class HttpProtocol(asyncio.Protocol):
         self.write_paused = False
         self.drain: asyncio.Future[None] | None = None
         self.disconnected = asyncio.Event()
-        self.idle: asyncio.TimerHandle | None = None
+        self.idle: asyncio.TimerHandle | None = None  # the one timer: idle, head or body deadline
+        self.in_head = True  # bytes now received belong to a request line or headers
+        self.head_bytes = 0
+        self.header_count = 0
+        self.head_len = 0
         self.reading_paused = False
         self.out: list[bytes] = []  # streamed chunks waiting for the end of the loop iteration
         self.out_size = 0
@@ -145,6 +176,13 @@ class HttpProtocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not asyncio subclasses
         peer = transport.get_extra_info("peername")
         self.client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) and len(peer) >= 2 else None
+        if len(self.state.connections) >= self.state.limits.max_connections:
+            # full: refuse at once rather than hold a socket the server will not serve soon
+            self.rejected = True
+            self._write_raw(503, error_body("The router has too many open connections; retry shortly.",
+                                            "service_unavailable", None, "too_many_connections"))
+            self._close()
+            return
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -199,35 +237,73 @@ class HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.rejected:
             return
-        try:
-            self.parser.feed_data(data)
-        except self._upgrade_error:
-            # no upgrades here: answer what was asked over plain HTTP/1.1, then close
-            if self.req is not None:
-                self.req.keep_alive = False
-        except self._parse_error as e:
-            self._reject(400, f"Malformed HTTP request: {e}.", "bad_request")
+        if self.in_head:
+            self.head_bytes += len(data)
+        while True:
+            try:
+                self.parser.feed_data(data)
+            except self._upgrade_error as e:
+                if self.req is not None:  # a request still arriving asked to switch: answer it, then close
+                    self.req.keep_alive = False
+                    self.on_message_complete(force=True)
+                    self.rejected = True
+                    return
+                # No upgrades here: the request was answered over plain HTTP/1.1, so the bytes
+                # after it are the client's next request: read them with a fresh parser.
+                offset = e.args[0] if e.args and isinstance(e.args[0], int) else len(data)
+                self.parser = self._new_parser(self)
+                data = data[offset:]
+                if data and not self.rejected:
+                    continue
+                return
+            except self._parse_error as e:
+                if not self.rejected:
+                    self._reject(400, f"Malformed HTTP request: {e}.", "bad_request")
+                return
+            break
+        if self.in_head and self.head_bytes > self.state.limits.max_header_bytes and not self.rejected:
+            self._reject(431, f"Request line and headers exceed {self.state.limits.max_header_bytes} bytes.",
+                         "headers_too_large")
 
     # ---- parser callbacks ---------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
         self.req = _Request()
         self.body_size = 0
-        if self.idle is not None:
-            self.idle.cancel()
-            self.idle = None
+        self.header_count = 0
+        self.head_len = 0
+        # from its first byte, the head has `header_timeout_s` to arrive whole
+        self._arm(self.state.limits.header_timeout_s, self._slow_request)
 
     def on_url(self, url: bytes) -> None:
-        assert self.req is not None
-        self.req.url += url
+        if self.req is not None:
+            self.req.url += url
+            self._count_head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        assert self.req is not None
+        if self.req is None:
+            return
+        self.header_count += 1
+        if self.header_count > self.state.limits.max_headers:
+            self._reject(431, f"More than {self.state.limits.max_headers} request headers.", "too_many_headers")
+            return
         self.req.headers.append((name.lower(), value))
+        self._count_head(len(name) + len(value) + 4)
+
+    def _count_head(self, n: int) -> None:
+        # a whole head that arrived in one read is measured here; one still arriving, in data_received
+        self.head_len += n
+        if self.head_len > self.state.limits.max_header_bytes:
+            self._reject(431, f"Request line and headers exceed {self.state.limits.max_header_bytes} bytes.",
+                         "headers_too_large")
 
     def on_headers_complete(self) -> None:
         req = self.req
-        assert req is not None
+        if req is None:
+            return
+        self.in_head = False
+        self.head_bytes = 0
+        self._arm(self.state.limits.body_timeout_s, self._slow_request)
         p = self.parser
         req.method = p.get_method().decode("ascii", "replace")
         req.version = p.get_http_version()
@@ -264,11 +340,15 @@ class HttpProtocol(asyncio.Protocol):
             return
         req.chunks.append(body)
 
-    def on_message_complete(self) -> None:
+    def on_message_complete(self, force: bool = False) -> None:
         req = self.req
-        if req is None or self.rejected:
+        if req is None or (self.rejected and not force):
             return
         self.req = None
+        self.in_head = True
+        if self.idle is not None:  # the request is whole: the app's time is not the client's
+            self.idle.cancel()
+            self.idle = None
         chunks = req.chunks
         req.body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         req.chunks = []
@@ -289,7 +369,7 @@ class HttpProtocol(asyncio.Protocol):
                 self.transport.resume_reading()
             if self.state.closing:
                 self._close()
-            else:
+            elif self.req is None:  # (a request still arriving keeps its own deadline)
                 self._arm_idle()
             return
         req = self.queue.popleft()
@@ -333,15 +413,27 @@ class HttpProtocol(asyncio.Protocol):
 
     # ---- helpers ------------------------------------------------------------------------------
 
-    def _arm_idle(self) -> None:
+    def _arm(self, delay: float, callback: Callable[[], None]) -> None:
         if self.idle is not None:
             self.idle.cancel()
-        self.idle = self.loop.call_later(self.state.keep_alive_s, self._idle_timeout)
+        self.idle = self.loop.call_later(delay, callback)
+
+    def _arm_idle(self) -> None:
+        self._arm(self.state.limits.keep_alive_s, self._idle_timeout)
 
     def _idle_timeout(self) -> None:
         self.idle = None
         if self.task is None and not self.queue and self.req is None:
             self._close()
+
+    def _slow_request(self) -> None:
+        """A request's head or body did not arrive in time: 408 (after any answers owed), close."""
+        self.idle = None
+        if self.req is None or self.rejected or self.closed:
+            return
+        part = "body" if not self.in_head else "line and headers"
+        limit = self.state.limits.body_timeout_s if not self.in_head else self.state.limits.header_timeout_s
+        self._reject(408, f"The request {part} did not arrive within {limit:g} s.", "request_timeout")
 
     def close_if_idle(self) -> None:
         if self.task is None and not self.queue:
@@ -498,8 +590,8 @@ class _Cycle:
                 parts.append(b"transfer-encoding: chunked\r\n")
             else:
                 self.keep_alive = False
-        if self.conn.state.closing:
-            self.keep_alive = False  # shutting down: this answer is the connection's last
+        if self.conn.state.closing or not self.req.keep_alive:
+            self.keep_alive = False  # shutting down (or told to close): this answer is the connection's last
         if not self.keep_alive:
             parts.append(b"connection: close\r\n")
         parts.append(b"\r\n")
@@ -564,14 +656,14 @@ class FastServer:
     """
 
     def __init__(self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 8080, max_body_bytes: int = 4 << 20,
-                 keep_alive_s: float = 5.0, graceful_timeout_s: float = 10.0, backlog: int = 2048,
+                 limits: Limits = Limits(), graceful_timeout_s: float = 10.0, backlog: int = 2048,
                  lifespan: bool = True, reuse_port: bool = False) -> None:
         self.app = app
         self.reuse_port = reuse_port  # several worker processes on one port (router/workers.py)
         self.host = host
         self.port = port
         self.max_body_bytes = max_body_bytes
-        self.keep_alive_s = keep_alive_s
+        self.limits = limits
         self.graceful_timeout_s = graceful_timeout_s
         self.backlog = backlog
         self.lifespan = _Lifespan(app) if lifespan else None
@@ -583,7 +675,7 @@ class FastServer:
     async def start(self) -> None:
         if self.lifespan is not None:
             await self.lifespan.startup()
-        state = _State(self.app, self.max_body_bytes, self.keep_alive_s, (self.host, self.port))
+        state = _State(self.app, self.max_body_bytes, self.limits, (self.host, self.port))
         self._state = state
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: HttpProtocol(state), self.host, self.port,
@@ -644,10 +736,11 @@ class FastServer:
         self._exit.set()
 
 
-def serve(app: ASGIApp, *, host: str, port: int, max_body_bytes: int, use_uvloop: bool = True,
-          reuse_port: bool = False) -> bool:
+def serve(app: ASGIApp, *, host: str, port: int, max_body_bytes: int, limits: Limits = Limits(),
+          use_uvloop: bool = True, reuse_port: bool = False) -> bool:
     """Run the fast server in this thread until a signal; True when it started."""
-    server = FastServer(app, host=host, port=port, max_body_bytes=max_body_bytes, reuse_port=reuse_port)
+    server = FastServer(app, host=host, port=port, max_body_bytes=max_body_bytes, limits=limits,
+                        reuse_port=reuse_port)
     if use_uvloop:
         try:
             import uvloop
