@@ -20,9 +20,8 @@ installed, else a small asyncio + httptools generator in this process (`--loadge
     python bench/gateway_overhead.py                           # c=1,16,64, 3 rounds x 5 s, no streaming
     python bench/gateway_overhead.py --stream --litellm-bin /tmp/litellm-venv/bin/litellm
     python bench/gateway_overhead.py --seconds 1 --rounds 1 --concurrency 1 --no-litellm   # smoke
-    # the HTTP server decision (docs/benchmarks.md): our server, granian, and an older checkout
-    python bench/gateway_overhead.py --stream --no-litellm --variant router_granian:WILTON_ROUTER_SERVER=granian \
-        --variant before:WILTON_ROUTER_SERVER=fast,PYTHONPATH=/tmp/old-checkout
+    # the router as it is against an older checkout of it (a variant's env reaches its process)
+    python bench/gateway_overhead.py --stream --no-litellm --variant before:PYTHONPATH=/tmp/old-checkout
 
 Results: a table on stdout and JSON in bench/results/ (or --json PATH).
 """

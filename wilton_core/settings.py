@@ -31,7 +31,6 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     router_port: int = Field(default=8080, ge=0, le=65535)
     router_workers: int = Field(default=1, ge=1, le=64, description="router processes sharing the port")
-    router_server: str = Field(default="fast", pattern="^(fast|granian)$", description="the router's HTTP server")
     # the router's limits against hostile or broken clients, per worker (docs/reliability.md,
     # "Server limits")
     router_max_header_bytes: int = Field(default=16384, ge=8192, le=1 << 20,
@@ -42,9 +41,9 @@ class Settings(BaseSettings):
     router_body_timeout_s: float = Field(default=30.0, gt=0, le=600,
                                          description="time to receive a request's whole body; then 408")
     router_keep_alive_s: float = Field(default=5.0, gt=0, le=600, description=(
-        "an idle connection is closed after (granian: the header timeout)"))
+        "an idle connection is closed after"))
     router_max_connections: int = Field(default=1000, ge=1, le=100_000, description=(
-        "open connections per worker; more are refused with 503 (granian: wait in the backlog)"))
+        "open connections per worker; more are refused with 503"))
     exporter_port: int = Field(default=8000, ge=0, le=65535)
     coherence_port: int = Field(default=8001, ge=0, le=65535)
     router_url: str | None = None

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import orjson
 import pytest
 
-from wilton_core.router.cli import SERVERS
 from wilton_core.testing.fake_upstream import FakeUpstream
 from wilton_core.testing.procs import ManagedProcess, free_port
 
@@ -70,17 +69,15 @@ def fake() -> Iterator[FakeUpstream]:
         yield f
 
 
-@pytest.fixture(scope="module", params=SERVERS)
-def router(request: pytest.FixtureRequest, fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[Router]:
-    kind = str(request.param)
+@pytest.fixture(scope="module")
+def router(fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
+    kind = "fast"
     tmp = tmp_path_factory.mktemp(f"hostile-{kind}")
     cfg = tmp / "wilton.toml"
     cfg.write_text(CONFIG.format(fake=fake.url))
     port = free_port()
     env = {
         "WILTON_STORE_URL": f"sqlite:///{tmp / 'wilton.db'}", "WILTON_LOG_LEVEL": "warning",
-        "WILTON_ROUTER_SERVER": kind,
         "WILTON_ROUTER_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
         "WILTON_ROUTER_KEEP_ALIVE_S": str(KEEP_ALIVE_S),
         "WILTON_ROUTER_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
@@ -189,7 +186,6 @@ def test_partial_body_is_cut_by_the_body_timeout(router: Router) -> None:
 
 
 def test_idle_keep_alive_connection_is_closed(router: Router) -> None:
-    # (granian: the header timeout also bounds the wait for the next request)
     with router.connect() as s:
         s.sendall(post(CHAT))
         got = outcome(s)
@@ -364,8 +360,6 @@ def test_status_lines_use_the_standard_reason_phrases(router: Router) -> None:
 
 
 def test_fast_server_refuses_connections_over_the_cap_at_once(router: Router) -> None:
-    if router.kind != "fast":
-        pytest.skip("granian leaves connections over the cap in the listen backlog (asserted above)")
     held = [router.connect() for _ in range(MAX_CONNECTIONS)]
     try:
         time.sleep(0.1)  # all accepted (the held ones are cut after 1 s idle)

@@ -1,4 +1,4 @@
-"""The router as served, once per HTTP server (`--server fast|granian`), on a real socket.
+"""The router as served by its HTTP server, on a real socket.
 
 One `wilton-router` process per server with the fake upstream in this process; clients are raw
 sockets (to control the bytes: keep-alive, pipelining, chunked bodies, malformed input,
@@ -23,7 +23,6 @@ import openai
 import orjson
 import pytest
 
-from wilton_core.router.cli import SERVERS
 from wilton_core.testing.fake_upstream import FakeUpstream
 from wilton_core.testing.procs import ManagedProcess, free_port
 
@@ -90,10 +89,9 @@ def _start(tmp: Path, fake: FakeUpstream, *extra: str, flush_s: str = "0.05") ->
     return Router(port, db, proc)
 
 
-@pytest.fixture(scope="module", params=SERVERS)
-def router(request: pytest.FixtureRequest, fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[Router]:
-    r = _start(tmp_path_factory.mktemp(f"served-{request.param}"), fake, "--server", str(request.param))
+@pytest.fixture(scope="module")
+def router(fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
+    r = _start(tmp_path_factory.mktemp("served"), fake)
     try:
         yield r
     finally:
@@ -340,11 +338,10 @@ async def test_slow_reader_still_gets_the_whole_stream(router: Router, fake: Fak
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("server", SERVERS)
-def test_sigterm_with_requests_in_flight(tmp_path: Path, fake: FakeUpstream, server: str) -> None:
+def test_sigterm_with_requests_in_flight(tmp_path: Path, fake: FakeUpstream) -> None:
     fake.script("m1", latency_ms=400)
     # the flush interval (5 s) is longer than the test: the rows are there because the stop flushed
-    router = _start(tmp_path, fake, "--server", server, flush_s="5")
+    router = _start(tmp_path, fake, flush_s="5")
     n = 12
 
     async def run() -> list[httpx.Response]:

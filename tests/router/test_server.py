@@ -3,7 +3,7 @@
 In-process tests run RouterApp + RouterService behind FastServer on port 0, with the fake
 upstream in its thread; clients are raw sockets (to control the bytes: pipelining, chunked
 bodies, malformed input, disconnects) and the openai SDK. The SIGTERM test runs a real
-`wilton-router --server fast` process.
+`wilton-router` process.
 """
 
 from __future__ import annotations
@@ -310,7 +310,7 @@ def test_sigterm_with_requests_in_flight(tmp_path: Path, fake: FakeUpstream) -> 
     port = free_port()
     db = tmp_path / "ledger.db"
     proc = ManagedProcess([sys.executable, "-m", "wilton_core.router.cli", "--config", str(cfg), "--port", str(port),
-                           "--server", "fast"], env={"WILTON_STORE_URL": f"sqlite:///{db}",
+                           ], env={"WILTON_STORE_URL": f"sqlite:///{db}",
                                                      "WILTON_LEDGER_FLUSH_S": "5"},
                           log=tmp_path / "router.log")
     proc.start(f"http://127.0.0.1:{port}/readyz", timeout=60)

@@ -102,8 +102,8 @@ async def _until_disconnect(receive: Receive) -> None:
 
 async def _relay(chunks: AsyncIterator[bytes], receive: Receive, send: Send) -> None:
     """Send a stream until it ends or the client leaves; leaving cancels the relay, which stops
-    reading the upstream and records the request as client_disconnected (granian's send does not
-    fail on a closed connection, so the disconnect is watched on receive)."""
+    reading the upstream and records the request as client_disconnected (the disconnect is watched
+    on receive: an ASGI server's send need not fail on a closed connection)."""
     pump = asyncio.ensure_future(_pump(chunks, send))
     gone = asyncio.ensure_future(_until_disconnect(receive))
     try:
@@ -124,7 +124,7 @@ class RouterApp:
                  max_headers: int = 100) -> None:
         self.service = service
         # a client that sends its body slower than this is cut: the HTTP server bounds the head,
-        # the app bounds the body (granian has no body deadline of its own)
+        # the app bounds the body (whatever server runs it)
         self.body_timeout_s = body_timeout_s
         self.max_headers = max_headers
         self._metrics = metrics
@@ -202,7 +202,7 @@ class RouterApp:
             return
         except ConnectionResetError:
             # the body never arrived whole: the client left, or its chunked framing was malformed
-            # (granian reports both as a disconnect); a refusal sent to a client that left is lost
+            # (ASGI reports both as a disconnect); a refusal sent to a client that left is lost
             with contextlib.suppress(Exception):
                 await _send_error(send, 400, "The request body is incomplete or malformed.", "invalid_request_error",
                                   None, "bad_request", [(b"connection", b"close")])

@@ -1,9 +1,9 @@
 """`wilton-router`: thin CLI → settings → RouterService → ASGI app → HTTP server.
 
-`--server` (or $WILTON_ROUTER_SERVER) picks the HTTP server: `fast` (router/server.py, our own,
-the default: docs/benchmarks.md "HTTP server decision" says why) or `granian` (a well-kept Rust
-server, router/granian_server.py). Both enforce the same server limits from the settings
-(docs/reliability.md "Server limits") and pass the same hostile-client suite.
+The HTTP server is our own (router/server.py): measured against uvicorn and granian it is the
+fastest at the load a router sees and passes the hostile-client suite (docs/benchmarks.md, "HTTP
+server decision"); it enforces the server limits from the settings (docs/reliability.md "Server
+limits").
 
 Exit codes: 0 clean stop, 2 bad config/settings, 3 store unreachable.
 """
@@ -22,8 +22,6 @@ __all__ = ["build_app", "main"]
 
 log = logging.getLogger("wilton.router")
 
-SERVERS = ("fast", "granian")
-DEFAULT_SERVER = "fast"
 
 
 def _parser(prog: str = "wilton-router") -> argparse.ArgumentParser:
@@ -34,8 +32,6 @@ def _parser(prog: str = "wilton-router") -> argparse.ArgumentParser:
     p.add_argument("--store-url", help="sqlite:///path or postgresql://... ($WILTON_STORE_URL)")
     p.add_argument("--replica-id", help="name of this replica in the ledger (default: hostname)")
     p.add_argument("--log-level", default=None)
-    p.add_argument("--server", choices=SERVERS, default=None,
-                   help=f"HTTP server (default {DEFAULT_SERVER}, $WILTON_ROUTER_SERVER)")
     p.add_argument("--workers", type=int, default=None,
                    help="router processes sharing the port (default 1, $WILTON_ROUTER_WORKERS)")
     p.add_argument("--header-timeout", type=float, default=None, metavar="S",
@@ -43,8 +39,7 @@ def _parser(prog: str = "wilton-router") -> argparse.ArgumentParser:
     p.add_argument("--body-timeout", type=float, default=None, metavar="S",
                    help="seconds to receive a request's body (default 30, $WILTON_ROUTER_BODY_TIMEOUT_S)")
     p.add_argument("--keep-alive", type=float, default=None, metavar="S",
-                   help="an idle connection is closed after (default 5, $WILTON_ROUTER_KEEP_ALIVE_S; "
-                        "granian: the header timeout)")
+                   help="an idle connection is closed after (default 5, $WILTON_ROUTER_KEEP_ALIVE_S)")
     p.add_argument("--max-header-bytes", type=int, default=None, metavar="N",
                    help="request line + headers, above it 431 (default 16384, $WILTON_ROUTER_MAX_HEADER_BYTES)")
     p.add_argument("--max-headers", type=int, default=None, metavar="N",
@@ -125,7 +120,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "wilton-router") -> i
         settings = load_settings(config=args.config, host=args.host, router_port=args.port,
                                  store_url=args.store_url, replica_id=args.replica_id,
                                  log_level=args.log_level, router_workers=args.workers,
-                                 router_server=args.server, router_header_timeout_s=args.header_timeout,
+                                 router_header_timeout_s=args.header_timeout,
                                  router_body_timeout_s=args.body_timeout, router_keep_alive_s=args.keep_alive,
                                  router_max_header_bytes=args.max_header_bytes, router_max_headers=args.max_headers,
                                  router_max_connections=args.max_connections)
@@ -151,24 +146,14 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "wilton-router") -> i
         store.close()
         return 0
 
-    server_kind = settings.router_server
-    if server_kind == "granian":
-        store.close()  # each granian worker opens its own
-        return _run_granian(settings)
     if settings.router_workers > 1:
         store.close()  # each worker opens its own
-        return _run_workers(settings, server_kind, argv)
+        return _run_workers(settings, argv)
     app, _service, _ledger = build_app(settings, store=store)
     return _run_fast(app, settings, config, store, reuse_port=args.reuse_port)
 
 
-def _run_granian(settings: Any) -> int:
-    from wilton_core.router.granian_server import run
-
-    return run(settings)
-
-
-def _run_workers(settings: Any, server_kind: str, argv: Sequence[str] | None) -> int:
+def _run_workers(settings: Any, argv: Sequence[str] | None) -> int:
     from wilton_core.router.workers import Supervisor, worker_argv
 
     if settings.router_port == 0:
