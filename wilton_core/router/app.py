@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from wilton_core.access.caller import Caller
+from wilton_core.access.gate import Gate, Refusal
 from wilton_core.errors import NoHealthyModelError, RequestError
 from wilton_core.router.service import RouterService
 from wilton_core.router.wire import error_body, validate_chat_request
@@ -74,8 +76,9 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
 
 class RouterApp:
     def __init__(self, service: RouterService, *, metrics: Callable[[], tuple[bytes, str]] | None = None,
-                 openapi: Callable[[], dict[str, Any]] | None = None) -> None:
+                 openapi: Callable[[], dict[str, Any]] | None = None, gate: Gate | None = None) -> None:
         self.service = service
+        self.gate = gate  # access (issue 14): keys, allow-lists, budgets, limits, local-only
         self._metrics = metrics
         self._openapi = openapi
         self._openapi_cache: bytes | None = None
@@ -101,6 +104,8 @@ class RouterApp:
             if msg["type"] == "lifespan.startup":
                 try:
                     await self.service.start()
+                    if self.gate is not None:
+                        await self.gate.start()
                 except Exception as e:
                     log.error("router failed to start: %s", e)
                     await send({"type": "lifespan.startup.failed", "message": str(e)})
@@ -108,6 +113,8 @@ class RouterApp:
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
                 await self.service.stop()
+                if self.gate is not None:
+                    await self.gate.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -129,6 +136,13 @@ class RouterApp:
             await _send_error(send, 405, f"Method {method} not allowed on {path}; use GET.",
                               "invalid_request_error", None, "method_not_allowed")
             return
+        if handler == self._models and self.gate is not None:  # access (issue 14): what this key may see
+            who = self.gate.identify(scope.get("headers", ()))
+            if isinstance(who, Refusal):
+                await _send_json(send, who.status, who.body(), list(who.headers))
+            else:
+                await _send_json(send, 200, orjson.dumps(self.service.list_models(who)))
+            return
         await handler(send)
 
     async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -148,9 +162,16 @@ class RouterApp:
             await _send_error(send, 400, f"The request body is not valid JSON: {e.msg} at position {e.pos}.",
                               "invalid_request_error", None, "invalid_json")
             return
+        caller: Caller | None = None
+        if self.gate is not None:  # access (issue 14): a refusal is an OpenAI error and a ledger row
+            verdict = await self.gate.check(scope.get("headers", ()), body)
+            if isinstance(verdict, Refusal):
+                await _send_json(send, verdict.status, verdict.body(), list(verdict.headers))
+                return
+            caller = verdict
         try:
             validate_chat_request(body)
-            decision = svc.decide(body, started)
+            decision = svc.decide(body, started, caller)
             if body.get("stream"):
                 out = await svc.stream(body, decision)
                 await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + out.headers})

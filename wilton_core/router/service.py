@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from wilton_core.access.caller import Caller
 from wilton_core.config import ModelConfig, StackConfig
 from wilton_core.core.classify import classify_request
 from wilton_core.core.health import Breaker
@@ -58,6 +59,11 @@ class Decision:
     started: float  # perf_counter at arrival
     decide_s: float
     prompt: str | None = None  # kept only when prompt capture is on
+    # access (issue 14): who asked; non-admin callers see no fallback error detail
+    key_id: str = ""
+    local_only: bool = False
+    admin: bool = True
+    extra_headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 @dataclass(slots=True)
@@ -260,7 +266,8 @@ class RouterService:
             )
         return views
 
-    def decide(self, body: dict[str, Any], started: float) -> Decision:
+    def decide(self, body: dict[str, Any], started: float, caller: Caller | None = None) -> Decision:
+        """`caller` (from the access gate) restricts the choice: its allow-list, and local only."""
         messages = body["messages"]
         requested = body.get("model") or "auto"
         assert self._scorer is not None, "RouterService.start() not called"
@@ -268,6 +275,7 @@ class RouterService:
         # 96 random bits from a PRNG seeded by the OS: uuid4 costs a getrandom syscall per request
         rid = f"chatcmpl-{self._ids.getrandbits(96):024x}"
         prompt = _prompt_text(messages) if self.capture_prompts else None
+        who = _who(caller)
         if requested not in AUTO_MODELS:
             if requested not in self.runtimes:
                 raise UnknownModelError(requested, list(self.runtimes))
@@ -278,8 +286,11 @@ class RouterService:
                     f"The model '{requested}' is not configured: set {names} to use it.",
                     param="model", code="model_not_configured", status=400,
                 )
+            if caller is not None and not caller.permits(requested, rt.cfg.is_local):  # the gate said so too
+                raise RequestError(f"This key may not use the model '{requested}'.", param="model",
+                                   code="model_not_allowed", status=403)
             return Decision(rid, [requested], intent.value, difficulty, started, time.perf_counter() - started,
-                            prompt)
+                            prompt, *who)
         est_in = prompt_chars(messages) // 4 + 8
         max_out = body.get("max_completion_tokens") or body.get("max_tokens") or 256
         req = RequestView(
@@ -297,8 +308,12 @@ class RouterService:
         decision = choose(self._views(time.monotonic()), req, control, self.weights, self._rng.random())
         chain = apply_preferences(decision.chain, self.preferences.get(intent.value, ()), self._is_local)
         only_local = AUTO_MODELS[requested]
+        if caller is not None and caller.local_only:
+            only_local = True  # a local-only request never reaches an API model, not even by fallback
         if only_local is not None:
             chain = [m for m in chain if self.runtimes[m].cfg.is_local is only_local]
+        if caller is not None and caller.models:
+            chain = [m for m in chain if caller.permits(m, self._is_local[m])]
         if not chain:
             capable = self._capable(req, only_local)
             message = no_model_message(req, est_in + int(max_out), only_local, capable)
@@ -306,7 +321,8 @@ class RouterService:
                 # Not an outage: retrying cannot help, and a 5xx would make SDKs retry it.
                 raise RequestError(message, param="messages", code="no_capable_model", status=400)
             raise NoHealthyModelError(message, [])
-        return Decision(rid, chain, intent.value, difficulty, started, time.perf_counter() - started, prompt)
+        return Decision(rid, chain, intent.value, difficulty, started, time.perf_counter() - started, prompt,
+                        *who)
 
     def _capable(self, req: RequestView, only_local: bool | None) -> bool:
         """Could a configured model serve `req` if it were healthy? (503 when yes, 400 when no)"""
@@ -328,11 +344,13 @@ class RouterService:
             (b"x-wilton-model", rt.cfg.id.encode()),
             (b"x-wilton-tier", rt.cfg.tier.encode()),
             (b"x-wilton-local", b"true" if rt.cfg.is_local else b"false"),
-            (b"x-wilton-fallbacks", ",".join(f"{a.model_id}:{a.kind}" for a in attempts).encode() or b"0"),
+            (b"x-wilton-fallbacks", (",".join(f"{a.model_id}:{a.kind}" for a in attempts).encode() or b"0")
+             if d.admin else str(len(attempts)).encode()),
             (b"x-wilton-intent", d.intent.encode()),
             (b"x-wilton-difficulty", f"{d.difficulty:.3f}".encode()),
             (b"x-wilton-overhead-ms", f"{overhead_s * 1000:.3f}".encode()),
             (b"x-request-id", d.request_id.encode()),
+            *d.extra_headers,
         ]
 
     def _record(self, d: Decision, rt: ModelRuntime | None, attempts: list[Attempt], *, status: str,
@@ -358,7 +376,7 @@ class RouterService:
             cost_usd=cfg.cost_usd(usage.prompt_tokens, usage.completion_tokens) if cfg and rt else 0.0,
             status=status, error_class=error_class, fallbacks=len(attempts),
             tried=",".join(a.model_id for a in attempts), stream=stream, replica=self.replica,
-            prompt=d.prompt,
+            prompt=d.prompt, key_id=d.key_id, local_only=d.local_only,
         )
         if hasattr(rec, "attempt_errors"):
             rec.attempt_errors = ",".join(f"{a.model_id}:{a.kind}" for a in attempts)
@@ -450,7 +468,14 @@ class RouterService:
 
     # ---- listing ----------------------------------------------------------------------------
 
-    def list_models(self) -> dict[str, Any]:
+    def list_models(self, caller: Caller | None = None) -> dict[str, Any]:
+        """Every model with its facts; a non-admin caller sees only the ids it may use, no prices."""
+        if caller is not None and not caller.admin:
+            created = int(self.started_at)
+            return {"object": "list", "data": [
+                {"id": mid, "object": "model", "created": created, "owned_by": "wilton"}
+                for mid in ("auto", *self.runtimes)
+                if mid == "auto" or caller.permits(mid, self._is_local[mid])]}
         now = time.monotonic()
         created = int(self.started_at)
         data = [{"id": "auto", "object": "model", "created": created, "owned_by": "wilton",
@@ -491,6 +516,13 @@ class RouterService:
         if self.ledger is not None and hasattr(self.ledger, "stats"):
             info["ledger"] = _jsonable(self.ledger.stats())
         return bool(usable), info
+
+
+def _who(caller: Caller | None) -> tuple[str, bool, bool, tuple[tuple[bytes, bytes], ...]]:
+    """Decision's access fields for a caller (key id, local only, admin, rate-limit headers)."""
+    if caller is None:
+        return "", False, True, ()
+    return caller.key_id, caller.local_only, caller.admin, caller.headers
 
 
 def no_model_message(req: RequestView, tokens: int, only_local: bool | None, capable: bool) -> str:
