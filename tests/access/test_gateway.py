@@ -157,7 +157,7 @@ async def test_tpm_charged_from_usage(make_gateway: Any) -> None:
 async def test_local_only_never_reaches_the_api(make_gateway: Any, fake: Any, how: str) -> None:
     gw = await make_gateway()
     if how == "key":
-        key, secret = KeyRepo(gw.store).create(KeySpec("private", local_only=True))
+        _, secret = KeyRepo(gw.store).create(KeySpec("private", local_only=True))
         await gw.refresh()
         extra: dict[str, str] = {}
     else:
@@ -184,15 +184,16 @@ async def test_local_only_never_reaches_the_api(make_gateway: Any, fake: Any, ho
     fake.script("local-b", status=500)
     r = await gw.chat(secret, model="auto", content=hard, headers=extra)
     assert r.status_code == 503
-    fake.clear()
+    assert _api_requests(fake) == before
+    fake.clear()  # (clears the counts too)
     fake.script("local-a", status=429, retry_after=30)
     fake.script("local-b", status=429, retry_after=30)
     r = await gw.chat(secret, model="auto", headers=extra)
     assert r.status_code == 503
     r = await gw.chat(secret, model="auto", stream=True, headers=extra)
     assert r.status_code == 503
+    assert _api_requests(fake) == 0
     fake.clear()
-    assert _api_requests(fake) == before
     rows = gw.rows()[1:]  # after the admin's request that went to the API
     assert rows and all(x["local_only"] for x in rows) and not any(x["model_id"] == "api-x" and x["is_local"]
                                                                    for x in rows)
