@@ -60,7 +60,9 @@ __all__ = [
 log = logging.getLogger("wilton.access")
 
 AUTO_MODELS = frozenset({"auto", "", "local", "api"})
-REFUSAL_CODES = ("invalid_api_key", "model_not_allowed", "rate_limit_exceeded", "insufficient_quota")
+# the error classes of gate refusals (migration 0011 counts these as `refused`)
+REFUSAL_CODES = ("invalid_api_key", "model_not_allowed", "model_not_local", "invalid_privacy_header",
+                 "rate_limit_exceeded", "insufficient_quota")
 _MAX_HEADER = 512
 
 

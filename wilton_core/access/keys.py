@@ -225,6 +225,7 @@ class KeyUsage:
     requests: int = 0
     refused: int = 0
     tokens: int = 0
+    local_only: int = 0
 
 
 @dataclass(slots=True)
@@ -304,9 +305,9 @@ class KeyRepo:
         starts = {k.id: int(period_start(k.budget_period, t) // 86400) for k in keys}
         since = 0 if totals else min(starts.values())
         rows = self.store.query(
-            "SELECT key_id, day, requests, refused, tokens, cost_usd FROM api_key_usage WHERE day >= ?", (since,))
-        acc: dict[str, list[float]] = {k.id: [0.0, 0.0, 0, 0, 0] for k in keys}
-        for kid, day, req, ref, tok, cost in rows:
+            "SELECT key_id, day, requests, refused, tokens, local_only, cost_usd FROM api_key_usage WHERE day >= ?", (since,))
+        acc: dict[str, list[float]] = {k.id: [0.0, 0.0, 0, 0, 0, 0] for k in keys}
+        for kid, day, req, ref, tok, loc, cost in rows:
             a = acc.get(str(kid))
             if a is None:
                 continue
@@ -316,4 +317,5 @@ class KeyRepo:
             a[2] += int(req)
             a[3] += int(ref)
             a[4] += int(tok)
-        return {kid: KeyUsage(a[0], a[1], int(a[2]), int(a[3]), int(a[4])) for kid, a in acc.items()}
+            a[5] += int(loc)
+        return {kid: KeyUsage(a[0], a[1], int(a[2]), int(a[3]), int(a[4]), int(a[5])) for kid, a in acc.items()}

@@ -25,21 +25,23 @@ CREATE TABLE IF NOT EXISTS api_key_usage (
     requests  BIGINT NOT NULL DEFAULT 0,
     refused   BIGINT NOT NULL DEFAULT 0,
     tokens    BIGINT NOT NULL DEFAULT 0,
+    local_only BIGINT NOT NULL DEFAULT 0,
     cost_usd  DOUBLE PRECISION NOT NULL DEFAULT 0,
     PRIMARY KEY (key_id, day)
 );
 
 CREATE OR REPLACE FUNCTION wilton_api_key_usage() RETURNS trigger AS $$
 BEGIN
-    INSERT INTO api_key_usage (key_id, day, requests, refused, tokens, cost_usd)
+    INSERT INTO api_key_usage (key_id, day, requests, refused, tokens, local_only, cost_usd)
     VALUES (NEW.key_id, CAST(floor(NEW.ts / 86400) AS INTEGER), 1,
-            CASE WHEN NEW.error_class IN ('invalid_api_key', 'model_not_allowed', 'rate_limit_exceeded',
-                                          'insufficient_quota') THEN 1 ELSE 0 END,
-            NEW.tokens_in + NEW.tokens_out, NEW.cost_usd)
+            CASE WHEN NEW.error_class IN ('invalid_api_key', 'model_not_allowed', 'model_not_local',
+                'invalid_privacy_header', 'rate_limit_exceeded', 'insufficient_quota') THEN 1 ELSE 0 END,
+            NEW.tokens_in + NEW.tokens_out, CASE WHEN NEW.local_only <> 0 THEN 1 ELSE 0 END, NEW.cost_usd)
     ON CONFLICT (key_id, day) DO UPDATE SET
         requests = api_key_usage.requests + 1,
         refused = api_key_usage.refused + excluded.refused,
         tokens = api_key_usage.tokens + excluded.tokens,
+        local_only = api_key_usage.local_only + excluded.local_only,
         cost_usd = api_key_usage.cost_usd + excluded.cost_usd;
     RETURN NULL;
 END;
@@ -47,4 +49,4 @@ $$ LANGUAGE plpgsql;
 
 DROP TRIGGER IF EXISTS ledger_api_key_usage ON ledger;
 CREATE TRIGGER ledger_api_key_usage AFTER INSERT ON ledger
-FOR EACH ROW WHEN (NEW.key_id <> '') EXECUTE FUNCTION wilton_api_key_usage();
+FOR EACH ROW WHEN (NEW.key_id <> '' OR NEW.local_only <> 0) EXECUTE FUNCTION wilton_api_key_usage();
