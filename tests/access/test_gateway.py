@@ -212,3 +212,39 @@ async def test_privacy_header_typo_fails_closed(make_gateway: Any, fake: Any) ->
     r = await gw.chat(None, model="api-x", headers={"x-wilton-privacy": "local-only"})
     assert r.status_code == 403
     assert _api_requests(fake) == before
+
+
+async def test_admin_routes_need_the_master_key(make_gateway: Any) -> None:
+    gw = await make_gateway()
+    h = {"authorization": f"Bearer {MASTER}"}
+    assert (await gw.client.get("/admin/keys")).status_code == 401
+    r = await gw.client.post("/admin/keys", headers=h, json={"name": "api-made", "models": "local-*", "rpm": 5,
+                                                             "budget_usd": 2, "budget_period": "week"})
+    assert r.status_code == 201
+    made = r.json()
+    assert set(made) == {"id", "name", "key"}
+    # a virtual key is not an admin, and is usable at once on this replica
+    vk = {"authorization": f"Bearer {made['key']}"}
+    assert (await gw.client.get("/admin/keys", headers=vk)).status_code == 403
+    assert (await gw.chat(made["key"], model="local-a")).status_code == 200
+    listed = (await gw.client.get("/admin/keys", headers=h)).json()["data"]
+    assert [k["name"] for k in listed] == ["api-made"] and listed[0]["budget_usd"] == 2.0
+    assert "key_hash" not in str(listed) and made["key"] not in str(listed)
+    assert (await gw.client.get("/admin/keys/api-made", headers=h)).json()["models"] == ["local-*"]
+    rotated = (await gw.client.post("/admin/keys/api-made/rotate", headers=h, json={})).json()
+    assert rotated["id"] == made["id"] and (await gw.chat(made["key"], model="local-a")).status_code == 401
+    assert (await gw.client.post(f"/admin/keys/{made['id']}/revoke", headers=h)).json()["state"] == "revoked"
+    assert (await gw.chat(rotated["key"], model="local-a")).status_code == 401
+    for body, code in (({"name": "x", "rpm": "fast"}, 400), ({"name": "x", "evil": 1}, 400), ({}, 400),
+                       ({"name": "x", "budget_period": "year"}, 400), ({"name": "x", "local_only": 1}, 400)):
+        r = await gw.client.post("/admin/keys", headers=h, json=body)
+        assert r.status_code == code and set(r.json()["error"]) == {"message", "type", "param", "code"}, body
+    r = await gw.client.post("/admin/keys", headers=h, content=b"{not json")
+    assert r.status_code == 400
+    assert (await gw.client.get("/admin/keys/nope", headers=h)).status_code == 404
+    assert (await gw.client.delete("/admin/keys", headers=h)).status_code == 405
+
+
+async def test_admin_routes_off_without_master_key(make_gateway: Any) -> None:
+    gw = await make_gateway(master_key=None)
+    assert (await gw.client.get("/admin/keys")).status_code == 403

@@ -311,6 +311,10 @@ class Gate:
         self._ids = random.Random()
 
     @property
+    def has_master_key(self) -> bool:
+        return self._master is not None
+
+    @property
     def enabled(self) -> bool:
         """Authentication is required: a master key is set or any virtual key exists."""
         return self._master is not None or self.table.configured

@@ -128,6 +128,11 @@ class RouterApp:
                 return
             await self._chat(scope, receive, send)
             return
+        if path.startswith("/admin/") and self.gate is not None:  # access (issue 14): master key only
+            from wilton_core.access.admin import handle_admin
+
+            await handle_admin(self.gate, scope, receive, send)
+            return
         handler = self._get.get(path)
         if handler is None:
             await _send_error(send, 404, f"Unknown path {path}.", "invalid_request_error", None, "not_found")
