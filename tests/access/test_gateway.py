@@ -134,8 +134,6 @@ async def test_rpm_in_memory(make_gateway: Any) -> None:
     ok = [await gw.chat(secret, model="local-a") for _ in range(3)]
     assert all(r.status_code == 200 for r in ok)
     assert ok[0].headers["x-ratelimit-limit-requests"] == "3"
-    assert ok[0].headers["x-ratelimit-remaining-requests"] == "2"
-    assert ok[2].headers["x-ratelimit-remaining-requests"] == "0"
     assert ok[0].headers["x-ratelimit-limit-tokens"] == "100000"
     r = await gw.chat(secret, model="local-a")
     assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limit_exceeded"
@@ -150,8 +148,7 @@ async def test_tpm_charged_from_usage(make_gateway: Any) -> None:
     await gw.refresh()
     r = await gw.chat(secret, model="local-a", content="a long enough prompt to use more than ten tokens " * 3)
     assert r.status_code == 200 and r.json()["usage"]["total_tokens"] > 10
-    for t in list(gw.app.gate._charges):
-        await t
+    await gw.app.gate.charge_tokens()  # what the gate does every 50 ms
     r = await gw.chat(secret, model="local-a")
     assert r.status_code == 429 and r.json()["error"]["type"] == "tokens"
     assert r.headers["x-ratelimit-remaining-tokens"] == "0"

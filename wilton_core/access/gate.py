@@ -307,7 +307,9 @@ class Gate:
         self.spend = _Spend()
         self.refreshed_at: float | None = None
         self._task: asyncio.Task[None] | None = None
-        self._charges: set[asyncio.Task[None]] = set()
+        self._charger: asyncio.Task[None] | None = None
+        self._tokens: dict[str, int] = {}  # TPM charges not yet sent to the limiter, by key id
+        self.charge_every_s = 0.05
         self._ids = random.Random()
 
     @property
@@ -326,22 +328,39 @@ class Gate:
         if self.repo is not None:
             await self.refresh(raise_errors=True)
             self._task = asyncio.create_task(self._loop(), name="access-refresh")
+            self._charger = asyncio.create_task(self._charge_loop(), name="access-tpm")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
-        for t in list(self._charges):
-            with contextlib.suppress(Exception):
-                await t
+        for task in (self._task, self._charger):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._task = self._charger = None
+        with contextlib.suppress(Exception):
+            await self.charge_tokens()
         self.limiter.close()
 
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(self.refresh_s)
             await self.refresh()
+
+    async def _charge_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.charge_every_s)
+            await self.charge_tokens()
+
+    async def charge_tokens(self) -> None:
+        """Send the tokens answered since the last call to the TPM limiter, one hit per key.
+
+        Batched off the request path: TPM sees an answer's tokens within `charge_every_s`.
+        """
+        pending, self._tokens = self._tokens, {}
+        for kid, tokens in pending.items():
+            key = self.table.by_id.get(kid)
+            if key is not None and key.tpm:
+                await self.limiter.charge_tokens(kid, key.tpm, tokens)
 
     async def refresh(self, raise_errors: bool = False) -> None:
         """Keys and spend from the store, in a thread. A failed read keeps the last table."""
@@ -433,17 +452,11 @@ class Gate:
     def observe(self, record: LedgerRecord) -> None:
         """A router ledger record on its way to the writer: charge spend and TPM."""
         self.spend.add(record.key_id, record.cost_usd)
-        key = self.table.by_id.get(record.key_id) if record.key_id else None
-        if key is not None and key.tpm:
-            tokens = record.tokens_in + record.tokens_out
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # not on the router's loop (a test, a thread): nothing to charge with
-                return
-            if tokens > 0:
-                task = loop.create_task(self.limiter.charge_tokens(key.id, key.tpm, tokens))
-                self._charges.add(task)
-                task.add_done_callback(self._charges.discard)
+        tokens = record.tokens_in + record.tokens_out
+        if record.key_id and tokens > 0:
+            key = self.table.by_id.get(record.key_id)
+            if key is not None and key.tpm:
+                self._tokens[key.id] = self._tokens.get(key.id, 0) + tokens
 
 
 def exposure_error(host: str, has_master_key: bool, allow_unauthenticated: bool) -> str | None:

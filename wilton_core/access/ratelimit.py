@@ -57,6 +57,8 @@ class LimitCheck:
     ok: bool
 
     def headers(self) -> list[tuple[bytes, bytes]]:
+        if self.remaining < 0:  # not measured (admitted without stats): the limit only
+            return [(f"x-ratelimit-limit-{self.kind}".encode(), str(self.limit).encode())]
         return [
             (f"x-ratelimit-limit-{self.kind}".encode(), str(self.limit).encode()),
             (f"x-ratelimit-remaining-{self.kind}".encode(), str(max(0, self.remaining)).encode()),
@@ -92,29 +94,38 @@ class RateLimiter:
             self._last_warning = now
             log.warning("rate limiter storage unavailable (%s): limits are not enforced", type(err).__name__)
 
-    async def _check(self, kind: str, per_minute: int, key_id: str, cost: int, hit: bool) -> LimitCheck:
+    async def _check(self, kind: str, per_minute: int, key_id: str, cost: int, hit: bool,
+                     stats: bool = True) -> LimitCheck:
+        """One storage round trip to hit/test; a second for the window's state (the headers),
+        taken only when asked or when the check failed."""
         from limits import RateLimitItemPerMinute
 
         assert self._limiter is not None, "RateLimiter.start() not called"
         item = RateLimitItemPerMinute(per_minute)
         try:
             ok = await (self._limiter.hit if hit else self._limiter.test)(item, kind, key_id, cost=cost)
+            if not (stats or not ok):
+                return LimitCheck(kind, per_minute, -1, -1.0, True)
             reset_at, remaining = await self._limiter.get_window_stats(item, kind, key_id)
         except Exception as e:  # storage down: fail open, loudly
             self._warn(e)
-            return LimitCheck(kind, per_minute, per_minute, 60.0, True)
+            return LimitCheck(kind, per_minute, -1, -1.0, True)
         return LimitCheck(kind, per_minute, int(remaining), max(0.0, reset_at - time.time()), bool(ok))
 
-    async def admit(self, key_id: str, rpm: int | None, tpm: int | None) -> list[LimitCheck]:
-        """Count one request against RPM and test that TPM has tokens left. A failed check is last."""
+    async def admit(self, key_id: str, rpm: int | None, tpm: int | None, *, stats: bool = False) -> list[LimitCheck]:
+        """Count one request against RPM and test that TPM has tokens left. A failed check is last.
+
+        Without `stats`, an admitted request costs one round trip per limit and its checks carry
+        no remaining/reset figures (remaining = -1): the headers then say only the limits.
+        """
         out: list[LimitCheck] = []
         if tpm:
-            t = await self._check("tokens", tpm, key_id, 1, hit=False)
+            t = await self._check("tokens", tpm, key_id, 1, hit=False, stats=stats)
             out.append(t)
             if not t.ok:
                 return out
         if rpm:
-            out.append(await self._check("requests", rpm, key_id, 1, hit=True))
+            out.append(await self._check("requests", rpm, key_id, 1, hit=True, stats=stats))
         return out
 
     async def charge_tokens(self, key_id: str, tpm: int, tokens: int) -> None:
@@ -122,7 +133,7 @@ class RateLimiter:
         refuse the whole hit and charge nothing)."""
         if tokens <= 0 or self._limiter is None:
             return
-        check = await self._check("tokens", tpm, key_id, min(tokens, 10**9), hit=True)
+        check = await self._check("tokens", tpm, key_id, min(tokens, 10**9), hit=True, stats=False)
         if not check.ok and check.remaining > 0:
             await self._check("tokens", tpm, key_id, check.remaining, hit=True)
 
