@@ -74,7 +74,7 @@ async def test_fallback_detail_hidden_from_non_admin(make_gateway: Any) -> None:
     attempts = [Attempt("local-a", "unavailable", None, "internal detail /var/secret")]
 
     def header(admin: bool) -> str:
-        d = Decision("r1", ["local-a", "local-b"], "chat", 0.1, 0.0, 0.0, None, "key_1", False, admin)
+        d = Decision("r1", ["local-a", "local-b"], "chat", 0.1, 0.0, 0.0, key_id="key_1", admin=admin)
         return dict(gw.service._headers(rt, d, attempts, 0.0))[b"x-wilton-fallbacks"].decode()
 
     assert header(True) == "local-a:unavailable"

@@ -290,7 +290,7 @@ class RouterService:
                 raise RequestError(f"This key may not use the model '{requested}'.", param="model",
                                    code="model_not_allowed", status=403)
             return Decision(rid, [requested], intent.value, difficulty, started, time.perf_counter() - started,
-                            prompt, *who)
+                            prompt, **who)
         est_in = prompt_chars(messages) // 4 + 8
         max_out = body.get("max_completion_tokens") or body.get("max_tokens") or 256
         req = RequestView(
@@ -322,7 +322,7 @@ class RouterService:
                 raise RequestError(message, param="messages", code="no_capable_model", status=400)
             raise NoHealthyModelError(message, [])
         return Decision(rid, chain, intent.value, difficulty, started, time.perf_counter() - started, prompt,
-                        *who)
+                        **who)
 
     def _capable(self, req: RequestView, only_local: bool | None) -> bool:
         """Could a configured model serve `req` if it were healthy? (503 when yes, 400 when no)"""
@@ -518,11 +518,12 @@ class RouterService:
         return bool(usable), info
 
 
-def _who(caller: Caller | None) -> tuple[str, bool, bool, tuple[tuple[bytes, bytes], ...]]:
+def _who(caller: Caller | None) -> dict[str, Any]:
     """Decision's access fields for a caller (key id, local only, admin, rate-limit headers)."""
     if caller is None:
-        return "", False, True, ()
-    return caller.key_id, caller.local_only, caller.admin, caller.headers
+        return {}
+    return {"key_id": caller.key_id, "local_only": caller.local_only, "admin": caller.admin,
+            "extra_headers": caller.headers}
 
 
 def no_model_message(req: RequestView, tokens: int, only_local: bool | None, capable: bool) -> str:
