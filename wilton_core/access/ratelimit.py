@@ -81,12 +81,13 @@ class RateLimiter:
         return "redis" in self.uri
 
     def start(self) -> None:
+        from limits.aio.storage import MemoryStorage, RedisStorage
         from limits.aio.strategies import SlidingWindowCounterRateLimiter
-        from limits.storage import storage_from_string
 
-        options = {"implementation": "redispy", "key_prefix": self._prefix} if self.shared else {}
-        self._storage = storage_from_string(self.uri, **options)  # type: ignore[arg-type]
-        self._limiter = SlidingWindowCounterRateLimiter(self._storage)  # type: ignore[arg-type]
+        storage: Storage = (RedisStorage(self.uri, implementation="redispy", key_prefix=self._prefix)
+                            if self.shared else MemoryStorage(self.uri))
+        self._storage = storage
+        self._limiter = SlidingWindowCounterRateLimiter(storage)
 
     def _warn(self, err: BaseException) -> None:
         now = time.monotonic()
