@@ -140,6 +140,8 @@ async def test_rpm_in_memory(make_gateway: Any) -> None:
     assert int(r.headers["retry-after"]) >= 1 and r.headers["x-ratelimit-remaining-requests"] == "0"
     assert r.headers["x-ratelimit-reset-requests"]
     assert (await gw.chat(MASTER, model="local-a")).status_code == 200  # the master key is not limited
+    refused = [x for x in gw.rows() if x["error_class"] == "rate_limit_exceeded"]
+    assert len(refused) == 1 and refused[0]["http_status"] == 429 and refused[0]["key_id"]
 
 
 async def test_tpm_charged_from_usage(make_gateway: Any) -> None:
@@ -246,3 +248,37 @@ async def test_admin_routes_need_the_master_key(make_gateway: Any) -> None:
 async def test_admin_routes_off_without_master_key(make_gateway: Any) -> None:
     gw = await make_gateway(master_key=None)
     assert (await gw.client.get("/admin/keys")).status_code == 403
+
+
+async def test_a_flood_of_bad_keys_cannot_fill_the_ledger(make_gateway: Any) -> None:
+    gw = await make_gateway()
+    gw.app.gate.anonymous_rows_per_s = 5
+    codes = [(await gw.chat("sk-wilton-" + "z" * 43, model="local-a")).status_code for _ in range(30)]
+    assert codes == [401] * 30
+    rows = [x for x in gw.rows() if x["error_class"] == "invalid_api_key"]
+    # one or two wall-clock seconds may pass during the loop: at most 5 rows each
+    assert 5 <= len(rows) <= 15 and gw.app.gate.anonymous_dropped == 30 - len(rows)
+
+
+async def test_refresh_failure_keeps_the_last_table(make_gateway: Any) -> None:
+    gw = await make_gateway()
+    _, secret = KeyRepo(gw.store).create(KeySpec("kept"))
+    await gw.refresh()
+
+    class Broken:
+        def all(self) -> list[Any]:
+            raise RuntimeError("store down")
+
+    gw.app.gate.repo = Broken()
+    await gw.app.gate.refresh()  # logged, not raised
+    assert (await gw.chat(secret, model="local-a")).status_code == 200
+
+
+async def test_rate_limiter_fails_open_without_redis() -> None:
+    from wilton_core.access.ratelimit import RateLimiter
+
+    limiter = RateLimiter("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    limiter.start()
+    checks = await limiter.admit("key_x", rpm=1, tpm=10)
+    assert checks and all(c.ok for c in checks)
+    limiter.close()

@@ -309,6 +309,10 @@ class Gate:
         self._task: asyncio.Task[None] | None = None
         self._charger: asyncio.Task[None] | None = None
         self._tokens: dict[str, int] = {}  # TPM charges not yet sent to the limiter, by key id
+        self.anonymous_rows_per_s = 20
+        self.anonymous_dropped = 0
+        self._anon_second = 0
+        self._anon_rows = 0
         self.charge_every_s = 0.05
         self._ids = random.Random()
 
@@ -441,6 +445,16 @@ class Gate:
     def _record_refusal(self, r: Refusal, requested: str) -> None:
         if self.writer is None:
             return
+        if not r.key_id and r.code == "invalid_api_key":
+            # Anyone can send bad keys: at most `anonymous_rows_per_s` such rows per second reach
+            # the ledger (the rest are counted in `anonymous_dropped`), so a flood cannot fill it.
+            second = int(time.monotonic())
+            if second != self._anon_second:
+                self._anon_second, self._anon_rows = second, 0
+            self._anon_rows += 1
+            if self._anon_rows > self.anonymous_rows_per_s:
+                self.anonymous_dropped += 1
+                return
         model = requested if requested in self.models else ""
         self.spend.tick()
         self.writer.submit(LedgerRecord(
