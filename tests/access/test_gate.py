@@ -123,3 +123,19 @@ def test_exposure() -> None:
     msg = exposure_error("0.0.0.0", False, False)
     assert msg is not None and "WILTON_MASTER_KEY" in msg and "\n" not in msg
     assert exposure_error("0.0.0.0", True, False) is None and exposure_error("10.0.0.2", False, True) is None
+
+
+def test_spend_book_counts_each_record_once() -> None:
+    from wilton_core.access.spend import SpendBook
+
+    book = SpendBook()
+    book.add("k", 1.0)      # seq 1
+    book.tick()             # seq 2: a refusal row (no cost) through the same writer
+    book.add("k", 2.0)      # seq 3
+    book.add("j", 5.0)      # seq 4
+    assert book.of("k") == 3.0 and book.of("j") == 5.0
+    # the store has the first two rows written (settled count 2) and says k spent 1.0
+    book.settle({"k": 1.0}, settled_seq=2)
+    assert book.of("k") == 3.0 and book.of("j") == 5.0  # 1.0 stored + 2.0 still pending
+    book.settle({"k": 3.0, "j": 5.0}, settled_seq=4)
+    assert book.of("k") == 3.0 and book.of("j") == 5.0 and book.pending == {}

@@ -28,7 +28,6 @@ import logging
 import math
 import random
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -36,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from wilton_core.access.caller import OPEN, Caller
 from wilton_core.access.keys import ApiKey, KeyRepo, hash_key, looks_like_key, period_start
 from wilton_core.access.ratelimit import LimitCheck, RateLimiter
+from wilton_core.access.spend import SpendBook
 from wilton_core.router.wire import error_body
 from wilton_core.types import LedgerRecord
 
@@ -47,7 +47,6 @@ __all__ = [
     "AUTO_MODELS",
     "Gate",
     "KeyTable",
-    "LedgerTap",
     "Refusal",
     "authenticate",
     "check_budget",
@@ -223,65 +222,6 @@ def rate_refusal(checks: list[LimitCheck], key: ApiKey) -> Refusal | None:
 # ---- the shell ------------------------------------------------------------------------------
 
 
-class _Spend:
-    """A key's spend: the store's figure at the last refresh + this process's records not yet in it.
-
-    Records are matched to the store by the ledger writer's settled count (written + dropped +
-    rejected, FIFO): a record whose sequence number is at or below it is no longer pending.
-    """
-
-    def __init__(self) -> None:
-        self.stored: dict[str, float] = {}
-        self.pending: dict[str, float] = {}
-        self._log: deque[tuple[int, str, float]] = deque()
-        self.seq = 0
-
-    def add(self, key_id: str, cost: float) -> None:
-        self.seq += 1
-        if key_id and cost > 0:
-            self._log.append((self.seq, key_id, cost))
-            self.pending[key_id] = self.pending.get(key_id, 0.0) + cost
-
-    def tick(self) -> None:
-        self.seq += 1
-
-    def settle(self, stored: dict[str, float], settled_seq: int) -> None:
-        while self._log and self._log[0][0] <= settled_seq:
-            self._log.popleft()
-        pending: dict[str, float] = {}
-        for _, kid, cost in self._log:
-            pending[kid] = pending.get(kid, 0.0) + cost
-        self.stored, self.pending = stored, pending
-
-    def of(self, key_id: str) -> float:
-        return self.stored.get(key_id, 0.0) + self.pending.get(key_id, 0.0)
-
-
-class LedgerTap:
-    """Every ledger record of the router passes here on its way to the writer: spend and TPM are
-    charged from the same numbers the ledger keeps."""
-
-    def __init__(self, writer: LedgerWriter, gate: Gate) -> None:
-        self.writer = writer
-        self.gate = gate
-
-    def submit(self, record: LedgerRecord) -> None:
-        self.gate.observe(record)
-        self.writer.submit(record)
-
-    def start(self) -> None:
-        self.writer.start()
-
-    def stop(self, timeout: float = 10.0) -> int:
-        return self.writer.stop(timeout)
-
-    def flush(self, timeout: float | None = None) -> bool:
-        return self.writer.flush(timeout)
-
-    def stats(self) -> Any:
-        return self.writer.stats()
-
-
 class Gate:
     def __init__(
         self,
@@ -304,7 +244,7 @@ class Gate:
         self.replica = replica
         self._clock = clock
         self.table = KeyTable()
-        self.spend = _Spend()
+        self.spend = SpendBook()
         self.refreshed_at: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._charger: asyncio.Task[None] | None = None

@@ -57,7 +57,8 @@ def build_app(settings: Any, *, store: Any = None, providers: Any = None) -> tup
         process_collector,
     )
 
-    from wilton_core.access.gate import Gate, LedgerTap
+    from wilton_core.access.gate import Gate
+    from wilton_core.access.spend import LedgerTap
     from wilton_core.router.app import RouterApp
     from wilton_core.router.openapi import openapi_schema
     from wilton_core.router.service import RouterService
@@ -83,7 +84,7 @@ def build_app(settings: Any, *, store: Any = None, providers: Any = None) -> tup
     gate = Gate(models={m.id: m.is_local for m in config.models}, master_key=settings.master_key_value(),
                 store=store, writer=ledger, redis_url=settings.redis_url, refresh_s=settings.key_refresh_s,
                 replica=settings.replica_id)
-    service = RouterService(config, store=store, ledger=LedgerTap(ledger, gate), providers=providers,
+    service = RouterService(config, store=store, ledger=LedgerTap(ledger, gate.observe), providers=providers,
                             replica=settings.replica_id, overhead_observer=overhead.observe,
                             probe_models=config.routing.probe_models,
                             capture_prompts=settings.capture_prompts)
