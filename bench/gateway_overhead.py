@@ -80,6 +80,9 @@ model_list:
 WRK_LUA = r"""
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+if os.getenv("BENCH_AUTH") ~= nil and os.getenv("BENCH_AUTH") ~= "" then
+  wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_AUTH")
+end
 wrk.body = os.getenv("BENCH_BODY")
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -224,11 +227,12 @@ class RssSampler:
 # ---- load generators ---------------------------------------------------------------------------
 
 
-def run_wrk(wrk: str, url: str, body: bytes, concurrency: int, seconds: float, script: Path) -> dict[str, Any]:
+def run_wrk(wrk: str, url: str, body: bytes, concurrency: int, seconds: float, script: Path,
+            auth: str = "") -> dict[str, Any]:
     threads = 1 if concurrency < 32 else 2
     argv = [wrk, f"-t{threads}", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", str(script), url]
-    out = subprocess.run(argv, env={**os.environ, "BENCH_BODY": body.decode()}, capture_output=True, text=True,
-                         timeout=seconds + 60)
+    out = subprocess.run(argv, env={**os.environ, "BENCH_BODY": body.decode(), "BENCH_AUTH": auth},
+                         capture_output=True, text=True, timeout=seconds + 60)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk gave no result: {out.stdout[-500:]} {out.stderr[-500:]}")
@@ -238,19 +242,21 @@ def run_wrk(wrk: str, url: str, body: bytes, concurrency: int, seconds: float, s
             "p50_ms": r["p50_us"] / 1000, "p95_ms": r["p95_us"] / 1000, "p99_ms": r["p99_us"] / 1000}
 
 
-def run_python(url: str, body: bytes, concurrency: int, seconds: float) -> dict[str, Any]:
+def run_python(url: str, body: bytes, concurrency: int, seconds: float, auth: str = "") -> dict[str, Any]:
     from urllib.parse import urlsplit
 
     u = urlsplit(url)
-    return asyncio.run(_python_load(u.hostname or "127.0.0.1", u.port or 80, u.path, body, concurrency, seconds))
+    return asyncio.run(_python_load(u.hostname or "127.0.0.1", u.port or 80, u.path, body, concurrency, seconds,
+                                    auth))
 
 
 async def _python_load(host: str, port: int, path: str, body: bytes, concurrency: int,
-                       seconds: float) -> dict[str, Any]:
+                       seconds: float, auth: str = "") -> dict[str, Any]:
     """Closed-loop keep-alive load: `concurrency` connections, one request in flight on each."""
     import httptools
 
-    request = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+    bearer = f"Authorization: Bearer {auth}\r\n" if auth else ""
+    request = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n{bearer}"
                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
     loop = asyncio.get_running_loop()
     latencies: list[float] = []
@@ -409,12 +415,43 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     p.add_argument("--router-env", action="append", default=[], metavar="K=V",
                    help="extra environment for the router process")
+    # BENCH_CLIENT_KEY=master|virtual|virtual_limits in a variant: the router requires a key and the
+    # load generator sends it (master: WILTON_MASTER_KEY; virtual: a key with an allow-list and a
+    # budget; virtual_limits: the same with RPM/TPM limits, in memory)
     p.add_argument("--variant", action="append", default=[], metavar="NAME:K=V[,K=V]",
                    help="another router arm with extra environment, interleaved with the others (A/B): "
                         "router_httpx:WILTON_UPSTREAM_HTTP=httpx, or before:PYTHONPATH=<old checkout>")
     p.add_argument("--json", type=Path, default=None, help="where to write results (default bench/results/)")
     p.add_argument("--keep-logs", action="store_true", help="print where the process logs are and keep them")
     return p
+
+
+def _client_key(extra: dict[str, str], store_url: str) -> tuple[str, dict[str, str]]:
+    """(key the load generator sends, router env) for an arm's BENCH_CLIENT_KEY (see --variant)."""
+    kind = extra.get("BENCH_CLIENT_KEY", "")
+    env = {k: v for k, v in extra.items() if k != "BENCH_CLIENT_KEY"}
+    if not kind:
+        return "", env
+    import secrets
+
+    master = secrets.token_hex(24)
+    env["WILTON_MASTER_KEY"] = master
+    if kind == "master":
+        return master, env
+    if kind not in ("virtual", "virtual_limits"):
+        raise SystemExit(f"BENCH_CLIENT_KEY must be master, virtual or virtual_limits, not {kind!r}")
+    limits = {"rpm": 10**8, "tpm": 10**9} if kind == "virtual_limits" else {}
+    from wilton_core.access.keys import KeyRepo, KeySpec
+    from wilton_core.store import open_store
+
+    store = open_store(store_url)
+    try:
+        store.migrate()
+        _, key = KeyRepo(store).create(KeySpec("bench", budget_usd=1e6, budget_period="day", models=("fake-*",),
+                                               **limits))
+    finally:
+        store.close()
+    return key, env
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -456,10 +493,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             arms.insert(arms.index("litellm") if "litellm" in arms else len(arms), name)
         cfg = work / "router.toml"
         cfg.write_text(ROUTER_CONFIG.format(model=MODEL, upstream=upstream_url))
+        auth: dict[str, str] = {}
         for name, extra in routers.items():
             port = free_port()
+            store_url = f"sqlite:///{work / (name + '.db')}"
+            auth[name], extra = _client_key(extra, store_url)
             router = Proc(name, [py, "-m", "wilton_core.router.cli", "--port", str(port), "--log-level", "warning"],
-                          {"WILTON_CONFIG": str(cfg), "WILTON_STORE_URL": f"sqlite:///{work / (name + '.db')}",
+                          {"WILTON_CONFIG": str(cfg), "WILTON_STORE_URL": store_url,
                            "WILTON_DATA_DIR": str(work / "data"), **extra}, work)
             procs.append(router)
             wait_ready(f"http://127.0.0.1:{port}/readyz", router.proc, 60, router.log)
@@ -486,9 +526,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 if loadgen == "wrk":
                     assert wrk
-                    r = run_wrk(wrk, urls[arm], body, c, seconds, script)
+                    r = run_wrk(wrk, urls[arm], body, c, seconds, script, auth.get(arm, ""))
                 else:
-                    r = run_python(urls[arm], body, c, seconds)
+                    r = run_python(urls[arm], body, c, seconds, auth.get(arm, ""))
             finally:
                 if sampler:
                     sampler.__exit__()

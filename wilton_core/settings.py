@@ -10,7 +10,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from wilton_core.config import StackConfig, default_config, load_config
@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     ledger_batch: int = Field(default=500, gt=0)
     log_level: str = "info"
     capture_prompts: bool = Field(default=False, description="store prompt text for insight --include-prompts")
+    # -- access (issue 14, docs/access.md) --
+    master_key: SecretStr | None = Field(default=None, description="admin client key of the router")
+    redis_url: str | None = Field(default=None, description="redis://... shared RPM/TPM limits across replicas")
+    key_refresh_s: float = Field(default=1.0, gt=0, le=30, description="how often keys and spend are re-read")
+    allow_unauthenticated: bool = Field(default=False, description="serve a non-loopback address without keys")
 
     @field_validator("store_url")
     @classmethod
@@ -60,6 +65,26 @@ class Settings(BaseSettings):
         if v and not v.startswith(("sqlite://", "postgresql://", "postgres://")):
             raise ValueError("must start with sqlite:/// or postgresql://")
         return v
+
+    @field_validator("master_key")
+    @classmethod
+    def _master_key_strength(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None or not v.get_secret_value():
+            return None
+        text = v.get_secret_value()
+        if len(text) < 16 or text.lower() in {"changeme" * 2, "change-me-please", "0123456789abcdef"}:
+            raise ValueError("must be at least 16 random characters (e.g. `openssl rand -hex 24`)")
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("redis://", "rediss://")):
+            raise ValueError("must start with redis:// or rediss://")
+        return v or None
+
+    def master_key_value(self) -> str | None:
+        return self.master_key.get_secret_value() if self.master_key else None
 
     def resolved_store_url(self) -> str:
         if self.store_url:

@@ -82,6 +82,7 @@ window_s = 30
 cooldown_s = 0.5
 """
 
+MASTER = "dashboard-master-key-0123456789"
 PROMPTS = ["hi", "olá, tudo bem?", "bonjour !", "what is the capital of Peru?",
            "Prove that the square root of 2 is irrational, step by step.",
            "Write a Python function that merges two sorted lists and explain its complexity.",
@@ -92,12 +93,13 @@ PROMPTS = ["hi", "olá, tudo bem?", "bonjour !", "what is the capital of Peru?",
 class Traffic(threading.Thread):
     """A steady mixed stream: auto chat, streams, and pinned requests to a model that is down."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, team_key: str) -> None:
         super().__init__(daemon=True)
         self.base, self.stop, self.sent, self.errors = base, threading.Event(), 0, []
+        self.team_key = team_key
 
     def run(self) -> None:
-        with httpx.Client(base_url=self.base, timeout=30) as c:
+        with httpx.Client(base_url=self.base, timeout=30, headers={"authorization": f"Bearer {MASTER}"}) as c:
             i = 0
             deadline = time.monotonic() + 240
             while not self.stop.is_set() and time.monotonic() < deadline and i < 20000:
@@ -107,7 +109,12 @@ class Traffic(threading.Thread):
                     body["model"] = "broken-local"  # always fails: errors by model and class
                 if i % 5 == 0:
                     body["stream"] = True
-                r = c.post("/v1/chat/completions", json=body)
+                headers = {}
+                if i % 3 == 1:  # the Keys row: a virtual key's traffic, and local-only requests
+                    headers["authorization"] = f"Bearer {self.team_key}"
+                elif i % 3 == 2:
+                    headers["x-wilton-privacy"] = "local-only"
+                r = c.post("/v1/chat/completions", json=body, headers=headers)
                 if r.status_code != 200 and body.get("model") != "broken-local":
                     self.errors.append((r.status_code, r.text[:200]))
                 self.sent += 1
@@ -126,7 +133,15 @@ def live(tmp_path: Path) -> Iterator[dict]:
     cfg.write_text(CONFIG.format(local=local.url, api=api.url))
     env = {"WILTON_CONFIG": str(cfg), "WILTON_STORE_URL": f"sqlite:///{tmp_path / 'wilton.db'}",
            "WILTON_DATA_DIR": str(tmp_path / "data"), "DASH_API_KEY": "dash-secret",
-           "WILTON_LEDGER_FLUSH_S": "0.1", "WILTON_ROUTER_URL": ""}
+           "WILTON_LEDGER_FLUSH_S": "0.1", "WILTON_ROUTER_URL": "", "WILTON_MASTER_KEY": MASTER,
+           "WILTON_ROUTER_API_KEY": MASTER}
+    from wilton_core.access.keys import KeyRepo, KeySpec
+    from wilton_core.store import open_store
+
+    store = open_store(env["WILTON_STORE_URL"])
+    store.migrate()
+    _, team_key = KeyRepo(store).create(KeySpec("team-a", budget_usd=100.0, budget_period="month"))
+    store.close()
     rport, cport, eport, pport = free_port(), free_port(), free_port(), free_port()
     procs: list[ManagedProcess] = []
     prom = None
@@ -151,7 +166,7 @@ def live(tmp_path: Path) -> Iterator[dict]:
             "wilton_core.exporter.cli", "--port", str(eport), "--api-budget-usd-per-hour", "5", env=env,
             log=tmp_path / "exporter.log",
         ).start(f"http://127.0.0.1:{eport}/healthz", timeout=60))
-        traffic = Traffic(router)
+        traffic = Traffic(router, team_key)
         traffic.start()
         prom_cfg = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},

@@ -273,3 +273,42 @@ def test_attacks_against_the_real_daemon_process(tmp_path) -> None:
     finally:
         store.close()
     assert PASSWORD not in log and good["access_token"] not in log
+
+
+def test_concurrent_guessing_against_the_real_daemon(tmp_path) -> None:
+    """Issue 14: waves of 32 concurrent wrong passwords from one address against the real daemon
+    and its real argon2: at most 5 guesses are ever checked, the excess is refused at once (503
+    busy, then 429 locked), the API keeps answering, and then even the right password waits."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    port = free_port()
+    env = {"WILTON_STORE_URL": f"sqlite:///{tmp_path / 'wilton.db'}", "WILTON_DATA_DIR": str(tmp_path / "data"),
+           "WILTON_ADMIN_PASSWORD": PASSWORD}
+    daemon = ManagedProcess.python_module("wilton_core.coherence.cli", "--port", str(port), "--interval", "60",
+                                          env=env, log=tmp_path / "coherence.log")
+    daemon.start(f"http://127.0.0.1:{port}/healthz", timeout=60)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=60) as c:
+            token = c.post("/auth/token", data={"username": "admin", "password": PASSWORD},
+                           headers={"X-Forwarded-For": "ignored"}).json()["access_token"]
+
+        def guess(pw: str) -> int:
+            with httpx.Client(base_url=base, timeout=60) as c:
+                return c.post("/auth/token", data={"username": "admin", "password": pw}).status_code
+
+        codes: list[int] = []
+        with ThreadPoolExecutor(32) as pool:
+            for wave in range(10):  # bounded: waves of 32 until the pair is locked
+                flood = pool.map(guess, [f"wrong-{wave}-{i}" for i in range(32)])
+                with httpx.Client(base_url=base, timeout=60) as c:
+                    phi = c.get("/phi", headers={"Authorization": f"Bearer {token}"})
+                codes += list(flood)
+                assert phi.status_code == 200  # the API answers during the flood
+                if 429 in codes:
+                    break
+        assert 429 in codes and codes.count(401) <= 5 and set(codes) <= {401, 429, 503}, codes
+        with httpx.Client(base_url=base, timeout=60) as c:  # the pair is locked: right password or not
+            assert c.post("/auth/token", data={"username": "admin", "password": PASSWORD}).status_code == 429
+    finally:
+        daemon.stop()

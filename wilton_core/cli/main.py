@@ -90,7 +90,7 @@ def router_serve(ctx: typer.Context) -> None:
 
 def _register_areas() -> None:
     # One line per area, each in its own module; imports stay cheap (heavy work is inside commands).
-    from wilton_core.cli import auth, hardware, hpc, insights, models, phi, route, setup, status
+    from wilton_core.cli import auth, hardware, hpc, insights, keys, models, phi, route, setup, status
 
     for mod in (auth, status, hardware, setup):
         mod.register(app)  # single commands: login/logout, status, hardware, setup
@@ -99,6 +99,7 @@ def _register_areas() -> None:
     app.add_typer(models.app, name="models")
     app.add_typer(insights.app, name="insights")
     app.add_typer(hpc.app, name="hpc")
+    app.add_typer(keys.app, name="keys")
 
 
 _register_areas()

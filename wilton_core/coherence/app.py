@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -20,6 +22,8 @@ def create_app(service: CoherenceService) -> FastAPI:
         version="0.1.0",
     )
     app.state.service = service
+    # the cap on password checks running at once (api/routes/auth.py): a flood gets 503s, not a queue
+    app.state.login_slots = asyncio.Semaphore(service.options.auth.max_concurrent_hashes)
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.include_router(health.router)
     app.include_router(auth.router)

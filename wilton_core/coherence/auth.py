@@ -7,11 +7,20 @@
   which carries the family id).
 - Signing keys carry a `kid`: the newest non-retired key signs, every non-retired key verifies.
 - Throttling: per (username, client), after `max_failures` failures each further failure locks
-  the pair for base × 2^(n - max_failures) seconds, capped.
+  the pair for base × 2^(n - max_failures) seconds, capped; and per username across every
+  client after `max_user_failures` failures, the same way (a spray from many addresses). The
+  counter is taken atomically in the store BEFORE the password is checked (an upsert that
+  returns the new count), so concurrent guesses cannot all read the same old count: at most
+  `max_failures` guesses per pair (and `max_user_failures` per user) are ever verified before
+  the lock. The per-user lock lets an attacker lock a user out for a while (capped at
+  `lockout_max_s`); that is the price of not letting them guess from a thousand addresses.
+- Hashing is expensive (argon2id: tens of ms of CPU and 64 MiB): the HTTP route admits at most
+  `max_concurrent_hashes` logins at once and answers the rest 503 at once (see api/routes/auth.py).
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -74,6 +83,9 @@ class AuthConfig:
     lockout_max_s: float = 3600.0
     key_max_age_s: float = 30 * 24 * 3600   # rotate the signing key after this
     leeway_s: float = 0.0
+    max_user_failures: int = 10             # per username, whatever the client address
+    # password checks running at once (HTTP route); argon2 is CPU and memory bound
+    max_concurrent_hashes: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2))
 
 
 @dataclass(slots=True, frozen=True)
@@ -212,35 +224,71 @@ class AuthService:
               now: float | None = None) -> TokenPair:
         t = self.clock() if now is None else now
         username = username[:MAX_USERNAME]
-        tkey = f"{username}|{client[:128]}"
-        row = self.store.query_one(
-            "SELECT failures, locked_until FROM coherence_login_failures WHERE throttle_key = ?", (tkey,)
-        )
-        if row is not None and float(row[1]) > t:
-            raise LoginThrottled(float(row[1]) - t)
+        cfg = self.config
+        # The pair first: a throttled pair must not spend the user's allowance.
+        slots = [(f"{username}|{client[:128]}", cfg.max_failures), (f"user:{username}", cfg.max_user_failures)]
+        taken: list[tuple[str, int, int]] = []
+        for tkey, limit in slots:
+            failures = self._take_attempt(tkey, limit, t)
+            taken.append((tkey, limit, failures))
         user = self.store.query_one(
             "SELECT password_hash, scopes FROM coherence_users WHERE username = ?", (username,)
         )
         stored = str(user[0]) if user is not None else self._dummy()
         ok = self._verify(stored, password[:MAX_PASSWORD]) and user is not None
         if not ok:
-            failures = (int(row[0]) if row is not None else 0) + 1
-            lock = lockout_seconds(failures, self.config.max_failures, self.config.lockout_base_s,
-                                   self.config.lockout_max_s)
-            with self.store.transaction():
-                self.store.execute("DELETE FROM coherence_login_failures WHERE throttle_key = ?", (tkey,))
-                self.store.execute(
-                    "INSERT INTO coherence_login_failures (throttle_key, failures, last_failure, locked_until)"
-                    " VALUES (?, ?, ?, ?)", (tkey, failures, t, t + lock if lock else 0.0),
-                )
+            for tkey, limit, failures in taken:
+                lock = lockout_seconds(failures, limit, cfg.lockout_base_s, cfg.lockout_max_s)
+                if lock:
+                    self.store.execute(
+                        "UPDATE coherence_login_failures SET locked_until = ? WHERE throttle_key = ?"
+                        " AND locked_until < ?", (t + lock, tkey, t + lock))
             raise InvalidCredentials()
         assert user is not None
-        if row is not None:
+        for tkey, _, _ in taken:
             self.store.execute("DELETE FROM coherence_login_failures WHERE throttle_key = ?", (tkey,))
         if self.hasher.check_needs_rehash(stored):
             self.set_password(username, password, _scopes(str(user[1])), t)
         granted = self._grant(_scopes(str(user[1])), requested_scopes)
         return self._issue(username, granted, secrets.token_hex(16), t)
+
+    def _take_attempt(self, tkey: str, limit: int, now: float) -> int:
+        """Count one attempt for `tkey` atomically, before the password is checked; its number.
+
+        Raises LoginThrottled when the key is locked, or when this attempt is beyond `limit` and
+        another attempt already claimed the one guess allowed after the last lock expired.
+        """
+        row = self.store.query_one(
+            "SELECT locked_until FROM coherence_login_failures WHERE throttle_key = ?", (tkey,))
+        if row is not None and float(row[0]) > now:
+            raise LoginThrottled(float(row[0]) - now)
+        with self.store.transaction():
+            counted = self.store.query_one(
+                "INSERT INTO coherence_login_failures (throttle_key, failures, last_failure, locked_until)"
+                " VALUES (?, 1, ?, 0) ON CONFLICT (throttle_key) DO UPDATE SET"
+                " failures = coherence_login_failures.failures + 1, last_failure = excluded.last_failure"
+                " RETURNING failures, locked_until", (tkey, now))
+        assert counted is not None
+        failures, locked = int(counted[0]), float(counted[1])
+        if locked > now:
+            raise LoginThrottled(locked - now)
+        if failures <= limit:
+            return failures
+        lock = lockout_seconds(failures, limit, self.config.lockout_base_s, self.config.lockout_max_s)
+        if locked == 0.0:
+            # Past the limit while earlier attempts are still being checked (their failure sets the
+            # lock): lock now, so that no attempt gets in before them.
+            self.store.execute("UPDATE coherence_login_failures SET locked_until = ? WHERE throttle_key = ?"
+                               " AND locked_until = 0", (now + lock, tkey))
+            raise LoginThrottled(lock)
+        # Past the limit with the lock expired: one guess per lock period. Claim it atomically by
+        # moving the lock forward; concurrent attempts that lose the claim are throttled.
+        won = self.store.execute(
+            "UPDATE coherence_login_failures SET locked_until = ? WHERE throttle_key = ? AND locked_until <= ?",
+            (now + lock, tkey, now))
+        if won != 1:
+            raise LoginThrottled(lock)
+        return failures
 
     def _dummy(self) -> str:
         if self._dummy_hash is None:

@@ -92,6 +92,18 @@ METRICS: tuple[MetricSpec, ...] = (
                "Records a router replica holds that are not yet written (if the replica reports it)."),
     MetricSpec("wilton_ledger_dropped_records", "counter", ("replica",),
                "Records a router replica dropped because the store refused them (if reported)."),
+    # -- client keys (issue 14), from api_key_usage: one series per key name, never per hash
+    MetricSpec("wilton_key_spend_usd", "counter", ("key_name",),
+               "Spend charged to a client key (all replicas), from the ledger's cost."),
+    MetricSpec("wilton_key_requests", "counter", ("key_name", "outcome"),
+               "Requests made with a client key: outcome admitted (reached routing) or refused (by the gate)."),
+    MetricSpec("wilton_key_tokens", "counter", ("key_name",), "Tokens (in + out) served to a client key."),
+    MetricSpec("wilton_key_budget_usd", "gauge", ("key_name", "period"),
+               "A client key's budget per period (day|week|month|total); absent without a budget."),
+    MetricSpec("wilton_key_period_spend_usd", "gauge", ("key_name",),
+               "What a budgeted key spent in its current budget period."),
+    MetricSpec("wilton_local_only_requests", "counter", ("key_name",),
+               "Requests held to local models (local-only key or x-wilton-privacy header; key_name '(none)' = no key)."),
     # -- the exporter itself
     MetricSpec("wilton_exporter_store_up", "gauge", (), "1 when the last scrape read the store successfully."),
     MetricSpec("wilton_exporter_scrape_duration_seconds", "gauge", (),

@@ -258,6 +258,28 @@ def _insight(snap: Snapshot) -> Iterator[Metric]:
         yield _gauge("wilton_insight_last_success_timestamp_seconds", last_ok)
 
 
+def _keys(snap: Snapshot) -> Iterator[Metric]:
+    spend = _counter("wilton_key_spend_usd")
+    requests = _counter("wilton_key_requests")
+    tokens = _counter("wilton_key_tokens")
+    budget = _gauge("wilton_key_budget_usd")
+    period = _gauge("wilton_key_period_spend_usd")
+    local = _counter("wilton_local_only_requests")
+    for k in snap.keys:
+        name = k.name or "(none)"
+        local.add_metric([name], k.local_only)
+        if not k.name:
+            continue
+        spend.add_metric([name], k.cost_usd)
+        requests.add_metric([name, "admitted"], k.requests - k.refused)
+        requests.add_metric([name, "refused"], k.refused)
+        tokens.add_metric([name], k.tokens)
+        if k.budget_usd is not None:
+            budget.add_metric([name, k.budget_period], k.budget_usd)
+            period.add_metric([name], k.period_cost_usd or 0.0)
+    yield from (spend, requests, tokens, budget, period, local)
+
+
 def _num(v: Any) -> float | None:
     if isinstance(v, bool) or not isinstance(v, int | float):
         return None
@@ -273,6 +295,7 @@ def build_families(snap: Snapshot, opts: ExportOptions) -> list[Metric]:
     out.extend(_health(snap))
     out.extend(_balance(snap, opts))
     out.extend(_insight(snap))
+    out.extend(_keys(snap))
     return out
 
 

@@ -12,7 +12,7 @@ import json
 import math
 from typing import Any
 
-from wilton_core.exporter.snapshot import ModelStatusRow, Snapshot, WindowTotals
+from wilton_core.exporter.snapshot import KeyRow, ModelStatusRow, Snapshot, WindowTotals
 
 __all__ = ["INSIGHT_KEY", "ROUTER_HEALTH_PREFIX", "read_snapshot", "read_window"]
 
@@ -76,6 +76,25 @@ def _model_status(store: Any) -> list[ModelStatusRow]:
     ]
 
 
+def _keys(store: Any, now: float) -> list[KeyRow]:
+    """Per client key (bounded: one row per key ever created, by name) plus the keyless local-only row."""
+    from wilton_core.access.keys import KeyRepo
+
+    repo = KeyRepo(store)
+    keys = repo.all()
+    usage = repo.usage(keys, now)
+    out = []
+    for k in keys:
+        u = usage[k.id]
+        out.append(KeyRow(k.name, u.requests, u.refused, u.tokens, u.local_only, u.total_cost_usd, k.budget_usd,
+                          k.budget_period, u.period_cost_usd if k.budget_usd is not None else None))
+    row = store.query_one("SELECT COALESCE(CAST(SUM(requests) AS BIGINT), 0), COALESCE(CAST(SUM(local_only) AS"
+                          " BIGINT), 0) FROM api_key_usage WHERE key_id = ''")
+    if row is not None and int(row[0]):
+        out.append(KeyRow("", int(row[0]), 0, 0, int(row[1]), 0.0))
+    return out
+
+
 def read_snapshot(store: Any, now: float, window_s: float) -> Snapshot:
     return Snapshot(
         now=now,
@@ -85,4 +104,5 @@ def read_snapshot(store: Any, now: float, window_s: float) -> Snapshot:
         router_health=_router_health(store),
         model_status=_model_status(store),
         insight=_json_object(store.kv_get(INSIGHT_KEY)),
+        keys=_keys(store, now),
     )

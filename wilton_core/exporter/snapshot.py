@@ -12,7 +12,7 @@ from typing import Any
 from wilton_core.core.control_state import ControlState
 from wilton_core.store.base import Aggregates
 
-__all__ = ["ModelStatusRow", "Snapshot", "WindowTotals"]
+__all__ = ["KeyRow", "ModelStatusRow", "Snapshot", "WindowTotals"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +21,22 @@ class ModelStatusRow:
     status: str
     latency_ms: float | None
     tested_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    """One client key's totals (all replicas, all time) from api_key_usage; name '' = no key
+    (local-only requests by header). Budget figures are None when the key has no budget."""
+
+    name: str
+    requests: int
+    refused: int
+    tokens: int
+    local_only: int
+    cost_usd: float
+    budget_usd: float | None = None
+    budget_period: str = "total"
+    period_cost_usd: float | None = None
 
 
 @dataclass(slots=True)
@@ -54,3 +70,4 @@ class Snapshot:
     router_health: dict[str, dict[str, Any]] = field(default_factory=dict)  # replica -> decoded JSON
     model_status: list[ModelStatusRow] = field(default_factory=list)
     insight: dict[str, Any] | None = None
+    keys: list[KeyRow] = field(default_factory=list)

@@ -107,7 +107,8 @@ def parse_reply(status: int, headers: Mapping[str, str], body: bytes, latency_s:
 class BatchRunner:
     def __init__(self, repo: TaskRepo, router_url: str, *, concurrency: int = 4, transport: Any = None,
                  clock: Callable[[], float] = time.time, timer: Callable[[], float] = time.perf_counter,
-                 owner: str | None = None, lease_ttl_s: float = 30.0, request_timeout_s: float = 120.0) -> None:
+                 owner: str | None = None, lease_ttl_s: float = 30.0, request_timeout_s: float = 120.0,
+                 api_key: str | None = None) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         self.repo = repo
@@ -119,6 +120,8 @@ class BatchRunner:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.lease_ttl_s = lease_ttl_s
         self.request_timeout_s = request_timeout_s
+        # the router's client key (docs/access.md); default: $WILTON_ROUTER_API_KEY, as the insight hook
+        self.api_key = api_key if api_key is not None else (os.environ.get("WILTON_ROUTER_API_KEY") or None)
 
     async def _db(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         # the store is synchronous: keep its round trips off the event loop
@@ -132,7 +135,8 @@ class BatchRunner:
         renewer = asyncio.create_task(self._renew(batch_id))
         ran = 0
         try:
-            async with httpx.AsyncClient(base_url=self.router_url, transport=self.transport,
+            auth = {"authorization": f"Bearer {self.api_key}"} if self.api_key else None
+            async with httpx.AsyncClient(base_url=self.router_url, transport=self.transport, headers=auth,
                                          timeout=httpx.Timeout(self.request_timeout_s, connect=5.0)) as client:
                 prices = await self._prices(client)
                 queue = await self._db(self.repo.pending, batch_id)

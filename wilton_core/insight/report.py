@@ -111,6 +111,13 @@ def _numbers_section(s: dict[str, Any]) -> list[str]:
                         [[x["provider"], str(x["requests"]), _pct(x["error_rate"]), _pct(x["fallback_rate"]),
                           ", ".join(f"{k}: {v}" for k, v in sorted(x["error_classes"].items())) or "-"]
                          for x in s["providers"]])
+    if s.get("keys"):
+        lines += ["### Client keys", ""]
+        lines += _table(["key", "requests", "refused", "local-only", "tokens", "cost", "budget"],
+                        [[k["name"], str(k["requests"]), str(k["refused"]), str(k["local_only"]), str(k["tokens"]),
+                          f"${k['cost_usd']:.4f}",
+                          "-" if k["budget_usd"] is None else f"${k['budget_usd']:.2f} / {k['budget_period']}"]
+                         for k in s["keys"]])
     lines += ["### Rate-limit episodes", ""]
     if s["rate_limit_episodes"]:
         lines += _table(["provider", "start (UTC)", "end (UTC)", "errors"],

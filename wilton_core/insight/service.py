@@ -107,8 +107,12 @@ class InsightService:
         agg = scan_window(self.store, since, now, latency_target_s=opts.latency_target_s,
                           max_costly=opts.max_tasks, sample_cap=opts.latency_sample_cap)
         control = ControlColumns.from_rows([_control_tuple(r) for r in self.store.control_history(since, now)])
-        return summarize(agg, control, phi_target=self._phi_target(), basis=opts.phi_basis,
-                         control_window_s=opts.control_window_s)
+        stats = summarize(agg, control, phi_target=self._phi_target(), basis=opts.phi_basis,
+                          control_window_s=opts.control_window_s)
+        from wilton_core.access.insight import window_key_spend
+
+        stats.keys = window_key_spend(self.store, since, now)
+        return stats
 
     async def run_once(self, now: float | None = None) -> RunResult:
         """One report. Raises StoreError only when the store itself fails (nothing to report on)."""

@@ -258,6 +258,21 @@ class Totals:
     error_rate: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class KeySpend:
+    """One client key over the window (docs/access.md): its requests, refusals, local-only
+    requests, tokens and spend, with its budget for comparison."""
+
+    name: str
+    requests: int
+    refused: int
+    local_only: int
+    tokens: int
+    cost_usd: float
+    budget_usd: float | None = None
+    budget_period: str = "total"
+
+
 @dataclass(slots=True)
 class InsightStats:
     since: float
@@ -273,6 +288,7 @@ class InsightStats:
     costliest: list[CostlyRequest]
     anomalies: list[Anomaly]
     notes: list[str] = field(default_factory=list)
+    keys: list[KeySpend] = field(default_factory=list)  # filled from the store (access.insight)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

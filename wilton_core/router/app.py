@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from wilton_core.access.caller import Caller
+from wilton_core.access.gate import Gate, Refusal
 from wilton_core.errors import NoHealthyModelError, RequestError
 from wilton_core.router.service import RouterService
 from wilton_core.router.wire import error_body, validate_chat_request
@@ -121,8 +123,9 @@ async def _relay(chunks: AsyncIterator[bytes], receive: Receive, send: Send) -> 
 class RouterApp:
     def __init__(self, service: RouterService, *, metrics: Callable[[], tuple[bytes, str]] | None = None,
                  openapi: Callable[[], dict[str, Any]] | None = None, body_timeout_s: float = 30.0,
-                 max_headers: int = 100) -> None:
+                 max_headers: int = 100, gate: Gate | None = None) -> None:
         self.service = service
+        self.gate = gate  # access (issue 14): keys, allow-lists, budgets, limits, local-only
         # a client that sends its body slower than this is cut: the HTTP server bounds the head,
         # the app bounds the body (whatever server runs it)
         self.body_timeout_s = body_timeout_s
@@ -152,6 +155,8 @@ class RouterApp:
             if msg["type"] == "lifespan.startup":
                 try:
                     await self.service.start()
+                    if self.gate is not None:
+                        await self.gate.start()
                 except Exception as e:
                     log.error("router failed to start: %s", e)
                     await send({"type": "lifespan.startup.failed", "message": str(e)})
@@ -159,6 +164,8 @@ class RouterApp:
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
                 await self.service.stop()
+                if self.gate is not None:
+                    await self.gate.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -176,6 +183,11 @@ class RouterApp:
                 return
             await self._chat(scope, receive, send)
             return
+        if path.startswith("/admin/") and self.gate is not None:  # access (issue 14): master key only
+            from wilton_core.access.admin import handle_admin
+
+            await handle_admin(self.gate, scope, receive, send)
+            return
         handler = self._get.get(path)
         if handler is None:
             await _send_error(send, 404, f"Unknown path {path}.", "invalid_request_error", None, "not_found")
@@ -183,6 +195,13 @@ class RouterApp:
         if method not in ("GET", "HEAD"):
             await _send_error(send, 405, f"Method {method} not allowed on {path}; use GET.",
                               "invalid_request_error", None, "method_not_allowed", [(b"allow", b"GET, HEAD")])
+            return
+        if handler == self._models and self.gate is not None:  # access (issue 14): what this key may see
+            who = self.gate.identify(scope.get("headers", ()))
+            if isinstance(who, Refusal):
+                await _send_json(send, who.status, who.body(), list(who.headers))
+            else:
+                await _send_json(send, 200, orjson.dumps(self.service.list_models(who)))
             return
         await handler(send)
 
@@ -213,9 +232,16 @@ class RouterApp:
             await _send_error(send, 400, f"The request body is not valid JSON: {e.msg} at position {e.pos}.",
                               "invalid_request_error", None, "invalid_json")
             return
+        caller: Caller | None = None
+        if self.gate is not None:  # access (issue 14): a refusal is an OpenAI error and a ledger row
+            verdict = await self.gate.check(scope.get("headers", ()), body)
+            if isinstance(verdict, Refusal):
+                await _send_json(send, verdict.status, verdict.body(), list(verdict.headers))
+                return
+            caller = verdict
         try:
             validate_chat_request(body)
-            decision = svc.decide(body, started)
+            decision = svc.decide(body, started, caller)
             if body.get("stream"):
                 out = await svc.stream(body, decision)
                 await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + out.headers})

@@ -48,6 +48,8 @@ def _parser(prog: str = "wilton-router") -> argparse.ArgumentParser:
                    help="open connections per worker (default 1000, $WILTON_ROUTER_MAX_CONNECTIONS)")
     p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # set for --workers' children
     p.add_argument("--validate-and-exit", action="store_true", help="check settings, config and store, then exit")
+    p.add_argument("--allow-unauthenticated", action="store_true", default=None,
+                   help="serve a non-loopback address without WILTON_MASTER_KEY (anyone may spend)")
     return p
 
 
@@ -63,6 +65,8 @@ def build_app(settings: Any, *, store: Any = None, providers: Any = None) -> tup
         process_collector,
     )
 
+    from wilton_core.access.gate import Gate
+    from wilton_core.access.spend import LedgerTap
     from wilton_core.router.app import RouterApp
     from wilton_core.router.openapi import openapi_schema
     from wilton_core.router.service import RouterService
@@ -84,7 +88,11 @@ def build_app(settings: Any, *, store: Any = None, providers: Any = None) -> tup
         buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
         registry=registry,
     )
-    service = RouterService(config, store=store, ledger=ledger, providers=providers,
+    # access (issue 14): the gate sees every ledger record (spend, TPM) on its way to the writer
+    gate = Gate(models={m.id: m.is_local for m in config.models}, master_key=settings.master_key_value(),
+                store=store, writer=ledger, redis_url=settings.redis_url, refresh_s=settings.key_refresh_s,
+                replica=settings.replica_id)
+    service = RouterService(config, store=store, ledger=LedgerTap(ledger, gate.observe), providers=providers,
                             replica=settings.replica_id, overhead_observer=overhead.observe,
                             probe_models=config.routing.probe_models,
                             capture_prompts=settings.capture_prompts)
@@ -93,7 +101,7 @@ def build_app(settings: Any, *, store: Any = None, providers: Any = None) -> tup
         return generate_latest(registry), CONTENT_TYPE_LATEST
 
     app = RouterApp(service, metrics=metrics, openapi=openapi_schema, body_timeout_s=settings.router_body_timeout_s,
-                    max_headers=settings.router_max_headers)
+                    max_headers=settings.router_max_headers, gate=gate)
     return app, service, ledger
 
 
@@ -123,13 +131,20 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "wilton-router") -> i
                                  router_header_timeout_s=args.header_timeout,
                                  router_body_timeout_s=args.body_timeout, router_keep_alive_s=args.keep_alive,
                                  router_max_header_bytes=args.max_header_bytes, router_max_headers=args.max_headers,
-                                 router_max_connections=args.max_connections)
+                                 router_max_connections=args.max_connections,
+                                 allow_unauthenticated=args.allow_unauthenticated)
         level = getattr(logging, settings.log_level.upper(), logging.INFO)
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         quiet_client_loggers()
         config = settings.stack_config()
     except ConfigError as e:
         print(f"wilton-router: {e}", file=sys.stderr)
+        return 2
+    from wilton_core.access.gate import exposure_error
+
+    exposed = exposure_error(settings.host, settings.master_key is not None, settings.allow_unauthenticated)
+    if exposed:
+        print(f"wilton-router: {exposed}", file=sys.stderr)
         return 2
     try:
         from wilton_core.store import open_store

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from wilton_core.access.caller import Caller
 from wilton_core.config import ModelConfig, StackConfig
 from wilton_core.core.classify import classify_request
 from wilton_core.core.control_state import ControlState
@@ -65,6 +66,11 @@ class Decision:
     started: float  # perf_counter at arrival
     decide_s: float
     prompt: str | None = None  # kept only when prompt capture is on
+    # access (issue 14): who asked; non-admin callers see no fallback error detail
+    key_id: str = ""
+    local_only: bool = False
+    admin: bool = True
+    extra_headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 @dataclass(slots=True)
@@ -268,18 +274,20 @@ class RouterService:
             )
         return views
 
-    def decide(self, body: dict[str, Any], started: float) -> Decision:
-        """The routing decision for a validated request. A refusal (unknown model, nothing capable,
-        nothing healthy) is recorded in the ledger before it is raised: every routed request is a row."""
+    def decide(self, body: dict[str, Any], started: float, caller: Caller | None = None) -> Decision:
+        """The routing decision for a validated request. `caller` (from the access gate) restricts
+        the choice: its allow-list, and local only. A refusal (unknown model, not allowed, nothing
+        capable, nothing healthy) is recorded in the ledger before it is raised: every routed
+        request is a row."""
         messages = body["messages"]
         assert self._scorer is not None, "RouterService.start() not called"
         intent, difficulty = classify_request(messages, self._scorer)
         # 96 random bits from a PRNG seeded by the OS: uuid4 costs a getrandom syscall per request
         rid = f"chatcmpl-{self._ids.getrandbits(96):024x}"
         prompt = transcript(messages) if self.capture_prompts else None
-        d = Decision(rid, [], intent.value, difficulty, started, 0.0, prompt)
+        d = Decision(rid, [], intent.value, difficulty, started, 0.0, prompt, **_who(caller))
         try:
-            d.chain = self._chain(body, intent, difficulty)
+            d.chain = self._chain(body, intent, difficulty, caller)
         except RequestError as err:
             self._record_refusal(d, err.code or "bad_request", err.status, bool(body.get("stream")))
             raise
@@ -292,7 +300,7 @@ class RouterService:
         d.decide_s = time.perf_counter() - started
         return d
 
-    def _chain(self, body: dict[str, Any], intent: Intent, difficulty: float) -> list[str]:
+    def _chain(self, body: dict[str, Any], intent: Intent, difficulty: float, caller: Caller | None) -> list[str]:
         messages = body["messages"]
         requested = body.get("model") or "auto"
         if requested not in AUTO_MODELS:
@@ -305,6 +313,9 @@ class RouterService:
                     f"The model '{requested}' is not configured: set {names} to use it.",
                     param="model", code="model_not_configured", status=400,
                 )
+            if caller is not None and not caller.permits(requested, rt.cfg.is_local):  # the gate said so too
+                raise RequestError(f"This key may not use the model '{requested}'.", param="model",
+                                   code="model_not_allowed", status=403)
             return [requested]
         est_in = estimate_tokens(messages) + 8
         max_out = body.get("max_completion_tokens") or body.get("max_tokens") or 256
@@ -323,8 +334,12 @@ class RouterService:
         decision = choose(self._views(time.monotonic()), req, control, self.weights, self._rng.random())
         chain = apply_preferences(decision.chain, self.preferences.get(intent.value, ()), self._is_local)
         only_local = AUTO_MODELS[requested]
+        if caller is not None and caller.local_only:
+            only_local = True  # a local-only request never reaches an API model, not even by fallback
         if only_local is not None:
             chain = [m for m in chain if self.runtimes[m].cfg.is_local is only_local]
+        if caller is not None and caller.models:
+            chain = [m for m in chain if caller.permits(m, self._is_local[m])]
         if not chain:
             capable = self._capable(req, only_local)
             message = no_model_message(req, est_in + int(max_out), only_local, capable)
@@ -364,11 +379,13 @@ class RouterService:
             (b"x-wilton-model", rt.cfg.id.encode()),
             (b"x-wilton-tier", rt.cfg.tier.encode()),
             (b"x-wilton-local", b"true" if rt.cfg.is_local else b"false"),
-            (b"x-wilton-fallbacks", ",".join(f"{a.model_id}:{a.kind}" for a in attempts).encode() or b"0"),
+            (b"x-wilton-fallbacks", (",".join(f"{a.model_id}:{a.kind}" for a in attempts).encode() or b"0")
+             if d.admin else str(len(attempts)).encode()),
             (b"x-wilton-intent", d.intent.encode()),
             (b"x-wilton-difficulty", f"{d.difficulty:.3f}".encode()),
             (b"x-wilton-overhead-ms", f"{overhead_s * 1000:.3f}".encode()),
             (b"x-request-id", d.request_id.encode()),
+            *d.extra_headers,
         ]
 
     def _record_refusal(self, d: Decision, error_class: str, http_status: int, stream: bool) -> None:
@@ -379,7 +396,7 @@ class RouterService:
             ts=self._clock(), request_id=d.request_id, model_id="", tier="", is_local=False, provider="",
             intent=d.intent, difficulty=d.difficulty, latency_s=time.perf_counter() - d.started,
             status="error", error_class=error_class, stream=stream, replica=self.replica,
-            http_status=http_status, prompt=d.prompt,
+            http_status=http_status, prompt=d.prompt, key_id=d.key_id, local_only=d.local_only,
         ))
 
     def _record(self, d: Decision, rt: ModelRuntime | None, attempts: list[Attempt], *, status: str,
@@ -406,7 +423,7 @@ class RouterService:
             status=status, error_class=error_class, fallbacks=len(attempts),
             tried=",".join(a.model_id for a in attempts), stream=stream, replica=self.replica,
             prompt=d.prompt, attempt_errors=",".join(f"{a.model_id}:{a.kind}" for a in attempts),
-            http_status=http_status,
+            http_status=http_status, key_id=d.key_id, local_only=d.local_only,
         )
         self.ledger.submit(rec)
 
@@ -523,7 +540,14 @@ class RouterService:
 
     # ---- listing ----------------------------------------------------------------------------
 
-    def list_models(self) -> dict[str, Any]:
+    def list_models(self, caller: Caller | None = None) -> dict[str, Any]:
+        """Every model with its facts; a non-admin caller sees only the ids it may use, no prices."""
+        if caller is not None and not caller.admin:
+            created = int(self.started_at)
+            return {"object": "list", "data": [
+                {"id": mid, "object": "model", "created": created, "owned_by": "wilton"}
+                for mid in ("auto", *self.runtimes)
+                if mid == "auto" or caller.permits(mid, self._is_local[mid])]}
         now = time.monotonic()
         created = int(self.started_at)
         data = [{"id": "auto", "object": "model", "created": created, "owned_by": "wilton",
@@ -564,6 +588,14 @@ class RouterService:
         if self.ledger is not None and hasattr(self.ledger, "stats"):
             info["ledger"] = _jsonable(self.ledger.stats())
         return bool(usable), info
+
+
+def _who(caller: Caller | None) -> dict[str, Any]:
+    """Decision's access fields for a caller (key id, local only, admin, rate-limit headers)."""
+    if caller is None:
+        return {}
+    return {"key_id": caller.key_id, "local_only": caller.local_only, "admin": caller.admin,
+            "extra_headers": caller.headers}
 
 
 def no_model_message(req: RequestView, tokens: int, only_local: bool | None, capable: bool) -> str:

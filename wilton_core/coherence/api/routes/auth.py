@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field
@@ -39,14 +40,22 @@ class RefreshRequest(BaseModel):
 
 @router.post("/token", response_model=TokenResponse)
 async def token(
+    request: Request,
     service: ServiceDep,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     client: Annotated[str, Depends(client_id)],
 ) -> TokenResponse:
+    slots: asyncio.Semaphore = request.app.state.login_slots  # set by create_app
+    if slots.locked():
+        # A flood of logins must not queue argon2 work ahead of the API: refuse the excess at once.
+        raise HTTPException(status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                            detail="too many logins in progress; try again shortly",
+                            headers={"Retry-After": "1"})
     try:
-        # argon2 takes tens of milliseconds of CPU: keep it off the event loop.
-        pair = await run_in_threadpool(service.auth.login, form.username, form.password, client,
-                                       " ".join(form.scopes))
+        async with slots:
+            # argon2 takes tens of milliseconds of CPU: keep it off the event loop.
+            pair = await run_in_threadpool(service.auth.login, form.username, form.password, client,
+                                           " ".join(form.scopes))
     except LoginThrottled as e:
         log.warning("login throttled for a (user, client) pair")
         raise HTTPException(
