@@ -38,7 +38,9 @@ def test_window_key_spend(store) -> None:
 
 
 def test_report_renders_the_keys_table() -> None:
-    from wilton_core.insight.stats import ControlColumns, KeySpend, LedgerColumns, compute_stats
+    from insight.ledger_oracle import LedgerColumns, compute_stats  # tests/insight: the in-memory oracle
+
+    from wilton_core.insight.stats import ControlColumns, KeySpend
 
     stats = compute_stats(LedgerColumns.empty(), ControlColumns.from_rows([]), since=0.0, until=3600.0,
                           phi_target=0.75, latency_target_s=2.0)
