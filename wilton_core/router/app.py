@@ -17,6 +17,8 @@ from typing import Any
 import orjson
 
 from wilton_core.errors import NoHealthyModelError, RequestError
+from wilton_core.router.endpoints import ApiError, Endpoint, JsonReply
+from wilton_core.router.request_ids import client_request_id
 from wilton_core.router.service import RouterService
 from wilton_core.router.wire import error_body, validate_chat_request
 
@@ -61,8 +63,8 @@ async def _send_json(send: Send, status: int, body: bytes, extra: list[tuple[byt
 
 
 async def _send_error(send: Send, status: int, message: str, type_: str, param: str | None = None,
-                      code: str | None = None) -> None:
-    await _send_json(send, status, error_body(message, type_, param, code))
+                      code: str | None = None, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    await _send_json(send, status, error_body(message, type_, param, code), extra)
 
 
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
@@ -88,6 +90,17 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+def _more_apis(service: RouterService) -> dict[str, Endpoint]:
+    """h6 (issue 17): POST routes beyond chat completions, each an Endpoint (see endpoints.py)."""
+    from wilton_core.router.api_anthropic import AnthropicCountTokens, AnthropicMessages
+
+    apis: dict[str, Endpoint] = {}
+    for prefix in ("/v1", ""):
+        apis[prefix + "/messages"] = AnthropicMessages(service)
+        apis[prefix + "/messages/count_tokens"] = AnthropicCountTokens(service)
+    return apis
+
+
 class RouterApp:
     def __init__(self, service: RouterService, *, metrics: Callable[[], tuple[bytes, str]] | None = None,
                  openapi: Callable[[], dict[str, Any]] | None = None) -> None:
@@ -103,6 +116,9 @@ class RouterApp:
             "/metrics": self._metrics_route,
             "/openapi.json": self._openapi_route,
         }
+        # ---- begin h6 (issue 17): more client APIs; translation at the edge, see endpoints.py ----
+        self._apis: dict[str, Endpoint] = _more_apis(service)
+        # ---- end h6 ----
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -137,6 +153,19 @@ class RouterApp:
                 return
             await self._chat(scope, receive, send)
             return
+        # ---- begin h6 (issue 17) ----
+        api = self._apis.get(path)
+        if api is not None:
+            if method != "POST":
+                await self._send_reply(send, api.render_error(ApiError(
+                    405, f"Method {method} not allowed on {path}; use POST.", code="method_not_allowed")))
+                return
+            await self._api(api, scope, receive, send)
+            return
+        if path.startswith(("/v1/models/", "/models/")) and method in ("GET", "HEAD"):
+            await self._model(send, path.split("/models/", 1)[1])
+            return
+        # ---- end h6 ----
         handler = self._get.get(path)
         if handler is None:
             await _send_error(send, 404, f"Unknown path {path}.", "invalid_request_error", None, "not_found")
@@ -150,6 +179,8 @@ class RouterApp:
     async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         svc = self.service
+        rid = client_request_id(scope.get("headers", ())) or svc.new_request_id()
+        echo = [(b"x-request-id", rid.encode())]
         try:
             raw = await _read_body(scope, receive, svc.routing.max_body_bytes)
         except _TooLarge:
@@ -166,7 +197,7 @@ class RouterApp:
             return
         try:
             validate_chat_request(body)
-            decision = svc.decide(body, started)
+            decision = svc.decide(body, started, rid)
             if body.get("stream"):
                 out = await svc.stream(body, decision)
                 await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + out.headers})
@@ -177,15 +208,66 @@ class RouterApp:
             res = await svc.complete(body, decision)
             await _send_json(send, 200, res.body, res.headers)
         except RequestError as e:
-            await _send_error(send, e.status, e.message, e.type, e.param, e.code)
+            await _send_error(send, e.status, e.message, e.type, e.param, e.code, echo)
         except NoHealthyModelError as e:
-            await _send_json(send, e.status, no_model_body(e), retry_after_headers(e.retry_after))
+            await _send_json(send, e.status, no_model_body(e), retry_after_headers(e.retry_after) + echo)
         except Exception:
             # a bug must not leak a traceback to the client; the log keeps it for us
             log.exception("unhandled error on /v1/chat/completions")
             with contextlib.suppress(Exception):
                 await _send_error(send, 500, "Internal error in the router; see its log.", "server_error",
-                                  None, "internal_error")
+                                  None, "internal_error", echo)
+
+    # ---- begin h6 (issue 17): extra APIs and model lookup ----
+    async def _model(self, send: Send, model_id: str) -> None:
+        m = self.service.get_model(model_id)
+        if m is None:
+            await _send_error(send, 404, f"The model '{model_id[:200]}' does not exist.", "invalid_request_error",
+                              "model", "model_not_found")
+            return
+        await _send_json(send, 200, orjson.dumps(m))
+
+    async def _send_reply(self, send: Send, reply: JsonReply) -> None:
+        await _send_json(send, reply.status, reply.body, reply.headers)
+
+    async def _api(self, api: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        limit = self.service.routing.max_body_bytes
+        rid = client_request_id(scope.get("headers", ()))
+        echo = [(b"x-request-id", rid.encode())] if rid else []
+        try:
+            raw = await _read_body(scope, receive, limit)
+        except _TooLarge:
+            await self._send_reply(send, api.render_error(ApiError(
+                413, f"Request body exceeds the limit of {limit} bytes.", code="request_too_large")))
+            return
+        except ConnectionResetError:
+            return
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            await self._send_reply(send, api.render_error(ApiError(
+                400, f"The request body is not valid JSON: {e.msg} at position {e.pos}.", code="invalid_json")))
+            return
+        try:
+            reply = await api.handle(body, rid, started)
+        except (RequestError, NoHealthyModelError) as e:
+            err = ApiError.of(e)
+            reply = api.render_error(err)
+            reply.headers += err.retry_headers() + echo
+        except Exception:
+            log.exception("unhandled error on %s", scope["path"])
+            reply = api.render_error(ApiError(500, "Internal error in the router; see its log.", "server_error",
+                                              "internal_error"))
+        if isinstance(reply, JsonReply):
+            with contextlib.suppress(Exception):
+                await self._send_reply(send, reply)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + reply.headers})
+        async for chunk in reply.chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    # ---- end h6 ----
 
     async def _models(self, send: Send) -> None:
         await _send_json(send, 200, orjson.dumps(self.service.list_models()))

@@ -47,7 +47,7 @@ from wilton_core.router.wire import estimate_prompt_tokens, has_images
 from wilton_core.store.base import ControlState, Store
 from wilton_core.types import LedgerRecord, Usage
 
-__all__ = ["Outcome", "RouterService", "StreamOutcome"]
+__all__ = ["ChatResult", "ChunkStream", "Outcome", "RouterService", "StreamFailure", "StreamOutcome"]
 
 log = logging.getLogger("wilton.router")
 
@@ -78,6 +78,35 @@ class Outcome:
 class StreamOutcome:
     headers: list[tuple[bytes, bytes]]
     chunks: AsyncIterator[bytes]
+
+
+@dataclass(slots=True)
+class ChatResult:
+    """A finished non-streaming request as data (for endpoints that translate it to another API)."""
+
+    data: dict[str, Any]  # OpenAI chat.completion: id = the request id, model = the model id, usage sanitised
+    usage: Usage
+    headers: list[tuple[bytes, bytes]]
+    model: ModelConfig
+
+
+@dataclass(slots=True)
+class StreamFailure:
+    """The last item of a chunk stream that broke after its first chunk (the ledger row is written)."""
+
+    code: str
+    message: str
+    type: str  # "upstream_error" (the model's stream failed) or "server_error" (ours)
+
+
+@dataclass(slots=True)
+class ChunkStream:
+    """A committed stream as data: OpenAI chunk dicts (id = request id, model = model id), the last
+    one with data carrying the sanitised `usage` and empty choices, or a `StreamFailure` last."""
+
+    headers: list[tuple[bytes, bytes]]
+    model: ModelConfig
+    chunks: AsyncIterator[dict[str, Any] | StreamFailure]
 
 
 class RouterService:
@@ -269,14 +298,18 @@ class RouterService:
             )
         return views
 
-    def decide(self, body: dict[str, Any], started: float) -> Decision:
+    def new_request_id(self, prefix: str = "chatcmpl-") -> str:
+        # 96 random bits from a PRNG seeded by the OS: uuid4 costs a getrandom syscall per request
+        return f"{prefix}{self._ids.getrandbits(96):024x}"
+
+    def decide(self, body: dict[str, Any], started: float, request_id: str | None = None) -> Decision:
         """The routing decision for a validated request. A refusal (unknown model, nothing capable,
-        nothing healthy) is recorded in the ledger before it is raised: every routed request is a row."""
+        nothing healthy) is recorded in the ledger before it is raised: every routed request is a row.
+        `request_id`: the ledger's id for it (a validated client x-request-id), else a new one."""
         messages = body["messages"]
         assert self._scorer is not None, "RouterService.start() not called"
         intent, difficulty = classify_request(messages, self._scorer)
-        # 96 random bits from a PRNG seeded by the OS: uuid4 costs a getrandom syscall per request
-        rid = f"chatcmpl-{self._ids.getrandbits(96):024x}"
+        rid = request_id or self.new_request_id()
         prompt = _prompt_text(messages) if self.capture_prompts else None
         d = Decision(rid, [], intent.value, difficulty, started, 0.0, prompt)
         try:
@@ -440,6 +473,7 @@ class RouterService:
         res = await self.executor.complete(d.chain, body)
         data = res.completion.data
         data["model"] = res.runtime.cfg.id
+        data["id"] = d.request_id  # the body's id is the ledger's: one id to trace a request by
         # what the client and the ledger see is the provider's sanitised count, never the raw field
         usage = res.completion.usage
         data["usage"] = usage.as_openai()
@@ -484,6 +518,7 @@ class RouterService:
                 if u:
                     usage = Usage.from_openai(u) or usage
                     chunk["usage"] = usage.as_openai()
+                chunk["id"] = d.request_id
                 if chunk.get("choices"):
                     chunk["model"] = mid
                     if u and not include_usage:
@@ -522,6 +557,91 @@ class RouterService:
             self._record(d, rt, start.attempts, status=status, error_class=error_class,
                          latency_s=time.perf_counter() - d.started, ttft_s=ttft, usage=usage, stream=True)
 
+    # ---- typed results, for endpoints speaking other APIs (Anthropic Messages, Responses) ---------
+    # The same executor, breakers, ledger rows and headers as complete()/stream(); only the output
+    # stays data, so an endpoint translates it instead of parsing bytes another layer rendered.
+
+    async def complete_result(self, body: dict[str, Any], d: Decision) -> ChatResult:
+        try:
+            res = await self.executor.complete(d.chain, body)
+        except NoHealthyModelError as err:
+            self.record_failure(d, err, stream=False)
+            raise
+        except Exception:
+            self._record_crash(d, stream=False)
+            raise
+        data = res.completion.data
+        data["model"] = res.runtime.cfg.id
+        data["id"] = d.request_id
+        usage = res.completion.usage
+        data["usage"] = usage.as_openai()
+        total = time.perf_counter() - d.started
+        overhead = max(0.0, total - res.upstream_s)
+        self._record(d, res.runtime, res.attempts, status="ok", error_class=None, latency_s=total,
+                     ttft_s=None, usage=usage, stream=False)
+        if self._observe_overhead is not None:
+            self._observe_overhead(overhead)
+        return ChatResult(data, usage, self._headers(res.runtime, d, res.attempts, overhead), res.runtime.cfg)
+
+    async def stream_result(self, body: dict[str, Any], d: Decision) -> ChunkStream:
+        try:
+            start = await self.executor.open_stream(d.chain, body)
+        except NoHealthyModelError as err:
+            self.record_failure(d, err, stream=True)
+            raise
+        except Exception:
+            self._record_crash(d, stream=True)
+            raise
+        overhead = max(0.0, (time.perf_counter() - d.started) - start.ttft_s)
+        if self._observe_overhead is not None:
+            self._observe_overhead(overhead)
+        headers = self._headers(start.runtime, d, start.attempts, overhead)
+        return ChunkStream(headers, start.runtime.cfg, self._relay_data(start, d))
+
+    async def _relay_data(self, start: Any, d: Decision) -> AsyncIterator[dict[str, Any] | StreamFailure]:
+        rt: ModelRuntime = start.runtime
+        usage = Usage()
+        status, error_class = "ok", None
+        mid = rt.cfg.id
+        ttft = time.perf_counter() - d.started
+        try:
+            chunk = start.first
+            while True:
+                if not isinstance(chunk, dict):
+                    raise UnavailableError(f"{mid}: malformed stream chunk", provider=rt.cfg.provider, model=mid)
+                u = chunk.get("usage")
+                if u:
+                    usage = Usage.from_openai(u) or usage
+                    chunk["usage"] = usage.as_openai()
+                chunk["id"] = d.request_id
+                chunk["model"] = mid
+                if chunk.get("choices") or u:
+                    yield chunk
+                try:
+                    chunk = await start.rest.__anext__()
+                except StopAsyncIteration:
+                    break
+        except ProviderError as err:
+            status, error_class = "stream_error", err.kind
+            if err.blame == "upstream":
+                rt.breaker.record_failure(time.monotonic(), err.kind)
+            yield StreamFailure(err.kind, f"upstream stream from '{mid}' failed: {err.kind}", "upstream_error")
+        except (asyncio.CancelledError, GeneratorExit):
+            status, error_class = "stream_error", "client_disconnected"
+            raise
+        except Exception:
+            log.exception("unhandled error relaying stream %s", d.request_id)
+            status, error_class = "stream_error", "internal_error"
+            yield StreamFailure("internal_error", "internal error in the router while relaying the stream",
+                                "server_error")
+        finally:
+            close = getattr(start.rest, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
+            self._record(d, rt, start.attempts, status=status, error_class=error_class,
+                         latency_s=time.perf_counter() - d.started, ttft_s=ttft, usage=usage, stream=True)
+
     # ---- listing ----------------------------------------------------------------------------
 
     def list_models(self) -> dict[str, Any]:
@@ -546,6 +666,13 @@ class RouterService:
                 },
             })
         return {"object": "list", "data": data}
+
+    def get_model(self, model_id: str) -> dict[str, Any] | None:
+        """One entry of `list_models()` (OpenAI's model object), or None for an unknown id."""
+        for m in self.list_models()["data"]:
+            if m["id"] == model_id:
+                return m
+        return None
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         now = time.monotonic()
