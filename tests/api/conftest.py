@@ -68,7 +68,48 @@ supports_vision = true
 input_cost_per_mtok = 3.0
 output_cost_per_mtok = 15.0
 
+[[models]]
+id = "emb-local"
+provider = "openai"
+model = "emb-a"
+base_url = "{fake}/v1"
+tier = "selfhost"
+is_local = true
+kind = "embedding"
+embedding_group = "emb-a"
+
+[[models]]
+id = "emb-ollama"
+provider = "ollama"
+model = "emb-a"
+base_url = "{fake}"
+tier = "selfhost"
+is_local = true
+kind = "embedding"
+embedding_group = "emb-a"
+
+[[models]]
+id = "emb-api"
+provider = "openai"
+model = "emb-b"
+base_url = "{fake}/v1"
+api_key_env = "FAKE_OPENAI_KEY"
+tier = "edge"
+is_local = false
+kind = "embedding"
+input_cost_per_mtok = 20.0
+
+[[models]]
+id = "local-embed"
+provider = "minilm"
+model = "all-MiniLM-L6-v2"
+tier = "selfhost"
+is_local = true
+kind = "embedding"
+
 [routing]
+probe_models = false  # scripted upstream failures must meet the test's requests, not background probes
+embedding_default = "emb-local"
 backoff_base_s = 0.01
 max_body_bytes = 262144
 max_retry_after_s = 0.2
@@ -86,7 +127,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     port = free_port()
     db = tmp / "wilton.db"
     env = {"WILTON_STORE_URL": f"sqlite:///{db}", "FAKE_GEMINI_KEY": "g-secret-123",
-           "FAKE_ANTHROPIC_KEY": "a-secret-456", "WILTON_LEDGER_FLUSH_S": "0.05"}
+           "FAKE_ANTHROPIC_KEY": "a-secret-456", "FAKE_OPENAI_KEY": "o-secret-789", "WILTON_LEDGER_FLUSH_S": "0.05"}
     from wilton_core.store import open_store
     from wilton_core.store.base import ControlState
 

@@ -93,6 +93,7 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
 def _more_apis(service: RouterService) -> dict[str, Endpoint]:
     """h6 (issue 17): POST routes beyond chat completions, each an Endpoint (see endpoints.py)."""
     from wilton_core.router.api_anthropic import AnthropicCountTokens, AnthropicMessages
+    from wilton_core.router.api_embeddings import Embeddings
     from wilton_core.router.api_responses import Responses
 
     apis: dict[str, Endpoint] = {}
@@ -100,6 +101,7 @@ def _more_apis(service: RouterService) -> dict[str, Endpoint]:
         apis[prefix + "/messages"] = AnthropicMessages(service)
         apis[prefix + "/messages/count_tokens"] = AnthropicCountTokens(service)
         apis[prefix + "/responses"] = Responses(service)
+        apis[prefix + "/embeddings"] = Embeddings(service)
     return apis
 
 

@@ -213,6 +213,11 @@ class FallbackExecutor:
                 raise self._no_model(chain, attempts)
             await self._sleep(min(waits) - now)
 
+    async def run(self, chain: Sequence[str], call: Callable[[ModelRuntime], Awaitable[_T]]
+                  ) -> tuple[ModelRuntime, _T, list[Attempt], float]:
+        """Any call (e.g. embeddings) down `chain` with the same retries, breakers and deferrals (h6)."""
+        return await self._first_success(chain, call)
+
     async def complete(self, chain: Sequence[str], body: Mapping[str, Any]) -> ChainResult:
         async def call(rt: ModelRuntime) -> Completion:
             completion = await rt.provider.complete(body)

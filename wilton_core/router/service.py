@@ -47,7 +47,7 @@ from wilton_core.router.wire import estimate_prompt_tokens, has_images
 from wilton_core.store.base import ControlState, Store
 from wilton_core.types import LedgerRecord, Usage
 
-__all__ = ["ChatResult", "ChunkStream", "Outcome", "RouterService", "StreamFailure", "StreamOutcome"]
+__all__ = ["ChatResult", "ChunkStream", "EmbedResult", "Outcome", "RouterService", "StreamFailure", "StreamOutcome"]
 
 log = logging.getLogger("wilton.router")
 
@@ -85,6 +85,14 @@ class ChatResult:
     """A finished non-streaming request as data (for endpoints that translate it to another API)."""
 
     data: dict[str, Any]  # OpenAI chat.completion: id = the request id, model = the model id, usage sanitised
+    usage: Usage
+    headers: list[tuple[bytes, bytes]]
+    model: ModelConfig
+
+
+@dataclass(slots=True)
+class EmbedResult:
+    vectors: list[list[float]]
     usage: Usage
     headers: list[tuple[bytes, bytes]]
     model: ModelConfig
@@ -283,6 +291,8 @@ class RouterService:
         unknown = (None, None, None)
         for mid, rt in self.runtimes.items():
             m = rt.cfg
+            if m.kind == "embedding":
+                continue  # h6: embedding models serve /v1/embeddings only, never a chat request
             st = stats.get(mid, unknown)
             views.append(
                 ModelView(
@@ -333,6 +343,9 @@ class RouterService:
             if requested not in self.runtimes:
                 raise UnknownModelError(requested, list(self.runtimes))
             rt = self.runtimes[requested]
+            if rt.cfg.kind == "embedding":
+                raise RequestError(f"The model '{requested}' is an embedding model: use POST /v1/embeddings.",
+                                   param="model", code="model_not_supported", status=400)
             if not rt.configured:
                 names = " or ".join(rt.cfg.key_env_names)
                 raise RequestError(
@@ -642,6 +655,69 @@ class RouterService:
             self._record(d, rt, start.attempts, status=status, error_class=error_class,
                          latency_s=time.perf_counter() - d.started, ttft_s=ttft, usage=usage, stream=True)
 
+    # ---- embeddings (h6): no split, a pinned or default model, fallback within its embedding_group ----
+
+    def _embedding_chain(self, requested: str | None) -> list[str]:
+        from wilton_core.providers.base import Embedder
+
+        models = [rt.cfg for rt in self.runtimes.values() if rt.cfg.kind == "embedding"]
+        if requested in (None, "", "auto"):
+            default = self.routing.embedding_default
+            if default is None:
+                usable = [m for m in models if self.runtimes[m.id].configured]
+                usable.sort(key=lambda m: not m.is_local)  # local first, config order otherwise
+                if not usable:
+                    raise RequestError("No embedding model is configured: add a model with kind = \"embedding\" "
+                                       "(see docs/api-embeddings.md) or install the [embed] extra.",
+                                       param="model", code="no_embedding_model", status=400)
+                default = usable[0].id
+            requested = default
+        if requested not in self.runtimes:
+            raise UnknownModelError(requested, [m.id for m in models])
+        rt = self.runtimes[requested]
+        if rt.cfg.kind != "embedding" or not isinstance(rt.provider, Embedder):
+            raise RequestError(f"The model '{requested}' is not an embedding model (kind = \"embedding\").",
+                               param="model", code="model_not_supported", status=400)
+        if not rt.configured:
+            raise RequestError(f"The model '{requested}' is not configured: set {' or '.join(rt.cfg.key_env_names)} "
+                               "to use it.", param="model", code="model_not_configured", status=400)
+        group = rt.cfg.embedding_group
+        # vectors of different models are not comparable: fall back only to declared equivalents
+        peers = [m for m in models if group is not None and m.id != requested and m.embedding_group == group
+                 and self.runtimes[m.id].configured and isinstance(self.runtimes[m.id].provider, Embedder)]
+        peers.sort(key=lambda m: not m.is_local)
+        return [requested] + [m.id for m in peers]
+
+    async def embed(self, model: str | None, inputs: list[str], dimensions: int | None, request_id: str,
+                    started: float) -> EmbedResult:
+        from wilton_core.providers.base import Embedder, Embeddings
+
+        d = Decision(request_id, [], "embedding", 0.0, started, 0.0)
+        try:
+            d.chain = self._embedding_chain(model)
+        except RequestError as err:
+            self._record_refusal(d, err.code or "bad_request", err.status, False)
+            raise
+
+        async def call(rt: ModelRuntime) -> Embeddings:
+            provider = rt.provider
+            assert isinstance(provider, Embedder)
+            return await provider.embed(inputs, dimensions)
+
+        try:
+            rt, res, attempts, upstream_s = await self.executor.run(d.chain, call)
+        except NoHealthyModelError as err:
+            self.record_failure(d, err, stream=False)
+            raise
+        except Exception:
+            self._record_crash(d, stream=False)
+            raise
+        total = time.perf_counter() - d.started
+        self._record(d, rt, attempts, status="ok", error_class=None, latency_s=total, ttft_s=None,
+                     usage=res.usage, stream=False)
+        return EmbedResult(res.vectors, res.usage, self._headers(rt, d, attempts, max(0.0, total - upstream_s)),
+                           rt.cfg)
+
     # ---- listing ----------------------------------------------------------------------------
 
     def list_models(self) -> dict[str, Any]:
@@ -661,7 +737,7 @@ class RouterService:
                     "context_window": m.context_window, "supports_tools": m.supports_tools,
                     "supports_vision": m.supports_vision, "input_cost_per_mtok": m.input_cost_per_mtok,
                     "output_cost_per_mtok": m.output_cost_per_mtok, "configured": rt.configured,
-                    "status": status, "simulated": m.simulated,
+                    "status": status, "simulated": m.simulated, "kind": m.kind,
                     **({} if rt.configured else {"reason": "set " + " or ".join(m.key_env_names)}),
                 },
             })
