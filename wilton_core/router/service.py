@@ -42,6 +42,7 @@ from wilton_core.errors import (
 )
 from wilton_core.providers.base import Provider
 from wilton_core.providers.factory import make_provider
+from wilton_core.router.capabilities import pinned_refusal
 from wilton_core.router.fallback import Attempt, FallbackExecutor, ModelRuntime
 from wilton_core.router.wire import estimate_prompt_tokens, has_images
 from wilton_core.store.base import ControlState, Store
@@ -352,6 +353,9 @@ class RouterService:
                     f"The model '{requested}' is not configured: set {names} to use it.",
                     param="model", code="model_not_configured", status=400,
                 )
+            refusal = pinned_refusal(rt.cfg, body)  # h6: what the model lacks is a 400, not a forward
+            if refusal is not None:
+                raise refusal
             return [requested]
         est_in = estimate_prompt_tokens(messages) + 8
         max_out = body.get("max_completion_tokens") or body.get("max_tokens") or 256
