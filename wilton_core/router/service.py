@@ -683,8 +683,11 @@ class RouterService:
             raise RequestError(f"The model '{requested}' is not an embedding model (kind = \"embedding\").",
                                param="model", code="model_not_supported", status=400)
         if not rt.configured:
-            raise RequestError(f"The model '{requested}' is not configured: set {' or '.join(rt.cfg.key_env_names)} "
-                               "to use it.", param="model", code="model_not_configured", status=400)
+            from wilton_core.localembed import INSTALL_HINT
+
+            how = INSTALL_HINT if rt.cfg.provider == "minilm" else f"set {' or '.join(rt.cfg.key_env_names)}"
+            raise RequestError(f"The model '{requested}' is not configured: {how} to use it.", param="model",
+                               code="model_not_configured", status=400)
         group = rt.cfg.embedding_group
         # vectors of different models are not comparable: fall back only to declared equivalents
         peers = [m for m in models if group is not None and m.id != requested and m.embedding_group == group
@@ -742,7 +745,8 @@ class RouterService:
                     "supports_vision": m.supports_vision, "input_cost_per_mtok": m.input_cost_per_mtok,
                     "output_cost_per_mtok": m.output_cost_per_mtok, "configured": rt.configured,
                     "status": status, "simulated": m.simulated, "kind": m.kind,
-                    **({} if rt.configured else {"reason": "set " + " or ".join(m.key_env_names)}),
+                    **({} if rt.configured else {"reason": "set " + " or ".join(m.key_env_names)
+                                                 if m.key_env_names else "not installed"}),
                 },
             })
         return {"object": "list", "data": data}
