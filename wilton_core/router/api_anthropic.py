@@ -6,7 +6,7 @@ path as chat completions (endpoints.run_chat*), translate back. Errors in Anthro
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
@@ -51,18 +51,21 @@ class AnthropicMessages(_AnthropicErrors):
         res = await run_chat(self.service, chat, request_id, started, prefix="msg_")
         return JsonReply(200, orjson.dumps(from_chat(res.data)), _with_request_id(res.headers))
 
-    async def _events(self, out: ChunkStream, chat: dict[str, Any]) -> AsyncIterator[bytes]:
+    async def _events(self, out: ChunkStream, chat: dict[str, Any]) -> AsyncGenerator[bytes, None]:
         rid = next((v.decode() for k, v in out.headers if k == b"x-request-id"), "")
         tr = MessagesStream(rid, out.model.id, estimate_prompt_tokens(chat["messages"]))
-        async for item in out.chunks:
-            if isinstance(item, StreamFailure):
-                for b in tr.fail(item.message):
+        try:
+            async for item in out.chunks:
+                if isinstance(item, StreamFailure):
+                    for b in tr.fail(item.message):
+                        yield b
+                    return
+                for b in tr.feed(item):
                     yield b
-                return
-            for b in tr.feed(item):
+            for b in tr.finish():
                 yield b
-        for b in tr.finish():
-            yield b
+        finally:
+            await out.chunks.aclose()  # a client gone mid-stream: the upstream is closed, the row written
 
 
 class AnthropicCountTokens(_AnthropicErrors):

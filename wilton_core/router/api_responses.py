@@ -7,7 +7,7 @@ Validate (responses_wire), translate to a chat body, run the usual routing path
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
@@ -38,15 +38,18 @@ class Responses(OpenAIErrors):
         res = await run_chat(self.service, chat, request_id, started, prefix="resp_")
         return JsonReply(200, orjson.dumps(from_chat(req, res.data)), res.headers)
 
-    async def _events(self, req: dict[str, Any], out: ChunkStream) -> AsyncIterator[bytes]:
+    async def _events(self, req: dict[str, Any], out: ChunkStream) -> AsyncGenerator[bytes, None]:
         rid = next((v.decode() for k, v in out.headers if k == b"x-request-id"), "")
         tr = ResponsesStream(req, rid, out.model.id, int(time.time()))
-        async for item in out.chunks:
-            if isinstance(item, StreamFailure):
-                for b in tr.fail(item.code, item.message):
+        try:
+            async for item in out.chunks:
+                if isinstance(item, StreamFailure):
+                    for b in tr.fail(item.code, item.message):
+                        yield b
+                    return
+                for b in tr.feed(item):
                     yield b
-                return
-            for b in tr.feed(item):
+            for b in tr.finish():
                 yield b
-        for b in tr.finish():
-            yield b
+        finally:
+            await out.chunks.aclose()  # a client gone mid-stream: the upstream is closed, the row written

@@ -268,9 +268,17 @@ class RouterApp:
                 await self._send_reply(send, reply)
             return
         await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + reply.headers})
-        async for chunk in reply.chunks:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
+        try:
+            async for chunk in reply.chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except OSError:
+            return  # the client went away; closing the generator below ends the upstream and writes the row
+        except Exception:
+            log.exception("unhandled error streaming %s", scope["path"])  # the stream just ends; the log has why
+        finally:
+            await reply.chunks.aclose()
+        with contextlib.suppress(OSError):
+            await send({"type": "http.response.body", "body": b""})
     # ---- end h6 ----
 
     async def _models(self, send: Send) -> None:

@@ -10,7 +10,7 @@ as one `ApiError` and rendered by the endpoint in its API's own error shape.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -35,7 +35,7 @@ class JsonReply:
 @dataclass(slots=True)
 class StreamReply:
     headers: list[tuple[bytes, bytes]]
-    chunks: AsyncIterator[bytes]
+    chunks: AsyncGenerator[bytes, None]
 
 
 @dataclass(slots=True)

@@ -13,7 +13,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,7 +115,7 @@ class ChunkStream:
 
     headers: list[tuple[bytes, bytes]]
     model: ModelConfig
-    chunks: AsyncIterator[dict[str, Any] | StreamFailure]
+    chunks: AsyncGenerator[dict[str, Any] | StreamFailure, None]  # aclose() it when done early
 
 
 class RouterService:
@@ -615,7 +615,7 @@ class RouterService:
         headers = self._headers(start.runtime, d, start.attempts, overhead)
         return ChunkStream(headers, start.runtime.cfg, self._relay_data(start, d))
 
-    async def _relay_data(self, start: Any, d: Decision) -> AsyncIterator[dict[str, Any] | StreamFailure]:
+    async def _relay_data(self, start: Any, d: Decision) -> AsyncGenerator[dict[str, Any] | StreamFailure, None]:
         rt: ModelRuntime = start.runtime
         usage = Usage()
         status, error_class = "ok", None
