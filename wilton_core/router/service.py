@@ -44,6 +44,7 @@ from wilton_core.providers.base import Provider
 from wilton_core.providers.factory import make_provider
 from wilton_core.router.capabilities import pinned_refusal
 from wilton_core.router.fallback import Attempt, FallbackExecutor, ModelRuntime
+from wilton_core.router.tracing import Tracing, tracing_from_env
 from wilton_core.router.wire import estimate_prompt_tokens, has_images
 from wilton_core.store.base import ControlState, Store
 from wilton_core.types import LedgerRecord, Usage
@@ -65,6 +66,7 @@ class Decision:
     started: float  # perf_counter at arrival
     decide_s: float
     prompt: str | None = None  # kept only when prompt capture is on
+    span: Any = None  # h6: the request's tracing span (RequestSpan), only when tracing is on
 
 
 @dataclass(slots=True)
@@ -134,6 +136,7 @@ class RouterService:
         overhead_observer: Callable[[float], None] | None = None,
         probe_models: bool = False,
         capture_prompts: bool = False,
+        tracing: Tracing | None = None,
     ) -> None:
         self.config = config
         self.routing = config.routing
@@ -166,6 +169,8 @@ class RouterService:
         self.preferences = _intent_preferences(config, self._environ)
         self._tasks: list[asyncio.Task[None]] = []
         self.started_at = clock()
+        # h6: OpenTelemetry, opt-in (OTEL_EXPORTER_OTLP_ENDPOINT); None = off, and nothing is imported
+        self.tracing = tracing if tracing is not None else tracing_from_env(self._environ)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -196,6 +201,9 @@ class RouterService:
         if self.ledger is not None and hasattr(self.ledger, "stop"):
             # every request answered so far is in the ledger once this returns
             await asyncio.to_thread(self.ledger.stop, 30.0)
+        if self.tracing is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.tracing.shutdown)
 
     async def refresh_control(self) -> None:
         """Pull the control state and model status from the store (in a thread: never on the loop)."""
@@ -323,8 +331,12 @@ class RouterService:
         rid = request_id or self.new_request_id()
         prompt = _prompt_text(messages) if self.capture_prompts else None
         d = Decision(rid, [], intent.value, difficulty, started, 0.0, prompt)
+        if self.tracing is not None:
+            self._trace_start(d, body.get("model") or "auto", bool(body.get("stream")))
         try:
             d.chain = self._chain(body, intent, difficulty)
+            if d.span is not None:
+                d.span.span.set_attribute("wilton.chain", ",".join(d.chain))
         except RequestError as err:
             self._record_refusal(d, err.code or "bad_request", err.status, bool(body.get("stream")))
             raise
@@ -422,8 +434,18 @@ class RouterService:
             (b"x-request-id", d.request_id.encode()),
         ]
 
+    def _trace_start(self, d: Decision, requested: str, stream: bool) -> None:
+        assert self.tracing is not None
+        d.span = self.tracing.start(d.started, {
+            "wilton.request_id": d.request_id, "wilton.intent": d.intent, "wilton.difficulty": d.difficulty,
+            "wilton.threshold": self.control.threshold, "wilton.phi_target": self.control.phi_target,
+            "wilton.requested_model": requested, "wilton.stream": stream})
+
     def _record_refusal(self, d: Decision, error_class: str, http_status: int, stream: bool) -> None:
         """A request refused while routing (no model was called): a row with no model."""
+        if d.span is not None:
+            d.span.end({"wilton.status": "error", "wilton.error_class": error_class,
+                        "http.response.status_code": http_status})
         if self.ledger is None:
             return
         self.ledger.submit(LedgerRecord(
@@ -444,6 +466,12 @@ class RouterService:
             cfg = self.runtimes[mid].cfg
         if cfg is not None and status == "ok":
             self.latency.record_model(cfg.id, latency_s, ttft_s)
+        if d.span is not None:
+            d.span.end({"wilton.status": status, "wilton.error_class": error_class,
+                        "http.response.status_code": http_status, "wilton.model": cfg.id if cfg else None,
+                        "wilton.tier": cfg.tier if cfg else None, "wilton.local": bool(cfg and cfg.is_local),
+                        "wilton.fallbacks": len(attempts), "wilton.tried": ",".join(a.model_id for a in attempts),
+                        "wilton.tokens_in": usage.prompt_tokens, "wilton.tokens_out": usage.completion_tokens})
         if self.ledger is None:
             return
         rec = LedgerRecord(
@@ -700,6 +728,8 @@ class RouterService:
         from wilton_core.providers.base import Embedder, Embeddings
 
         d = Decision(request_id, [], "embedding", 0.0, started, 0.0)
+        if self.tracing is not None:
+            self._trace_start(d, model or "auto", False)
         try:
             d.chain = self._embedding_chain(model)
         except RequestError as err:
