@@ -28,12 +28,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from store_slow import Arm, _config, summary  # noqa: E402 - the same harness and statistics
+from store_slow import Arm, _config, summary
 
-from wilton_core.router.app import RouterApp  # noqa: E402
-from wilton_core.router.service import RouterService  # noqa: E402
-from wilton_core.router.tracing import Tracing  # noqa: E402
-from wilton_core.testing.fake_upstream import FakeUpstream  # noqa: E402
+from wilton_core.router.app import RouterApp
+from wilton_core.router.service import RouterService
+from wilton_core.router.tracing import Tracing
+from wilton_core.testing.fake_upstream import FakeUpstream
 
 
 def _tracing_on() -> Tracing:
