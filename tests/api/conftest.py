@@ -100,6 +100,16 @@ kind = "embedding"
 input_cost_per_mtok = 20.0
 
 [[models]]
+id = "emb-gemini"
+provider = "gemini"
+model = "emb-g"
+base_url = "{fake}"
+api_key_env = "FAKE_GEMINI_KEY"
+tier = "edge"
+is_local = false
+kind = "embedding"
+
+[[models]]
 id = "local-embed"
 provider = "minilm"
 model = "all-MiniLM-L6-v2"

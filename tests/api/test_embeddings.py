@@ -36,6 +36,13 @@ def test_float_format_and_dimensions(client, stack):
     assert stack["fake"].last_body("emb-a")["dimensions"] == 16
 
 
+def test_gemini_embed_content(client, stack):
+    r = client.embeddings.create(input=["a", "b", "c"], model="emb-gemini", dimensions=12)
+    assert r.model == "emb-gemini" and [len(d.embedding) for d in r.data] == [12, 12, 12]
+    sent = stack["fake"].last_body("emb-g")["requests"]
+    assert [q["content"]["parts"][0]["text"] for q in sent] == ["a", "b", "c"]
+
+
 def test_api_model_costs_money(client, stack):
     raw = client.embeddings.with_raw_response.create(input="some text to embed", model="emb-api")
     assert raw.headers["x-wilton-local"] == "false"

@@ -13,6 +13,7 @@ Endpoints:
     GET  /v1beta/models                            Gemini list
     POST /v1/messages                              Anthropic (JSON, or SSE events)
     POST /v1/embeddings, POST /api/embed           OpenAI / Ollama embeddings (hash-derived unit vectors)
+    POST /v1beta/models/{m}:batchEmbedContents     Gemini embeddings (the same vectors)
     POST /_fake/script   a script object, a list of them, or {"clear": true} (see fake_script)
     GET  /_fake/stats    request counts per model/path, the last request bodies, current scripts
     GET  /healthz
@@ -116,6 +117,8 @@ class FakeApp:
                 return await self._llm(send, receive, "ollama", path, raw, headers)
             if path.startswith(("/v1beta/models/", "/v1/models/")) and ":" in path:
                 model, _, verb = path.split("/models/", 1)[1].rpartition(":")
+                if verb == "batchEmbedContents":
+                    return await self._embed(send, "gemini", path, raw, model=model)
                 if verb in ("generateContent", "streamGenerateContent"):
                     q = parse_qs(scope.get("query_string", b"").decode())
                     return await self._llm(send, receive, "gemini", path, raw, headers, model=model,
@@ -214,15 +217,20 @@ class FakeApp:
             return await _respond(send, 200, render_complete(req, reply), CONTENT_TYPES[(wire, False)])
         await self._stream(send, receive, wire, action, *render_stream(req, reply))
 
-    async def _embed(self, send: Send, wire: str, path: str, raw: bytes) -> None:
-        """OpenAI /v1/embeddings or Ollama /api/embed: deterministic unit vectors (a hash of model and
-        text, `dimensions` long, 8 by default); scripted failures apply as for chat."""
+    async def _embed(self, send: Send, wire: str, path: str, raw: bytes, model: str = "") -> None:
+        """OpenAI /v1/embeddings, Ollama /api/embed or Gemini :batchEmbedContents: deterministic unit
+        vectors (a hash of model and text, `dimensions` long, 8 by default); scripted failures apply."""
         try:
             body = orjson.loads(raw)
-            model = str(body["model"])
-            inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-            dims = int(body.get("dimensions") or 8)
-            texts = [str(t) for t in inputs]
+            if wire == "gemini":
+                reqs = body["requests"]
+                texts = ["".join(p.get("text", "") for p in r["content"]["parts"]) for r in reqs]
+                dims = int((reqs[0].get("outputDimensionality") if reqs else None) or 8)
+            else:
+                model = str(body["model"])
+                inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+                dims = int(body.get("dimensions") or 8)
+                texts = [str(t) for t in inputs]
         except (ValueError, TypeError, KeyError) as e:
             return await _respond(send, 400, error_body(wire, 400, f"invalid request: {e}"))
         record = {"path": path, "wire": wire, "model": model, "stream": False, "body": body, "t": time.time(),
@@ -232,9 +240,10 @@ class FakeApp:
             return await self._error(send, wire, action)
         vectors = [_fake_vector(model, t, dims) for t in texts]
         tokens = sum(max(1, (len(t) + 3) // 4) for t in texts)
-        if wire == "ollama":
-            out: dict[str, Any] = {"model": model, "embeddings": vectors, "total_duration": 1000,
-                                   "prompt_eval_count": tokens}
+        if wire == "gemini":
+            out: dict[str, Any] = {"embeddings": [{"values": v} for v in vectors]}
+        elif wire == "ollama":
+            out = {"model": model, "embeddings": vectors, "total_duration": 1000, "prompt_eval_count": tokens}
         else:
             out = {"object": "list", "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
                    "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]}
