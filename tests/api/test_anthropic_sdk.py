@@ -192,3 +192,16 @@ def test_client_request_id_is_honoured(stack):
                    json={"model": "local-a", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]})
     assert r.status_code == 200 and r.json()["id"] == "trace-42.abc" == r.headers["x-request-id"]
     assert ledger_row(stack["db"], "trace-42.abc")[1] == "local-a"
+
+
+def test_image_to_a_pinned_text_only_model_is_400(client):
+    with pytest.raises(anthropic.BadRequestError) as ei:
+        client.messages.create(model="local-a", max_tokens=20, messages=[{"role": "user", "content": [
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
+            {"type": "text", "text": "what is this"}]}])
+    assert ei.value.body["error"]["type"] == "invalid_request_error" and "local-a" in ei.value.message
+
+
+def test_count_tokens_unknown_model_is_not_found(client):
+    with pytest.raises(anthropic.NotFoundError):
+        client.messages.count_tokens(model="claude-nope", messages=[{"role": "user", "content": "x"}])

@@ -354,7 +354,8 @@ class ModelRegistry:
         """Configured model ids worth re-testing at `now`."""
         statuses = self.status_map()
         # the probe is a chat generation: embedding models (h6) are not probed by it
-        return [m.id for m in self.configured() if m.kind == "chat" and due_for_retest(statuses.get(m.id), now, policy)]
+        return [m.id for m in self.configured()
+                if m.kind == "chat" and due_for_retest(statuses.get(m.id), now, policy)]
 
     def rows(self, statuses: Mapping[str, ProbeResult] | None = None) -> list[ModelRow]:
         st = self.status_map() if statuses is None else statuses
