@@ -41,12 +41,15 @@ async def test_request_span_with_decision_and_attempt_children(fake) -> None:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     svc = RouterService(_config(fake.url), environ={}, tracing=Tracing(provider.get_tracer("t")))
     await svc.start()
-    fake.script("m1", fail=[500, 500])
+    # whichever model the chain tries first fails once (the retry on it then answers)
+    fake.script("m1", fail=[500])
+    fake.script("m2", fail=[500])
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=RouterApp(svc)), base_url="http://r") as c:
             r = await c.post("/v1/chat/completions", json={"model": "local", "messages": [
                 {"role": "user", "content": "hello"}]})
             assert r.status_code == 200
+            fake.clear()
             r2 = await c.post("/v1/messages", json={"model": "m2", "max_tokens": 9, "stream": True,
                                                     "messages": [{"role": "user", "content": "hi"}]})
             assert r2.status_code == 200 and b"message_stop" in r2.content
@@ -60,7 +63,7 @@ async def test_request_span_with_decision_and_attempt_children(fake) -> None:
     a = first.attributes
     assert a["wilton.status"] == "ok" and a["wilton.model"] == r.headers["x-wilton-model"]
     assert a["wilton.intent"] and "wilton.difficulty" in a and "wilton.threshold" in a
-    assert a["wilton.fallbacks"] >= 1 and "m1" in a["wilton.tried"] and a["wilton.local"] is True
+    assert a["wilton.fallbacks"] >= 1 and a["wilton.tried"] and a["wilton.local"] is True
     children = [s for s in spans if s.name == "wilton.upstream" and s.parent and
                 s.parent.span_id == first.context.span_id]
     assert [c.attributes["wilton.model"] for c in children][-1] == a["wilton.model"]
