@@ -242,16 +242,20 @@ class RouterApp:
         try:
             raw = await _read_body(scope, receive, limit)
         except _TooLarge:
-            await self._send_reply(send, api.render_error(ApiError(
-                413, f"Request body exceeds the limit of {limit} bytes.", code="request_too_large")))
+            reply = api.render_error(ApiError(413, f"Request body exceeds the limit of {limit} bytes.",
+                                              code="request_too_large"))
+            reply.headers += echo
+            await self._send_reply(send, reply)
             return
         except ConnectionResetError:
             return
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as e:
-            await self._send_reply(send, api.render_error(ApiError(
-                400, f"The request body is not valid JSON: {e.msg} at position {e.pos}.", code="invalid_json")))
+            reply = api.render_error(ApiError(400, f"The request body is not valid JSON: {e.msg} at position "
+                                                   f"{e.pos}.", code="invalid_json"))
+            reply.headers += echo
+            await self._send_reply(send, reply)
             return
         try:
             reply = await api.handle(body, rid, started)
@@ -263,6 +267,7 @@ class RouterApp:
             log.exception("unhandled error on %s", scope["path"])
             reply = api.render_error(ApiError(500, "Internal error in the router; see its log.", "server_error",
                                               "internal_error"))
+            reply.headers += echo
         if isinstance(reply, JsonReply):
             with contextlib.suppress(Exception):
                 await self._send_reply(send, reply)
