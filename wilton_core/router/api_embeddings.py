@@ -14,8 +14,7 @@ import numpy as np
 import orjson
 
 from wilton_core.errors import RequestError
-from wilton_core.router.api_responses import OpenAIErrors
-from wilton_core.router.endpoints import JsonReply
+from wilton_core.router.endpoints import JsonReply, OpenAIErrors
 from wilton_core.router.service import RouterService
 
 __all__ = ["MAX_INPUTS", "Embeddings", "validate_embeddings_request"]

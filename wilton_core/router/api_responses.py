@@ -12,17 +12,11 @@ from typing import Any
 
 import orjson
 
-from wilton_core.router.endpoints import ApiError, JsonReply, StreamReply, run_chat, run_chat_stream
+from wilton_core.router.endpoints import JsonReply, OpenAIErrors, StreamReply, run_chat, run_chat_stream
 from wilton_core.router.responses_wire import ResponsesStream, from_chat, to_chat, validate_responses_request
 from wilton_core.router.service import ChunkStream, RouterService, StreamFailure
-from wilton_core.router.wire import error_body
 
-__all__ = ["OpenAIErrors", "Responses"]
-
-
-class OpenAIErrors:
-    def render_error(self, err: ApiError) -> JsonReply:
-        return JsonReply(err.status, error_body(err.message, err.type, err.param, err.code), [])
+__all__ = ["Responses"]
 
 
 class Responses(OpenAIErrors):

@@ -16,9 +16,9 @@ from typing import Any, Protocol
 
 from wilton_core.errors import NoHealthyModelError, RequestError
 from wilton_core.router.service import ChatResult, ChunkStream, RouterService
-from wilton_core.router.wire import validate_chat_request
+from wilton_core.router.wire import error_body, validate_chat_request
 
-__all__ = ["ApiError", "Endpoint", "JsonReply", "StreamReply", "run_chat", "run_chat_stream"]
+__all__ = ["ApiError", "Endpoint", "JsonReply", "OpenAIErrors", "StreamReply", "run_chat", "run_chat_stream"]
 
 JSON_CT = (b"content-type", b"application/json")
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
@@ -74,6 +74,13 @@ class Endpoint(Protocol):
     def render_error(self, err: ApiError) -> JsonReply:
         """The error in this API's own wire shape."""
         ...
+
+
+class OpenAIErrors:
+    """render_error for endpoints speaking OpenAI's error shape."""
+
+    def render_error(self, err: ApiError) -> JsonReply:
+        return JsonReply(err.status, error_body(err.message, err.type, err.param, err.code), [])
 
 
 def _checked(chat: dict[str, Any]) -> dict[str, Any]:
