@@ -20,9 +20,6 @@ from wilton_core.router.wire import error_body, validate_chat_request
 
 __all__ = ["ApiError", "Endpoint", "JsonReply", "OpenAIErrors", "StreamReply", "run_chat", "run_chat_stream"]
 
-JSON_CT = (b"content-type", b"application/json")
-SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
-               (b"x-accel-buffering", b"no")]
 
 
 @dataclass(slots=True)
