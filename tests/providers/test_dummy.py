@@ -137,7 +137,7 @@ def test_bad_scripts_are_config_errors(bad: str) -> None:
 
 
 async def test_factory_builds_every_provider_without_network() -> None:
-    assert set(PROVIDER_CLASSES) == {"openai", "ollama", "gemini", "anthropic", "dummy"}
+    assert set(PROVIDER_CLASSES) == {"openai", "ollama", "gemini", "anthropic", "dummy", "minilm"}
     for name in PROVIDER_CLASSES:
         m = ModelConfig(id=f"x-{name}", provider=name, model="echo", tier="edge", is_local=False)
         p = make_provider(m, environ={})

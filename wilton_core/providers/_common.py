@@ -151,7 +151,8 @@ class ChunkFactory:
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+            # logprobs: null as OpenAI sends it (tests/api/fixtures): strict clients see the same shape
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
         }
 
     def usage_chunk(self, usage: Usage) -> dict[str, Any]:

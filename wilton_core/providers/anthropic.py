@@ -14,7 +14,7 @@ import httpx
 import orjson
 
 from wilton_core.config import ModelConfig
-from wilton_core.errors import ProviderError, UnavailableError
+from wilton_core.errors import BadRequestError, ProviderError, UnavailableError
 from wilton_core.providers._common import (
     ChunkFactory,
     dumps,
@@ -75,6 +75,25 @@ def _args(s: Any) -> Any:
         return {}
 
 
+def json_tool_of(body: Mapping[str, Any], model: ModelConfig) -> dict[str, Any] | None:
+    """The forced tool that carries `response_format` on Anthropic (its documented JSON-mode recipe:
+    the tool's input is the JSON reply), or None. With the client's own tools it is refused: forcing
+    one tool would stop the model from calling the others (h6, issue 17: never silently dropped)."""
+    rf = body.get("response_format")
+    if not isinstance(rf, dict) or rf.get("type") not in ("json_object", "json_schema"):
+        return None
+    if body.get("tools"):
+        raise BadRequestError(f"anthropic model '{model.id}' cannot combine response_format with tools "
+                              "(JSON mode is a forced tool there); drop one, or use another model",
+                              provider="anthropic", model=model.id, status=400)
+    if rf["type"] == "json_object":
+        return {"name": "json_object", "description": "Reply with a JSON object.", "input_schema": {"type": "object"}}
+    js = rf.get("json_schema") or {}
+    name = str(js.get("name") or "json_output")[:64]
+    return {"name": name, "description": "Reply with JSON matching this schema.",
+            "input_schema": js.get("schema") or {"type": "object"}}
+
+
 def to_anthropic_request(body: Mapping[str, Any], model: ModelConfig, stream: bool) -> dict[str, Any]:
     """The /v1/messages body for an OpenAI chat-completions body (pure)."""
     system: list[str] = []
@@ -131,6 +150,10 @@ def to_anthropic_request(body: Mapping[str, Any], model: ModelConfig, stream: bo
             req["tool_choice"] = {"type": "none"}
         elif isinstance(choice, dict):
             req["tool_choice"] = {"type": "tool", "name": (choice.get("function") or {}).get("name", "")}
+    json_tool = json_tool_of(body, model)
+    if json_tool is not None:
+        req["tools"] = [json_tool]
+        req["tool_choice"] = {"type": "tool", "name": json_tool["name"]}
     if stream:
         req["stream"] = True
     return req
@@ -171,6 +194,7 @@ class AnthropicProvider:
     async def complete(self, body: Mapping[str, Any]) -> Completion:
         headers, key = self._headers()
         req = to_anthropic_request(body, self.model, stream=False)
+        json_tool = req["tools"][0]["name"] if body.get("response_format") and req.get("tools") else None
         try:
             resp = await self._client.post(f"{self._base}/v1/messages", content=dumps(req), headers=headers)
             if resp.status_code >= 400:
@@ -184,6 +208,8 @@ class AnthropicProvider:
             for block in data["content"]:
                 if block.get("type") == "text":
                     text.append(block.get("text", ""))
+                elif block.get("type") == "tool_use" and block.get("name") == json_tool:
+                    text.append(orjson.dumps(block.get("input") or {}).decode())  # JSON mode: the reply
                 elif block.get("type") == "tool_use":
                     calls.append({"id": block["id"], "type": "function",
                                   "function": {"name": block["name"],
@@ -199,7 +225,8 @@ class AnthropicProvider:
         message: dict[str, Any] = {"role": "assistant", "content": content or (None if calls else "")}
         if calls:
             message["tool_calls"] = calls
-        finish = "tool_calls" if calls else finish_reason_of(data.get("stop_reason"))
+        stop = data.get("stop_reason")
+        finish = "tool_calls" if calls else finish_reason_of("end_turn" if json_tool and stop == "tool_use" else stop)
         out = ChunkFactory(str(data.get("model") or self.model.model), data.get("id")).completion(
             message, finish, usage)
         return Completion(data=out, usage=usage)
@@ -211,6 +238,8 @@ class AnthropicProvider:
         headers, key = self._headers()
         headers["accept"] = "text/event-stream"
         req = to_anthropic_request(body, self.model, stream=True)
+        json_tool = req["tools"][0]["name"] if body.get("response_format") and req.get("tools") else None
+        json_blocks: set[int] = set()  # JSON mode: this tool's input streams as content
         cf = ChunkFactory(self.model.model)
         tokens_in: int | None = None
         tokens_out: int | None = None
@@ -235,7 +264,9 @@ class AnthropicProvider:
                         yield cf.chunk({"role": "assistant", "content": ""})
                     elif kind == "content_block_start":
                         block = data["content_block"]
-                        if block.get("type") == "tool_use":
+                        if block.get("type") == "tool_use" and block.get("name") == json_tool:
+                            json_blocks.add(data["index"])
+                        elif block.get("type") == "tool_use":
                             i = tool_index[data["index"]] = len(tool_index)
                             yield cf.chunk({"tool_calls": [{"index": i, "id": block["id"], "type": "function",
                                                             "function": {"name": block["name"], "arguments": ""}}]})
@@ -247,6 +278,9 @@ class AnthropicProvider:
                         if delta.get("type") == "text_delta":
                             out_chars += len(delta["text"])
                             yield cf.chunk({"content": delta["text"]})
+                        elif delta.get("type") == "input_json_delta" and data["index"] in json_blocks:
+                            out_chars += len(delta["partial_json"])
+                            yield cf.chunk({"content": delta["partial_json"]})
                         elif delta.get("type") == "input_json_delta" and data["index"] in tool_index:
                             out_chars += len(delta["partial_json"])
                             yield cf.chunk({"tool_calls": [{"index": tool_index[data["index"]],
@@ -268,6 +302,8 @@ class AnthropicProvider:
         if not stopped:
             raise UnavailableError(f"anthropic {self.model.id}: stream ended before message_stop",
                                    provider=self.name, model=self.model.id)
+        if json_blocks and stop_reason == "tool_use":
+            stop_reason = "end_turn"  # JSON mode: the forced tool was the answer
         finish = "tool_calls" if tool_index else finish_reason_of(stop_reason)
         yield cf.chunk({}, finish)
         yield cf.usage_chunk(Usage(

@@ -13,6 +13,7 @@ from wilton_core.providers.anthropic import AnthropicProvider
 from wilton_core.providers.base import Provider
 from wilton_core.providers.dummy import DummyProvider
 from wilton_core.providers.gemini import GeminiProvider
+from wilton_core.providers.minilm import MiniLMProvider
 from wilton_core.providers.ollama import OllamaProvider
 from wilton_core.providers.openai_compat import OpenAICompatProvider
 
@@ -24,6 +25,7 @@ PROVIDER_CLASSES: dict[str, type[Any]] = {
     "gemini": GeminiProvider,
     "anthropic": AnthropicProvider,
     "dummy": DummyProvider,
+    "minilm": MiniLMProvider,
 }
 
 

@@ -28,6 +28,7 @@ from wilton_core.providers._common import (
     prompt_chars,
     stop_list,
 )
+from wilton_core.providers.base import Embeddings, check_embeddings
 from wilton_core.providers.errors_map import error_from_exception, error_from_http
 from wilton_core.types import Completion, Usage
 
@@ -282,6 +283,20 @@ class GeminiProvider:
         yield cf.chunk({}, finish_reason_of(reason, n_calls > 0))
         yield cf.usage_chunk(usage or Usage(estimate_tokens(prompt_chars(body.get("messages"))),
                                             estimate_tokens(out_chars)))
+
+    async def embed(self, inputs: list[str], dimensions: int | None = None) -> Embeddings:
+        """embedContent through the SDK (one batch call for all inputs)."""
+        sdk, key = self._client()
+        try:
+            resp = await sdk.aio.models.embed_content(
+                model=self.model.model, contents=inputs,
+                config={"output_dimensionality": dimensions} if dimensions is not None else None)
+            vectors = [list(e.values or []) for e in resp.embeddings or []]
+        except Exception as e:
+            raise self._error(e, key) from e
+        vectors = check_embeddings(vectors, len(inputs), provider=self.name, model=self.model.id)
+        # the Gemini API reports no token count for embeddings: the usual estimate
+        return Embeddings(vectors, Usage(estimate_tokens(sum(len(t) for t in inputs)), 0))
 
     async def list_models(self) -> list[str]:
         sdk, key = self._client()

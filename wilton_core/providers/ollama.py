@@ -25,6 +25,7 @@ from wilton_core.providers._common import (
     prompt_chars,
     stop_list,
 )
+from wilton_core.providers.base import Embeddings, check_embeddings
 from wilton_core.providers.errors_map import error_from_exception, error_from_http
 from wilton_core.types import Completion, Usage
 
@@ -259,6 +260,26 @@ class OllamaProvider:
                                    provider=self.name, model=self.model.id)
         yield cf.chunk({}, _finish(final, n_calls > 0))
         yield cf.usage_chunk(self._usage(final, body, out_chars))
+
+    async def embed(self, inputs: list[str], dimensions: int | None = None) -> Embeddings:
+        """POST {base}/api/embed (Ollama >= 0.3: a batch of inputs, L2-normalised vectors)."""
+        req: dict[str, Any] = {"model": self.model.model, "input": inputs}
+        if dimensions is not None:
+            req["dimensions"] = dimensions
+        try:
+            resp = await self._client.post(f"{self._base}/api/embed", content=dumps(req), headers=self._headers())
+            if resp.status_code >= 400:
+                raise self._http_error(resp, resp.content)
+            data = orjson.loads(resp.content)
+            vectors = data["embeddings"]
+        except ProviderError:
+            raise
+        except Exception as e:
+            raise self._fail(e) from e
+        vectors = check_embeddings(vectors, len(inputs), provider=self.name, model=self.model.id)
+        p = data.get("prompt_eval_count")
+        return Embeddings(vectors, Usage.of(p, 0) if p is not None else Usage(
+            estimate_tokens(sum(len(t) for t in inputs)), 0))
 
     async def list_models(self) -> list[str]:
         try:

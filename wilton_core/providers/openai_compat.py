@@ -30,6 +30,7 @@ from wilton_core.providers._common import (
     make_client,
     prompt_chars,
 )
+from wilton_core.providers.base import Embeddings, check_embeddings
 from wilton_core.providers.errors_map import error_from_exception, error_from_http
 from wilton_core.providers.http1 import Http1Client, wants_http1
 from wilton_core.types import Completion, Usage
@@ -188,6 +189,28 @@ class OpenAICompatProvider:
         if usage is None:
             usage = Usage(estimate_tokens(prompt_chars(body.get("messages"))), estimate_tokens(out_chars))
         yield (factory or ChunkFactory(self.model.model)).usage_chunk(usage)
+
+    async def embed(self, inputs: list[str], dimensions: int | None = None) -> Embeddings:
+        """POST {base}/embeddings (OpenAI, vLLM, llama.cpp server started with embeddings on)."""
+        headers, key = self._headers()
+        req: dict[str, Any] = {"model": self.model.model, "input": inputs, "encoding_format": "float"}
+        if dimensions is not None:
+            req["dimensions"] = dimensions
+        try:
+            resp = await self._client.post(f"{self._base}/embeddings", content=dumps(req), headers=headers)
+            if resp.status_code >= 400:
+                raise self._http_error(resp, resp.content, key)
+            data = orjson.loads(resp.content)
+            items = sorted(data["data"], key=lambda d: d.get("index", 0))
+            vectors = [d["embedding"] for d in items]
+        except ProviderError:
+            raise
+        except Exception as e:
+            raise error_from_exception(e, provider=self.name, model=self.model.id, secrets=(key,)) from e
+        vectors = check_embeddings(vectors, len(inputs), provider=self.name, model=self.model.id)
+        u = data.get("usage") if isinstance(data, dict) else None
+        tokens = Usage.from_openai(u) if isinstance(u, dict) and u.get("prompt_tokens") is not None else None
+        return Embeddings(vectors, tokens or Usage(estimate_tokens(sum(len(t) for t in inputs)), 0))
 
     async def list_models(self) -> list[str]:
         headers, key = self._headers()

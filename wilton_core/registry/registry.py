@@ -353,7 +353,9 @@ class ModelRegistry:
     def due(self, now: float, policy: RetestPolicy | None = None) -> list[str]:
         """Configured model ids worth re-testing at `now`."""
         statuses = self.status_map()
-        return [m.id for m in self.configured() if due_for_retest(statuses.get(m.id), now, policy)]
+        # the probe is a chat generation: embedding models (h6) are not probed by it
+        return [m.id for m in self.configured()
+                if m.kind == "chat" and due_for_retest(statuses.get(m.id), now, policy)]
 
     def rows(self, statuses: Mapping[str, ProbeResult] | None = None) -> list[ModelRow]:
         st = self.status_map() if statuses is None else statuses

@@ -20,6 +20,8 @@ import orjson
 from wilton_core.access.caller import Caller
 from wilton_core.access.gate import Gate, Refusal
 from wilton_core.errors import NoHealthyModelError, RequestError
+from wilton_core.router.endpoints import ApiError, Endpoint, JsonReply
+from wilton_core.router.request_ids import client_request_id
 from wilton_core.router.service import RouterService
 from wilton_core.router.wire import error_body, validate_chat_request
 
@@ -120,6 +122,21 @@ async def _relay(chunks: AsyncIterator[bytes], receive: Receive, send: Send) -> 
         pump.result()  # the relay's own error, if any, is the caller's to answer
 
 
+def _more_apis(service: RouterService) -> dict[str, Endpoint]:
+    """h6 (issue 17): POST routes beyond chat completions, each an Endpoint (see endpoints.py)."""
+    from wilton_core.router.api_anthropic import AnthropicCountTokens, AnthropicMessages
+    from wilton_core.router.api_embeddings import Embeddings
+    from wilton_core.router.api_responses import Responses
+
+    apis: dict[str, Endpoint] = {}
+    for prefix in ("/v1", ""):
+        apis[prefix + "/messages"] = AnthropicMessages(service)
+        apis[prefix + "/messages/count_tokens"] = AnthropicCountTokens(service)
+        apis[prefix + "/responses"] = Responses(service)
+        apis[prefix + "/embeddings"] = Embeddings(service)
+    return apis
+
+
 class RouterApp:
     def __init__(self, service: RouterService, *, metrics: Callable[[], tuple[bytes, str]] | None = None,
                  openapi: Callable[[], dict[str, Any]] | None = None, body_timeout_s: float = 30.0,
@@ -141,6 +158,9 @@ class RouterApp:
             "/metrics": self._metrics_route,
             "/openapi.json": self._openapi_route,
         }
+        # ---- begin h6 (issue 17): more client APIs; translation at the edge, see endpoints.py ----
+        self._apis: dict[str, Endpoint] = _more_apis(service)
+        # ---- end h6 ----
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -188,6 +208,35 @@ class RouterApp:
 
             await handle_admin(self.gate, scope, receive, send)
             return
+        # ---- begin h6 (issue 17) ----
+        api = self._apis.get(path)
+        if api is not None:
+            if method != "POST":
+                await self._send_reply(send, api.render_error(ApiError(
+                    405, f"Method {method} not allowed on {path}; use POST.", code="method_not_allowed")))
+                return
+            await self._api(api, scope, receive, send)
+            return
+        if path.startswith(("/v1/models/", "/models/")) and method in ("GET", "HEAD"):
+            model_id = path.split("/models/", 1)[1]
+            if self.gate is not None:  # access (issue 14): a key sees only the models it may use
+                who = self.gate.identify(scope.get("headers", ()))
+                if isinstance(who, Refusal):
+                    await _send_json(send, who.status, who.body(), list(who.headers))
+                    return
+                if not who.admin and (model_id not in self.service.runtimes
+                                      or not who.permits(model_id, self.service.runtimes[model_id].cfg.is_local)):
+                    await _send_error(send, 404, f"The model '{model_id[:200]}' does not exist.",
+                                      "invalid_request_error", "model", "model_not_found")
+                    return
+                if not who.admin:
+                    await _send_json(send, 200, orjson.dumps({"id": model_id, "object": "model",
+                                                              "created": int(self.service.started_at),
+                                                              "owned_by": "wilton"}))
+                    return
+            await self._model(send, model_id)
+            return
+        # ---- end h6 ----
         handler = self._get.get(path)
         if handler is None:
             await _send_error(send, 404, f"Unknown path {path}.", "invalid_request_error", None, "not_found")
@@ -208,6 +257,8 @@ class RouterApp:
     async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         svc = self.service
+        rid = client_request_id(scope.get("headers", ())) or svc.new_request_id()
+        echo = [(b"x-request-id", rid.encode())]
         try:
             async with asyncio.timeout(self.body_timeout_s):
                 raw = await _read_body(scope, receive, svc.routing.max_body_bytes)
@@ -241,7 +292,7 @@ class RouterApp:
             caller = verdict
         try:
             validate_chat_request(body)
-            decision = svc.decide(body, started, caller)
+            decision = svc.decide(body, started, caller, rid)
             if body.get("stream"):
                 out = await svc.stream(body, decision)
                 await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + out.headers})
@@ -250,15 +301,90 @@ class RouterApp:
             res = await svc.complete(body, decision)
             await _send_json(send, 200, res.body, res.headers)
         except RequestError as e:
-            await _send_error(send, e.status, e.message, e.type, e.param, e.code)
+            await _send_error(send, e.status, e.message, e.type, e.param, e.code, echo)
         except NoHealthyModelError as e:
-            await _send_json(send, e.status, no_model_body(e), retry_after_headers(e.retry_after))
+            await _send_json(send, e.status, no_model_body(e), retry_after_headers(e.retry_after) + echo)
         except Exception:
             # a bug must not leak a traceback to the client; the log keeps it for us
             log.exception("unhandled error on /v1/chat/completions")
             with contextlib.suppress(Exception):
                 await _send_error(send, 500, "Internal error in the router; see its log.", "server_error",
-                                  None, "internal_error")
+                                  None, "internal_error", echo)
+
+    # ---- begin h6 (issue 17): extra APIs and model lookup ----
+    async def _model(self, send: Send, model_id: str) -> None:
+        m = self.service.get_model(model_id)
+        if m is None:
+            await _send_error(send, 404, f"The model '{model_id[:200]}' does not exist.", "invalid_request_error",
+                              "model", "model_not_found")
+            return
+        await _send_json(send, 200, orjson.dumps(m))
+
+    async def _send_reply(self, send: Send, reply: JsonReply) -> None:
+        await _send_json(send, reply.status, reply.body, reply.headers)
+
+    async def _api(self, api: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        limit = self.service.routing.max_body_bytes
+        rid = client_request_id(scope.get("headers", ()))
+        echo = [(b"x-request-id", rid.encode())] if rid else []
+        refused: ApiError | None = None
+        extra: list[tuple[bytes, bytes]] = []
+        try:
+            async with asyncio.timeout(self.body_timeout_s):
+                raw = await _read_body(scope, receive, limit)
+            body = orjson.loads(raw)
+        except TimeoutError:
+            refused = ApiError(408, f"The request body did not arrive within {self.body_timeout_s:g} s.",
+                               code="request_timeout")
+            extra = [(b"connection", b"close")]
+        except _TooLarge:
+            refused = ApiError(413, f"Request body exceeds the limit of {limit} bytes.", code="request_too_large")
+        except ConnectionResetError:
+            refused = ApiError(400, "The request body is incomplete or malformed.", code="bad_request")
+            extra = [(b"connection", b"close")]
+        except orjson.JSONDecodeError as e:
+            refused = ApiError(400, f"The request body is not valid JSON: {e.msg} at position {e.pos}.",
+                               code="invalid_json")
+        caller: Caller | None = None
+        if refused is None and self.gate is not None:  # access (issue 14): the same gate as chat
+            verdict = await self.gate.check(scope.get("headers", ()), body)
+            if isinstance(verdict, Refusal):
+                refused = ApiError(verdict.status, verdict.message, verdict.type, verdict.code, verdict.param)
+                extra = list(verdict.headers)
+            else:
+                caller = verdict
+        if refused is not None:
+            reply = api.render_error(refused)
+            reply.headers += extra + echo
+            with contextlib.suppress(Exception):  # a refusal sent to a client that left is lost
+                await self._send_reply(send, reply)
+            return
+        try:
+            reply = await api.handle(body, rid, started, caller)
+        except (RequestError, NoHealthyModelError) as e:
+            err = ApiError.of(e)
+            reply = api.render_error(err)
+            reply.headers += err.retry_headers() + echo
+        except Exception:
+            log.exception("unhandled error on %s", scope["path"])
+            reply = api.render_error(ApiError(500, "Internal error in the router; see its log.", "server_error",
+                                              "internal_error"))
+            reply.headers += echo
+        if isinstance(reply, JsonReply):
+            with contextlib.suppress(Exception):
+                await self._send_reply(send, reply)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + reply.headers})
+        try:
+            await _relay(reply.chunks, receive, send)  # a client that leaves cancels the relay
+        except OSError:
+            pass  # the client went away; closing the generator below ends the upstream and writes the row
+        except Exception:
+            log.exception("unhandled error streaming %s", scope["path"])  # the stream just ends; the log has why
+        finally:
+            await reply.chunks.aclose()
+    # ---- end h6 ----
 
     async def _models(self, send: Send) -> None:
         await _send_json(send, 200, orjson.dumps(self.service.list_models()))

@@ -39,6 +39,7 @@ from wilton_core.errors import (
     UnavailableError,
 )
 from wilton_core.providers.base import Provider
+from wilton_core.router.tracing import CURRENT
 from wilton_core.router.wire import MAX_JSON_DEPTH, json_depth_exceeds
 from wilton_core.types import Completion
 
@@ -154,8 +155,13 @@ class FallbackExecutor:
     async def _call(self, rt: ModelRuntime, call: Callable[[ModelRuntime], Awaitable[_T]]) -> _T:
         """One call. Every way out settles the breaker: success closes it, a ProviderError goes to
         `_fail` (which records or releases), anything else releases a held half-open probe."""
+        span = CURRENT.get()  # h6: a child span per attempt when tracing is on (None when off)
         try:
-            result = await call(rt)
+            if span is None:
+                result = await call(rt)
+            else:
+                with span.attempt(rt.cfg.id, rt.cfg.provider):
+                    result = await call(rt)
         except ProviderError:
             raise
         except Exception as e:
@@ -212,6 +218,11 @@ class FallbackExecutor:
             if not waits:
                 raise self._no_model(chain, attempts)
             await self._sleep(min(waits) - now)
+
+    async def run(self, chain: Sequence[str], call: Callable[[ModelRuntime], Awaitable[_T]]
+                  ) -> tuple[ModelRuntime, _T, list[Attempt], float]:
+        """Any call (e.g. embeddings) down `chain` with the same retries, breakers and deferrals (h6)."""
+        return await self._first_success(chain, call)
 
     async def complete(self, chain: Sequence[str], body: Mapping[str, Any]) -> ChainResult:
         async def call(rt: ModelRuntime) -> Completion:

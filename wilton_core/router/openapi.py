@@ -89,7 +89,9 @@ def _ref(name: str) -> dict[str, str]:
 
 
 def openapi_schema() -> dict[str, Any]:
-    components: dict[str, Any] = {}
+    from wilton_core.router.openapi_apis import api_components, api_paths  # h6: the extra client APIs
+
+    components: dict[str, Any] = api_components()
     for model in (ChatCompletionRequest, ErrorResponse):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(schema.pop("$defs", {}))
@@ -116,6 +118,7 @@ def openapi_schema() -> dict[str, Any]:
                                    "responses": {"200": {"description": "model list", "content": json_obj}}}},
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive",
                                                                               "content": json_obj}}}},
+            **api_paths(),
             "/readyz": {"get": {"summary": "Readiness: at least one usable model",
                                 "responses": {"200": {"description": "ready", "content": json_obj},
                                               "503": {"description": "not ready", "content": json_obj}}}},

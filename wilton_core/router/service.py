@@ -13,7 +13,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,11 +45,13 @@ from wilton_core.errors import (
 )
 from wilton_core.providers.base import Provider
 from wilton_core.providers.factory import make_provider
+from wilton_core.router.capabilities import pinned_refusal
 from wilton_core.router.fallback import Attempt, FallbackExecutor, ModelRuntime
+from wilton_core.router.tracing import Tracing, tracing_from_env
 from wilton_core.store.base import Store
 from wilton_core.types import LedgerRecord, Usage
 
-__all__ = ["Outcome", "RouterService", "StreamOutcome"]
+__all__ = ["ChatResult", "ChunkStream", "EmbedResult", "Outcome", "RouterService", "StreamFailure", "StreamOutcome"]
 
 log = logging.getLogger("wilton.router")
 
@@ -71,6 +73,7 @@ class Decision:
     local_only: bool = False
     admin: bool = True
     extra_headers: tuple[tuple[bytes, bytes], ...] = ()
+    span: Any = None  # the request's tracing span (RequestSpan), only when tracing is on
 
 
 @dataclass(slots=True)
@@ -85,6 +88,43 @@ class Outcome:
 class StreamOutcome:
     headers: list[tuple[bytes, bytes]]
     chunks: AsyncIterator[bytes]
+
+
+@dataclass(slots=True)
+class ChatResult:
+    """A finished non-streaming request as data (for endpoints that translate it to another API)."""
+
+    data: dict[str, Any]  # OpenAI chat.completion: id = the request id, model = the model id, usage sanitised
+    usage: Usage
+    headers: list[tuple[bytes, bytes]]
+    model: ModelConfig
+
+
+@dataclass(slots=True)
+class EmbedResult:
+    vectors: list[list[float]]
+    usage: Usage
+    headers: list[tuple[bytes, bytes]]
+    model: ModelConfig
+
+
+@dataclass(slots=True)
+class StreamFailure:
+    """The last item of a chunk stream that broke after its first chunk (the ledger row is written)."""
+
+    code: str
+    message: str
+    type: str  # "upstream_error" (the model's stream failed) or "server_error" (ours)
+
+
+@dataclass(slots=True)
+class ChunkStream:
+    """A committed stream as data: OpenAI chunk dicts (id = request id, model = model id), the last
+    one with data carrying the sanitised `usage` and empty choices, or a `StreamFailure` last."""
+
+    headers: list[tuple[bytes, bytes]]
+    model: ModelConfig
+    chunks: AsyncGenerator[dict[str, Any] | StreamFailure, None]  # aclose() it when done early
 
 
 class RouterService:
@@ -103,6 +143,7 @@ class RouterService:
         overhead_observer: Callable[[float], None] | None = None,
         probe_models: bool = False,
         capture_prompts: bool = False,
+        tracing: Tracing | None = None,
     ) -> None:
         self.config = config
         self.routing = config.routing
@@ -135,6 +176,8 @@ class RouterService:
         self.preferences = _intent_preferences(config, self._environ)
         self._tasks: list[asyncio.Task[None]] = []
         self.started_at = clock()
+        # h6: OpenTelemetry, opt-in (OTEL_EXPORTER_OTLP_ENDPOINT); None = off, and nothing is imported
+        self.tracing = tracing if tracing is not None else tracing_from_env(self._environ)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -165,6 +208,9 @@ class RouterService:
         if self.ledger is not None and hasattr(self.ledger, "stop"):
             # every request answered so far is in the ledger once this returns
             await asyncio.to_thread(self.ledger.stop, 30.0)
+        if self.tracing is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.tracing.shutdown)
 
     async def refresh_control(self) -> None:
         """Pull the control state and model status from the store (in a thread: never on the loop)."""
@@ -259,6 +305,8 @@ class RouterService:
         unknown = (None, None, None)
         for mid, rt in self.runtimes.items():
             m = rt.cfg
+            if m.kind == "embedding":
+                continue  # h6: embedding models serve /v1/embeddings only, never a chat request
             st = stats.get(mid, unknown)
             views.append(
                 ModelView(
@@ -274,20 +322,29 @@ class RouterService:
             )
         return views
 
-    def decide(self, body: dict[str, Any], started: float, caller: Caller | None = None) -> Decision:
+    def new_request_id(self, prefix: str = "chatcmpl-") -> str:
+        # 96 random bits from a PRNG seeded by the OS: uuid4 costs a getrandom syscall per request
+        return f"{prefix}{self._ids.getrandbits(96):024x}"
+
+    def decide(self, body: dict[str, Any], started: float, caller: Caller | None = None,
+               request_id: str | None = None) -> Decision:
         """The routing decision for a validated request. `caller` (from the access gate) restricts
         the choice: its allow-list, and local only. A refusal (unknown model, not allowed, nothing
         capable, nothing healthy) is recorded in the ledger before it is raised: every routed
-        request is a row."""
+        request is a row. `request_id`: the ledger's id for it (a validated client x-request-id),
+        else a new one."""
         messages = body["messages"]
         assert self._scorer is not None, "RouterService.start() not called"
         intent, difficulty = classify_request(messages, self._scorer)
-        # 96 random bits from a PRNG seeded by the OS: uuid4 costs a getrandom syscall per request
-        rid = f"chatcmpl-{self._ids.getrandbits(96):024x}"
+        rid = request_id or self.new_request_id()
         prompt = transcript(messages) if self.capture_prompts else None
         d = Decision(rid, [], intent.value, difficulty, started, 0.0, prompt, **_who(caller))
+        if self.tracing is not None:
+            self._trace_start(d, body.get("model") or "auto", bool(body.get("stream")))
         try:
             d.chain = self._chain(body, intent, difficulty, caller)
+            if d.span is not None:
+                d.span.span.set_attribute("wilton.chain", ",".join(d.chain))
         except RequestError as err:
             self._record_refusal(d, err.code or "bad_request", err.status, bool(body.get("stream")))
             raise
@@ -307,6 +364,9 @@ class RouterService:
             if requested not in self.runtimes:
                 raise UnknownModelError(requested, list(self.runtimes))
             rt = self.runtimes[requested]
+            if rt.cfg.kind == "embedding":
+                raise RequestError(f"The model '{requested}' is an embedding model: use POST /v1/embeddings.",
+                                   param="model", code="model_not_supported", status=400)
             if not rt.configured:
                 names = " or ".join(rt.cfg.key_env_names)
                 raise RequestError(
@@ -316,6 +376,9 @@ class RouterService:
             if caller is not None and not caller.permits(requested, rt.cfg.is_local):  # the gate said so too
                 raise RequestError(f"This key may not use the model '{requested}'.", param="model",
                                    code="model_not_allowed", status=403)
+            refusal = pinned_refusal(rt.cfg, body)  # what the model lacks is a 400, not a forward
+            if refusal is not None:
+                raise refusal
             return [requested]
         est_in = estimate_tokens(messages) + 8
         max_out = body.get("max_completion_tokens") or body.get("max_tokens") or 256
@@ -388,8 +451,18 @@ class RouterService:
             *d.extra_headers,
         ]
 
+    def _trace_start(self, d: Decision, requested: str, stream: bool) -> None:
+        assert self.tracing is not None
+        d.span = self.tracing.start(d.started, {
+            "wilton.request_id": d.request_id, "wilton.intent": d.intent, "wilton.difficulty": d.difficulty,
+            "wilton.threshold": self.control.threshold, "wilton.phi_target": self.control.phi_target,
+            "wilton.requested_model": requested, "wilton.stream": stream})
+
     def _record_refusal(self, d: Decision, error_class: str, http_status: int, stream: bool) -> None:
         """A request refused while routing (no model was called): a row with no model."""
+        if d.span is not None:
+            d.span.end({"wilton.status": "error", "wilton.error_class": error_class,
+                        "http.response.status_code": http_status})
         if self.ledger is None:
             return
         self.ledger.submit(LedgerRecord(
@@ -410,6 +483,12 @@ class RouterService:
             cfg = self.runtimes[mid].cfg
         if cfg is not None and status == "ok":
             self.latency.record_model(cfg.id, latency_s, ttft_s)
+        if d.span is not None:
+            d.span.end({"wilton.status": status, "wilton.error_class": error_class,
+                        "http.response.status_code": http_status, "wilton.model": cfg.id if cfg else None,
+                        "wilton.tier": cfg.tier if cfg else None, "wilton.local": bool(cfg and cfg.is_local),
+                        "wilton.fallbacks": len(attempts), "wilton.tried": ",".join(a.model_id for a in attempts),
+                        "wilton.tokens_in": usage.prompt_tokens, "wilton.tokens_out": usage.completion_tokens})
         if self.ledger is None:
             return
         rec = LedgerRecord(
@@ -456,6 +535,7 @@ class RouterService:
         res = await self.executor.complete(d.chain, body)
         data = res.completion.data
         data["model"] = res.runtime.cfg.id
+        data["id"] = d.request_id  # the body's id is the ledger's: one id to trace a request by
         # what the client and the ledger see is the provider's sanitised count, never the raw field
         usage = res.completion.usage
         data["usage"] = usage.as_openai()
@@ -500,6 +580,7 @@ class RouterService:
                 if u:
                     usage = Usage.from_openai(u) or usage
                     chunk["usage"] = usage.as_openai()
+                chunk["id"] = d.request_id
                 if chunk.get("choices"):
                     chunk["model"] = mid
                     if u and not include_usage:
@@ -538,6 +619,166 @@ class RouterService:
             self._record(d, rt, start.attempts, status=status, error_class=error_class,
                          latency_s=time.perf_counter() - d.started, ttft_s=ttft, usage=usage, stream=True)
 
+    # ---- typed results, for endpoints speaking other APIs (Anthropic Messages, Responses) ---------
+    # The same executor, breakers, ledger rows and headers as complete()/stream(); only the output
+    # stays data, so an endpoint translates it instead of parsing bytes another layer rendered.
+
+    async def complete_result(self, body: dict[str, Any], d: Decision) -> ChatResult:
+        try:
+            res = await self.executor.complete(d.chain, body)
+        except NoHealthyModelError as err:
+            self.record_failure(d, err, stream=False)
+            raise
+        except Exception:
+            self._record_crash(d, stream=False)
+            raise
+        data = res.completion.data
+        data["model"] = res.runtime.cfg.id
+        data["id"] = d.request_id
+        usage = res.completion.usage
+        data["usage"] = usage.as_openai()
+        total = time.perf_counter() - d.started
+        overhead = max(0.0, total - res.upstream_s)
+        self._record(d, res.runtime, res.attempts, status="ok", error_class=None, latency_s=total,
+                     ttft_s=None, usage=usage, stream=False)
+        if self._observe_overhead is not None:
+            self._observe_overhead(overhead)
+        return ChatResult(data, usage, self._headers(res.runtime, d, res.attempts, overhead), res.runtime.cfg)
+
+    async def stream_result(self, body: dict[str, Any], d: Decision) -> ChunkStream:
+        try:
+            start = await self.executor.open_stream(d.chain, body)
+        except NoHealthyModelError as err:
+            self.record_failure(d, err, stream=True)
+            raise
+        except Exception:
+            self._record_crash(d, stream=True)
+            raise
+        overhead = max(0.0, (time.perf_counter() - d.started) - start.ttft_s)
+        if self._observe_overhead is not None:
+            self._observe_overhead(overhead)
+        headers = self._headers(start.runtime, d, start.attempts, overhead)
+        return ChunkStream(headers, start.runtime.cfg, self._relay_data(start, d))
+
+    async def _relay_data(self, start: Any, d: Decision) -> AsyncGenerator[dict[str, Any] | StreamFailure, None]:
+        rt: ModelRuntime = start.runtime
+        usage = Usage()
+        status, error_class = "ok", None
+        mid = rt.cfg.id
+        ttft = time.perf_counter() - d.started
+        try:
+            chunk = start.first
+            while True:
+                if not isinstance(chunk, dict):
+                    raise UnavailableError(f"{mid}: malformed stream chunk", provider=rt.cfg.provider, model=mid)
+                u = chunk.get("usage")
+                if u:
+                    usage = Usage.from_openai(u) or usage
+                    chunk["usage"] = usage.as_openai()
+                chunk["id"] = d.request_id
+                chunk["model"] = mid
+                if chunk.get("choices") or u:
+                    yield chunk
+                try:
+                    chunk = await start.rest.__anext__()
+                except StopAsyncIteration:
+                    break
+        except ProviderError as err:
+            status, error_class = "stream_error", err.kind
+            if err.blame == "upstream":
+                rt.breaker.record_failure(time.monotonic(), err.kind)
+            yield StreamFailure(err.kind, f"upstream stream from '{mid}' failed: {err.kind}", "upstream_error")
+        except (asyncio.CancelledError, GeneratorExit):
+            status, error_class = "stream_error", "client_disconnected"
+            raise
+        except Exception:
+            log.exception("unhandled error relaying stream %s", d.request_id)
+            status, error_class = "stream_error", "internal_error"
+            yield StreamFailure("internal_error", "internal error in the router while relaying the stream",
+                                "server_error")
+        finally:
+            close = getattr(start.rest, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
+            self._record(d, rt, start.attempts, status=status, error_class=error_class,
+                         latency_s=time.perf_counter() - d.started, ttft_s=ttft, usage=usage, stream=True)
+
+    # ---- embeddings (h6): no split, a pinned or default model, fallback within its embedding_group ----
+
+    def _embedding_chain(self, requested: str | None) -> list[str]:
+        from wilton_core.providers.base import Embedder
+
+        models = [rt.cfg for rt in self.runtimes.values() if rt.cfg.kind == "embedding"]
+        if requested in (None, "", "auto"):
+            default = self.routing.embedding_default
+            if default is None:
+                usable = [m for m in models if self.runtimes[m.id].configured]
+                usable.sort(key=lambda m: not m.is_local)  # local first, config order otherwise
+                if not usable:
+                    raise RequestError("No embedding model is configured: add a model with kind = \"embedding\" "
+                                       "(see docs/api-embeddings.md) or install the [embed] extra.",
+                                       param="model", code="no_embedding_model", status=400)
+                default = usable[0].id
+            requested = default
+        if requested not in self.runtimes:
+            raise UnknownModelError(requested, [m.id for m in models])
+        rt = self.runtimes[requested]
+        if rt.cfg.kind != "embedding" or not isinstance(rt.provider, Embedder):
+            raise RequestError(f"The model '{requested}' is not an embedding model (kind = \"embedding\").",
+                               param="model", code="model_not_supported", status=400)
+        if not rt.configured:
+            from wilton_core.localembed import INSTALL_HINT
+
+            how = INSTALL_HINT if rt.cfg.provider == "minilm" else f"set {' or '.join(rt.cfg.key_env_names)}"
+            raise RequestError(f"The model '{requested}' is not configured: {how} to use it.", param="model",
+                               code="model_not_configured", status=400)
+        group = rt.cfg.embedding_group
+        # vectors of different models are not comparable: fall back only to declared equivalents
+        peers = [m for m in models if group is not None and m.id != requested and m.embedding_group == group
+                 and self.runtimes[m.id].configured and isinstance(self.runtimes[m.id].provider, Embedder)]
+        peers.sort(key=lambda m: not m.is_local)
+        return [requested] + [m.id for m in peers]
+
+    async def embed(self, model: str | None, inputs: list[str], dimensions: int | None, request_id: str,
+                    started: float, caller: Caller | None = None) -> EmbedResult:
+        from wilton_core.providers.base import Embedder, Embeddings
+
+        d = Decision(request_id, [], "embedding", 0.0, started, 0.0, **_who(caller))
+        if self.tracing is not None:
+            self._trace_start(d, model or "auto", False)
+        try:
+            chain = self._embedding_chain(model)
+            if caller is not None:  # the key's allow-list and local-only hold here too
+                allowed = [m for m in chain if caller.permits(m, self._is_local[m])]
+                if not allowed:
+                    raise RequestError(f"This key may not use the embedding model '{chain[0]}'.", param="model",
+                                       code="model_not_allowed", status=403)
+                chain = allowed
+            d.chain = chain
+        except RequestError as err:
+            self._record_refusal(d, err.code or "bad_request", err.status, False)
+            raise
+
+        async def call(rt: ModelRuntime) -> Embeddings:
+            provider = rt.provider
+            assert isinstance(provider, Embedder)
+            return await provider.embed(inputs, dimensions)
+
+        try:
+            rt, res, attempts, upstream_s = await self.executor.run(d.chain, call)
+        except NoHealthyModelError as err:
+            self.record_failure(d, err, stream=False)
+            raise
+        except Exception:
+            self._record_crash(d, stream=False)
+            raise
+        total = time.perf_counter() - d.started
+        self._record(d, rt, attempts, status="ok", error_class=None, latency_s=total, ttft_s=None,
+                     usage=res.usage, stream=False)
+        return EmbedResult(res.vectors, res.usage, self._headers(rt, d, attempts, max(0.0, total - upstream_s)),
+                           rt.cfg)
+
     # ---- listing ----------------------------------------------------------------------------
 
     def list_models(self, caller: Caller | None = None) -> dict[str, Any]:
@@ -564,11 +805,19 @@ class RouterService:
                     "context_window": m.context_window, "supports_tools": m.supports_tools,
                     "supports_vision": m.supports_vision, "input_cost_per_mtok": m.input_cost_per_mtok,
                     "output_cost_per_mtok": m.output_cost_per_mtok, "configured": rt.configured,
-                    "status": status, "simulated": m.simulated,
-                    **({} if rt.configured else {"reason": "set " + " or ".join(m.key_env_names)}),
+                    "status": status, "simulated": m.simulated, "kind": m.kind,
+                    **({} if rt.configured else {"reason": "set " + " or ".join(m.key_env_names)
+                                                 if m.key_env_names else "not installed"}),
                 },
             })
         return {"object": "list", "data": data}
+
+    def get_model(self, model_id: str) -> dict[str, Any] | None:
+        """One entry of `list_models()` (OpenAI's model object), or None for an unknown id."""
+        for m in self.list_models()["data"]:
+            if m["id"] == model_id:
+                return m
+        return None
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         now = time.monotonic()

@@ -12,6 +12,8 @@ Endpoints:
     POST /v1beta/models/{m}:generateContent        Gemini; :streamGenerateContent?alt=sse streams
     GET  /v1beta/models                            Gemini list
     POST /v1/messages                              Anthropic (JSON, or SSE events)
+    POST /v1/embeddings, POST /api/embed           OpenAI / Ollama embeddings (hash-derived unit vectors)
+    POST /v1beta/models/{m}:batchEmbedContents     Gemini embeddings (the same vectors)
     POST /_fake/script   a script object, a list of them, or {"clear": true} (see fake_script)
     GET  /_fake/stats    request counts per model/path, the last request bodies, current scripts
     GET  /healthz
@@ -115,10 +117,14 @@ class FakeApp:
                 return await self._llm(send, receive, "ollama", path, raw, headers)
             if path.startswith(("/v1beta/models/", "/v1/models/")) and ":" in path:
                 model, _, verb = path.split("/models/", 1)[1].rpartition(":")
+                if verb == "batchEmbedContents":
+                    return await self._embed(send, "gemini", path, raw, model=model)
                 if verb in ("generateContent", "streamGenerateContent"):
                     q = parse_qs(scope.get("query_string", b"").decode())
                     return await self._llm(send, receive, "gemini", path, raw, headers, model=model,
                                            stream=verb == "streamGenerateContent", query=q)
+            if path in ("/v1/embeddings", "/api/embed"):
+                return await self._embed(send, "openai" if path == "/v1/embeddings" else "ollama", path, raw)
             if path == "/_fake/script":
                 return await self._control(send, raw)
         elif method == "GET":
@@ -211,6 +217,38 @@ class FakeApp:
             return await _respond(send, 200, render_complete(req, reply), CONTENT_TYPES[(wire, False)])
         await self._stream(send, receive, wire, action, *render_stream(req, reply))
 
+    async def _embed(self, send: Send, wire: str, path: str, raw: bytes, model: str = "") -> None:
+        """OpenAI /v1/embeddings, Ollama /api/embed or Gemini :batchEmbedContents: deterministic unit
+        vectors (a hash of model and text, `dimensions` long, 8 by default); scripted failures apply."""
+        try:
+            body = orjson.loads(raw)
+            if wire == "gemini":
+                reqs = body["requests"]
+                texts = ["".join(p.get("text", "") for p in r["content"]["parts"]) for r in reqs]
+                dims = int((reqs[0].get("outputDimensionality") if reqs else None) or 8)
+            else:
+                model = str(body["model"])
+                inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+                dims = int(body.get("dimensions") or 8)
+                texts = [str(t) for t in inputs]
+        except (ValueError, TypeError, KeyError) as e:
+            return await _respond(send, 400, error_body(wire, 400, f"invalid request: {e}"))
+        record = {"path": path, "wire": wire, "model": model, "stream": False, "body": body, "t": time.time(),
+                  "auth": False, "headers": {}}
+        action = self.book.next_action(model, path, record, self.rng.random())
+        if action.kind == "status":
+            return await self._error(send, wire, action)
+        vectors = [_fake_vector(model, t, dims) for t in texts]
+        tokens = sum(max(1, (len(t) + 3) // 4) for t in texts)
+        if wire == "gemini":
+            out: dict[str, Any] = {"embeddings": [{"values": v} for v in vectors]}
+        elif wire == "ollama":
+            out = {"model": model, "embeddings": vectors, "total_duration": 1000, "prompt_eval_count": tokens}
+        else:
+            out = {"object": "list", "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+                   "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]}
+        await _respond(send, 200, orjson.dumps(out))
+
     async def _error(self, send: Send, wire: str, action: Action) -> None:
         status = action.status
         message = action.error_message or {
@@ -271,6 +309,15 @@ async def _respond(send: Send, status: int, body: bytes, content_type: bytes = _
         headers += extra_headers
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _fake_vector(model: str, text: str, dims: int) -> list[float]:
+    import hashlib
+
+    raw = hashlib.sha256(f"{model}\0{text}".encode()).digest() * (dims // 32 + 1)
+    v = [b - 127.5 for b in raw[:dims]]
+    norm = sum(x * x for x in v) ** 0.5 or 1.0
+    return [x / norm for x in v]
 
 
 def _bind(host: str, port: int) -> socket.socket:
