@@ -1,0 +1,352 @@
+"""Fitting the difficulty scorer (numpy, deterministic): featurise, fit, cross-validate.
+
+Used by `tools/train_difficulty.py` (the shipped artefact), `bench/routing_quality.py` (hash
+split, leave-subject-out and held-out-group figures) and `wiltonctl route learn` (adapting the
+shipped model to a deployment's labels, regularised toward it).
+
+Every head is an L2-regularised logistic regression fitted by full-batch Adam from zeros (or
+from the anchor model), a fixed number of steps: the same data gives the same weights. Dense
+inputs are standardised for fitting (so one L2 strength means the same for every column) and
+the weights folded back to raw units for the artefact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from wilton_core.core.difficulty import (
+    DEFAULT_INTENT_PRIOR,
+    PRIOR_FEATURE_NAMES,
+    Array,
+    DifficultyScorer,
+    WordVectors,
+    prior_log_odds,
+)
+from wilton_core.core.features import HAND_FEATURE_NAMES
+from wilton_core.core.intent import detect_intent
+
+__all__ = [
+    "SUBJECT_GROUPS",
+    "Featurized",
+    "TrainConfig",
+    "batch_scores",
+    "featurize",
+    "fit",
+    "group_of",
+    "out_of_fold_scores",
+    "subject_folds",
+]
+
+# MMLU's four super-categories (hendrycks/test categories.py), used to hold out whole fields.
+SUBJECT_GROUPS: Mapping[str, tuple[str, ...]] = {
+    "stem": (
+        "abstract_algebra", "astronomy", "college_biology", "college_chemistry", "college_computer_science",
+        "college_mathematics", "college_physics", "computer_security", "conceptual_physics",
+        "electrical_engineering", "elementary_mathematics", "high_school_biology", "high_school_chemistry",
+        "high_school_computer_science", "high_school_mathematics", "high_school_physics",
+        "high_school_statistics", "machine_learning",
+    ),
+    "humanities": (
+        "formal_logic", "high_school_european_history", "high_school_us_history", "high_school_world_history",
+        "international_law", "jurisprudence", "logical_fallacies", "moral_disputes", "moral_scenarios",
+        "philosophy", "prehistory", "professional_law", "world_religions",
+    ),
+    "social_sciences": (
+        "econometrics", "high_school_geography", "high_school_government_and_politics",
+        "high_school_macroeconomics", "high_school_microeconomics", "high_school_psychology",
+        "human_sexuality", "professional_psychology", "public_relations", "security_studies", "sociology",
+        "us_foreign_policy",
+    ),
+    "other": (
+        "anatomy", "business_ethics", "clinical_knowledge", "college_medicine", "global_facts", "human_aging",
+        "management", "marketing", "medical_genetics", "miscellaneous", "nutrition", "professional_accounting",
+        "professional_medicine", "virology",
+    ),
+}
+_GROUP_OF = {s: g for g, subjects in SUBJECT_GROUPS.items() for s in subjects}
+
+
+def group_of(category: str) -> str:
+    return _GROUP_OF.get(category, "other")
+
+
+def subject_folds(categories: Sequence[str], k: int = 5) -> list[list[int]]:
+    """Row indices of k folds that never split a subject: subjects sorted by a hash, dealt out."""
+    subjects = sorted(set(categories), key=lambda s: hashlib.sha256(s.encode()).hexdigest())
+    fold_of = {s: i % k for i, s in enumerate(subjects)}
+    folds: list[list[int]] = [[] for _ in range(k)]
+    for i, c in enumerate(categories):
+        folds[fold_of[c]].append(i)
+    return folds
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    min_df: int = 5            # n-grams in fewer training prompts are dropped (memorisation guard)
+    tfidf: bool = True         # idf weights; False = binary presence (the v1 scorer)
+    l2_ngram: float = 100.0
+    l2_hand: float = 30.0
+    l2_vector: float = 10.0
+    use_ngrams: bool = True
+    use_vectors: bool = True
+    use_hand: bool = True
+    steps: int = 300
+    learning_rate: float = 0.05
+    # OOD guard: trust 0 at or below the `ood_lo` quantile of the training prompts' own
+    # similarity to the reference sample, 1 from the `ood_hi` quantile on (difficulty.py).
+    guard: bool = True
+    ood_k: int = 10
+    ood_lo_quantile: float = 0.40
+    ood_hi_quantile: float = 0.95
+    ood_ref_every: int = 2     # every 2nd training prompt is a reference, the others calibrate
+    # Regularisation toward an anchor model (route learn): L2 on (w - w_anchor).
+    anchor_strength: float = 0.0
+    prior_features: tuple[str, ...] = PRIOR_FEATURE_NAMES
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in self.__slots__}
+
+
+@dataclass(slots=True)
+class Featurized:
+    """Per-prompt inputs, computed once (the same functions the runtime scorer calls)."""
+
+    keys: list[set[str]]
+    hand: Array
+    vector: Array
+    coverage: Array
+    priors: Array = field(default_factory=lambda: np.zeros(0))
+
+    def take(self, idx: Sequence[int]) -> Featurized:
+        ix = np.asarray(idx, dtype=np.int64)
+        return Featurized([self.keys[i] for i in idx], self.hand[ix], self.vector[ix], self.coverage[ix],
+                          self.priors[ix])
+
+
+
+def featurize(texts: Sequence[str], vectors: WordVectors) -> Featurized:
+    from wilton_core.core.features import extract_words
+
+    keys: list[set[str]] = []
+    hand: list[list[float]] = []
+    vec = np.zeros((len(texts), vectors.dims))
+    cov = np.zeros(len(texts))
+    priors = np.zeros(len(texts))
+    for i, t in enumerate(texts):
+        low, ks, h = extract_words(t)
+        keys.append(ks)
+        hand.append(h)
+        vec[i], cov[i] = vectors.mean(set(low))
+        priors[i] = sum(prior_log_odds(t, detect_intent(t), DEFAULT_INTENT_PRIOR).values())
+    return Featurized(keys, np.array(hand, dtype=np.float64), vec, cov, priors)
+
+
+class _Sparse:
+    """Row-normalised TF-IDF (or binary) n-gram matrix in CSR form (numpy only)."""
+
+    def __init__(self, key_sets: Sequence[set[str]], vocab: Mapping[str, int], idf: Array) -> None:
+        ind: list[int] = []
+        ptr = [0]
+        dat: list[float] = []
+        for keys in key_sets:
+            ids = sorted(filter(None, map(vocab.get, keys)))
+            w = idf[ids]
+            norm = math.sqrt(float(w @ w)) if ids else 1.0
+            ind.extend(ids)
+            dat.extend((w / norm).tolist())
+            ptr.append(len(ind))
+        self.ind = np.array(ind, dtype=np.int64)
+        self.dat = np.array(dat, dtype=np.float64)
+        self.row = np.repeat(np.arange(len(key_sets)), np.diff(np.array(ptr)))
+        self.n_rows = len(key_sets)
+        self.n_cols = len(idf)
+
+    def matvec(self, w: Array) -> Array:
+        return np.asarray(np.bincount(self.row, weights=self.dat * w[self.ind], minlength=self.n_rows), dtype=np.float64)
+
+    def rmatvec(self, r: Array) -> Array:
+        return np.asarray(np.bincount(self.ind, weights=self.dat * r[self.row], minlength=self.n_cols), dtype=np.float64)
+
+
+def _adam(params: list[Array], grad: Callable[[list[Array]], list[Array]], steps: int, lr: float) -> list[Array]:
+    m = [np.zeros_like(p) for p in params]
+    v = [np.zeros_like(p) for p in params]
+    for t in range(1, steps + 1):
+        for k, g in enumerate(grad(params)):
+            m[k] = 0.9 * m[k] + 0.1 * g
+            v[k] = 0.999 * v[k] + 0.001 * g * g
+            params[k] = params[k] - lr * (m[k] / (1 - 0.9**t)) / (np.sqrt(v[k] / (1 - 0.999**t)) + 1e-8)
+    return params
+
+
+def _fit_head(x: _Sparse | None, d: Array, y: Array, l2_sparse: float, l2_dense: Array, cfg: TrainConfig,
+              start: tuple[Array, Array, float], anchor: tuple[Array, Array] | None) -> tuple[Array, Array, float]:
+    """One logistic head over sparse x and standardised dense d; L2 toward `anchor` (or 0)."""
+    n = len(y)
+    a_sparse, a_dense = anchor if anchor is not None else (np.zeros_like(start[0]), np.zeros_like(start[1]))
+    strength = 1.0 + cfg.anchor_strength
+
+    def grad(p: list[Array]) -> list[Array]:
+        z = d @ p[1] + p[2][0]
+        if x is not None:
+            z = z + x.matvec(p[0])
+        r = (1.0 / (1.0 + np.exp(-z)) - y) / n
+        gs = (x.rmatvec(r) if x is not None else np.zeros_like(p[0])) + strength * l2_sparse * (p[0] - a_sparse) / n
+        gd = d.T @ r + strength * l2_dense * (p[1] - a_dense) / n
+        return [gs, gd, np.array([r.sum()])]
+
+    ws, wd, b = _adam([start[0].copy(), start[1].copy(), np.array([start[2]])], grad, cfg.steps, cfg.learning_rate)
+    return ws, wd, float(b[0])
+
+
+def _vocab(keys: Sequence[set[str]], min_df: int, tfidf: bool) -> tuple[dict[str, int], Array]:
+    df: Counter[str] = Counter()
+    for ks in keys:
+        df.update(ks)
+    names = sorted(k for k, c in df.items() if c >= min_df)
+    n = len(keys)
+    idf = np.array([0.0] + [math.log((1 + n) / (1 + df[k])) + 1.0 if tfidf else 1.0 for k in names])
+    return {k: i + 1 for i, k in enumerate(names)}, idf
+
+
+def _unit(v: Array) -> Array:
+    n = np.linalg.norm(v, axis=1, keepdims=True)
+    return np.asarray(v / np.where(n == 0, 1.0, n), dtype=np.float64)
+
+
+def _similarities(ref: Array, vectors: Array, k: int) -> Array:
+    """Mean cosine of each vector to its k most similar rows of `ref` (as `DifficultyScorer.similarity`)."""
+    sims = _unit(vectors) @ ref.T
+    k = min(k, ref.shape[0])
+    top = np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:].mean(1)
+    return np.where(np.linalg.norm(vectors, axis=1) == 0, 0.0, top)
+
+
+def _ood_stats(vectors: Array, cfg: TrainConfig) -> tuple[Array, float, float]:
+    ref = _unit(vectors[:: cfg.ood_ref_every]).astype(np.float16).astype(np.float64)
+    calib = np.array([v for i, v in enumerate(vectors) if i % cfg.ood_ref_every])
+    if len(calib) == 0 or not cfg.guard:
+        return ref, -math.inf, -math.inf
+    sims = _similarities(ref, calib, cfg.ood_k)
+    lo, hi = (float(v) for v in np.quantile(sims, [cfg.ood_lo_quantile, cfg.ood_hi_quantile]))
+    return ref, lo, max(hi, lo + 1e-6)
+
+
+def _gains(scorer: DifficultyScorer, feat: Featurized) -> tuple[Array, Array]:
+    learned, prior = _logits(scorer, feat)
+    p, q = 1.0 / (1.0 + np.exp(-learned)), 1.0 / (1.0 + np.exp(-prior))
+    return p[:, 0] - p[:, 1], q[:, 0] - q[:, 1]
+
+
+def _logits(scorer: DifficultyScorer, feat: Featurized) -> tuple[Array, Array]:
+    learned = feat.hand @ scorer.w_hand + feat.vector @ scorer.w_vector + scorer.bias
+    if scorer.vocab:
+        x = _Sparse(feat.keys, scorer.vocab, scorer.idf)
+        learned = learned + np.stack([x.matvec(scorer.w_ngram[:, h]) for h in range(2)], axis=1)
+    return learned, feat.hand @ scorer.w_prior + scorer.bias_prior
+
+
+def fit(feat: Featurized, strong: Array, weak: Array, vectors: WordVectors, cfg: TrainConfig,
+        anchor: DifficultyScorer | None = None, metadata: Mapping[str, Any] | None = None) -> DifficultyScorer:
+    """Fit both heads, their length/structure priors and the OOD statistics on `feat`.
+
+    With `anchor` (route learn): the anchor's vocabulary and idf are kept, weights start from
+    the anchor's and are pulled toward them with `cfg.anchor_strength`.
+    """
+    n_hand = len(HAND_FEATURE_NAMES)
+    if anchor is not None:
+        vocab, idf = dict(anchor.vocab), anchor.idf.copy()
+    elif cfg.use_ngrams:
+        vocab, idf = _vocab(feat.keys, cfg.min_df, cfg.tfidf)
+    else:
+        vocab, idf = {}, np.zeros(1)
+    x = _Sparse(feat.keys, vocab, idf) if vocab else None
+    raw = np.hstack([feat.hand, feat.vector])
+    mu = raw.mean(0)
+    sd = raw.std(0)
+    sd[sd < 1e-9] = 1.0
+    d = (raw - mu) / sd
+    mask = np.concatenate([np.full(n_hand, 1.0 if cfg.use_hand else 0.0),
+                           np.full(feat.vector.shape[1], 1.0 if cfg.use_vectors else 0.0)])
+    d = d * mask
+    l2_dense = np.concatenate([np.full(n_hand, cfg.l2_hand), np.full(feat.vector.shape[1], cfg.l2_vector)])
+    heads: list[tuple[Array, Array, float]] = []
+    for h, y in enumerate((strong, weak)):
+        if anchor is not None:
+            w_raw = np.concatenate([anchor.w_hand[:, h], anchor.w_vector[:, h]])
+            a_dense = w_raw * sd * mask
+            a_sparse = anchor.w_ngram[:, h].copy()
+            start = (a_sparse, a_dense, float(anchor.bias[h] + w_raw @ mu))
+            heads.append(_fit_head(x, d, y, cfg.l2_ngram, l2_dense, cfg, start, (a_sparse, a_dense)))
+        else:
+            start = (np.zeros(len(idf)), np.zeros(d.shape[1]), 0.0)
+            heads.append(_fit_head(x, d, y, cfg.l2_ngram, l2_dense, cfg, start, None))
+    w_dense = np.stack([hd[1] * mask / sd for hd in heads], axis=1)
+    bias = np.array([hd[2] - float(hd[1] * mask / sd @ mu) for hd in heads])
+    w_ngram = np.stack([hd[0] for hd in heads], axis=1) if vocab else np.zeros((1, 2))
+    # Prior heads: length and layout only, lightly regularised.
+    pidx = [HAND_FEATURE_NAMES.index(nm) for nm in cfg.prior_features]
+    pm, ps = feat.hand[:, pidx].mean(0), feat.hand[:, pidx].std(0)
+    ps[ps < 1e-9] = 1.0
+    pd = (feat.hand[:, pidx] - pm) / ps
+    w_prior = np.zeros((n_hand, 2))
+    bias_prior = np.zeros(2)
+    for h, y in enumerate((strong, weak)):
+        _, wp, bp = _fit_head(None, pd, y, 0.0, np.full(len(pidx), 1.0), replace(cfg, anchor_strength=0.0),
+                              (np.zeros(1), np.zeros(len(pidx)), 0.0), None)
+        w_prior[pidx, h] = wp / ps
+        bias_prior[h] = bp - float(wp / ps @ pm)
+    ref, lo, hi = _ood_stats(feat.vector, cfg)
+    scorer = DifficultyScorer(
+        vocab=vocab, idf=idf, w_ngram=w_ngram, w_hand=w_dense[:n_hand], w_vector=w_dense[n_hand:], bias=bias,
+        w_prior=w_prior, bias_prior=bias_prior, ood_ref=ref, ood_k=cfg.ood_k, ood_lo=lo, ood_hi=hi,
+        gain_stats=np.array([0.0, 1.0, 0.0, 1.0]), vectors=vectors, metadata=dict(metadata or {}),
+    )
+    gl, gp = _gains(scorer, feat)
+    stats = np.array([gl.mean(), max(float(gl.std()), 1e-6), gp.mean(), max(float(gp.std()), 1e-6)])
+    return replace(scorer, gain_stats=stats)
+
+
+def batch_scores(scorer: DifficultyScorer, feat: Featurized, mode: str = "guarded") -> Array:
+    """`scorer.score` for many prompts at once (same formulas, vectorised).
+
+    mode: "guarded" (what the router uses), "learned" (no OOD guard) or "prior" (length and
+    structure heads only). Hand-set priors (intent, short, reasoning) are included.
+    """
+    gl, gp = _gains(scorer, feat)
+    ml, sl, mp, sp = scorer.gain_stats
+    if mode == "learned":
+        gain = gl
+    elif mode == "prior":
+        gain = mp + (gp - mp) / sp * sl  # the prior's ranking on the learned gain's scale
+    else:
+        lam = np.clip((_similarities(scorer.ood_ref, feat.vector, scorer.ood_k) - scorer.ood_lo)
+                      / (scorer.ood_hi - scorer.ood_lo), 0.0, 1.0)
+        lam = np.where(np.isinf(scorer.ood_lo), 1.0, lam)
+        gain = np.where(lam >= 1.0, gl, np.clip(ml + sl * (lam * (gl - ml) / sl + (1 - lam) * (gp - mp) / sp),
+                                                 -1.0, 1.0))
+    learned_score = np.clip((1.0 + gain) / 2.0, 1e-9, 1 - 1e-9)
+    zz = np.log(learned_score / (1 - learned_score)) + feat.priors
+    return np.asarray(1.0 / (1.0 + np.exp(-zz)), dtype=np.float64)
+
+
+def out_of_fold_scores(feat: Featurized, strong: Array, weak: Array, vectors: WordVectors, cfg: TrainConfig,
+                       folds: Sequence[Sequence[int]], modes: Sequence[str] = ("guarded",)) -> dict[str, Array]:
+    """Scores of every row in a fold from a model fitted on the other folds, per mode."""
+    n = len(strong)
+    out = {mode: np.full(n, np.nan) for mode in modes}
+    for test in folds:
+        test_set = set(test)
+        train = [i for i in range(n) if i not in test_set]
+        model = fit(feat.take(train), strong[train], weak[train], vectors, cfg)
+        part = feat.take(list(test))
+        for mode in modes:
+            out[mode][list(test)] = batch_scores(model, part, mode)
+    return out
