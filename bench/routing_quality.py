@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -34,6 +35,7 @@ from wilton_core.core import difficulty_train as dt
 from wilton_core.core.difficulty import DifficultyScorer, load_default_scorer
 from wilton_core.core.difficulty_eval import (
     RoutingQuality,
+    RoutingRow,
     default_routing_data,
     is_heldout,
     load_routing_rows,
@@ -77,6 +79,66 @@ def generalisation(feat: dt.Featurized, strong: np.ndarray, weak: np.ndarray, ca
             },
         }
     return out
+
+
+LEARN_GROUPS = ("stem", "other")  # where a model trained on the other fields routes at random level
+LEARN_SIZES = (200, 500, 2000)
+
+
+def hidden_rule_labels(rows: list[RoutingRow]) -> list[RoutingRow]:
+    """A synthetic task family: the local model fails exactly on a hidden half of the subjects
+    (chosen by a hash), the API model never fails; 10% of labels flipped (by hash) as noise.
+    Nothing in a prompt names its subject: the scorer must learn the topics from the words."""
+    def h(s: str) -> int:
+        return int(hashlib.sha256(s.encode()).hexdigest()[:8], 16)
+
+    out = []
+    for r in rows:
+        weak = 0.0 if h("rule:" + r.category) % 2 else 1.0
+        if h("noise:" + r.id) % 10 == 0:
+            weak = 1.0 - weak
+        out.append(RoutingRow(r.id, r.category, r.prompt, 1.0, weak))
+    return out
+
+
+def learning_curve(rows: list[RoutingRow], vectors: dt.WordVectors, cfg: dt.TrainConfig,
+                   sizes: tuple[int, ...] = LEARN_SIZES, groups: tuple[str, ...] = LEARN_GROUPS,
+                   hidden_rule: bool = False) -> dict[str, object]:
+    """`route learn` on a workload the base model never saw: PGR before, after n labels.
+
+    The base model is trained on the other MMLU fields (shipped recipe, real labels). The
+    held-out fields' rows are split by a hash of the id: 35% evaluation (never learned from), the
+    rest a pool from which the first n rows (in hash order) are the deployment's labels. With
+    `hidden_rule`, the held-out fields carry `hidden_rule_labels` instead of the real ones.
+    """
+    base_rows = [r for r in rows if dt.group_of(r.category) not in groups]
+    work = [r for r in rows if dt.group_of(r.category) in groups]
+    if hidden_rule:
+        work = hidden_rule_labels(work)
+    evaluation = [r for r in work if is_heldout(r.id, 0.35)]
+    pool = sorted((r for r in work if not is_heldout(r.id, 0.35)),
+                  key=lambda r: hashlib.sha256(r.id.encode()).hexdigest())
+    feat = dt.featurize([r.prompt for r in base_rows], vectors)
+    base = dt.fit(feat, np.array([r.strong for r in base_rows]), np.array([r.weak for r in base_rows]), vectors, cfg)
+    ev_feat = dt.featurize([r.prompt for r in evaluation], vectors)
+    ev_strong = np.array([r.strong for r in evaluation])
+    ev_weak = np.array([r.weak for r in evaluation])
+
+    def pgr(model: DifficultyScorer) -> float:
+        return _q(dt.batch_scores(model, ev_feat), ev_strong, ev_weak).pgr_25
+
+    curve: dict[str, float] = {"0": pgr(base)}
+    heldback: dict[str, dict[str, float | None]] = {}
+    for n in sizes:
+        if n > len(pool):
+            break
+        labels = [dt.LabelledRow(r.prompt, r.strong, r.weak) for r in pool[:n]]
+        res = dt.learn(base, labels, replace(dt.LEARN_CONFIG, steps=cfg.steps if cfg.steps < 150 else 150))
+        curve[str(n)] = pgr(res.scorer)
+        heldback[str(n)] = {"before": res.before_pgr_25, "after": res.after_pgr_25}
+    return {"groups": list(groups), "evaluation_rows": len(evaluation), "pool_rows": len(pool),
+            "prior_pgr_25": _q(dt.batch_scores(base, ev_feat, "prior"), ev_strong, ev_weak).pgr_25,
+            "pgr_25_after_labels": curve, "learn_heldback_pgr_25": heldback}
 
 
 def ood_groups(feat: dt.Featurized, strong: np.ndarray, weak: np.ndarray, categories: list[str],
@@ -180,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     heldout_mask = np.array([is_heldout(r.id) for r in all_rows])
     gen = generalisation(feat, strong_all, weak_all, cats, heldout_mask, scorer.vectors, recipes, folds)
     ood = ood_groups(feat, strong_all, weak_all, cats, scorer.vectors, recipes["v2 shipped"])
+    sizes = (50, 100) if args.quick else LEARN_SIZES
+    lcs = {"real labels": learning_curve(all_rows, scorer.vectors, recipes["v2 shipped"], sizes=sizes),
+           "hidden-rule labels": learning_curve(all_rows, scorer.vectors, recipes["v2 shipped"], sizes=sizes,
+                                                hidden_rule=True)}
     cv_s = time.perf_counter() - t_cv
 
     print(f"held-out rows: {len(held)}  weak mean {sum(weak) / len(held):.3f}  strong mean {sum(strong) / len(held):.3f}")
@@ -217,6 +283,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{group:16s} {int(row['rows']):5d} {_fmt(row['learned']):>8s} {_fmt(row['prior']):>8s}"
               f" {_fmt(row['guarded']):>8s} {row['mean_trust']:6.2f}")
 
+    for kind, lc in lcs.items():
+        groups = lc["groups"]
+        assert isinstance(groups, list)
+        print(f"\nlearning (route learn) on held-out fields {'+'.join(groups)}, {kind}:"
+              f" {lc['evaluation_rows']} evaluation rows, PGR@25% (length prior alone: {lc['prior_pgr_25']:.3f})")
+        curve = lc["pgr_25_after_labels"]
+        assert isinstance(curve, dict)
+        print("  " + "   ".join(f"{n} labels: {v:.3f}" for n, v in curve.items()))
+
     if args.json_path:
         out = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -231,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             "model_load_s": load_s,
             "generalisation": gen,
             "ood_groups": ood,
+            "learning_curve": lcs,
             "quick": args.quick,
             "model": dict(scorer.metadata),
         }

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -333,7 +333,7 @@ class DifficultyScorer:
     # -- artefact --------------------------------------------------------------------------
 
     @classmethod
-    def from_npz(cls, path: str | Path, vectors: WordVectors | None = None) -> DifficultyScorer:
+    def from_npz(cls, path: str | Path | BinaryIO, vectors: WordVectors | None = None) -> DifficultyScorer:
         with np.load(path, allow_pickle=False) as z:
             version = int(z["format_version"]) if "format_version" in z.files else 1
             if version != FORMAT_VERSION:
@@ -362,7 +362,7 @@ class DifficultyScorer:
             vectors=vectors or load_word_vectors(), metadata=metadata,
         )
 
-    def save_npz(self, path: str | Path) -> None:
+    def save_npz(self, path: str | Path | BinaryIO) -> None:
         keys = sorted(self.vocab, key=self.vocab.__getitem__)
         np.savez_compressed(
             path,
