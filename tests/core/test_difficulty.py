@@ -28,11 +28,11 @@ from wilton_core.core.features import HAND_FEATURE_NAMES
 from wilton_core.core.intent import Intent
 
 DATA = default_routing_data()
-# Measured on the held-out split with the shipped artefact: PGR@25% = 0.456 (2,083 rows). The
+# Measured on the held-out split with the shipped artefact: PGR@25% = 0.481 (2,083 rows). The
 # model is chosen by the leave-subject-out figure (docs/routing_quality.md), not by this split:
 # the v1 scorer scored 0.519 here and 0.316 on unseen subjects. The floor leaves room for float
 # noise only; a broken or stale artefact falls far below it (random: 0.25).
-HELDOUT_PGR25_FLOOR = 0.44
+HELDOUT_PGR25_FLOOR = 0.46
 
 PROOF = (
     "Prove step by step that for every integer n >= 1 the sum 1^3 + 2^3 + ... + n^3 equals "
@@ -123,8 +123,8 @@ def test_ood_guard_falls_back_to_the_length_prior(scorer: DifficultyScorer) -> N
         return
     held = [r.prompt for r in load_routing_rows(DATA) if is_heldout(r.id)][:300]
     trusts = [scorer.explain(p)["ood"]["trust"] for p in held]
-    # Calibrated on training prompts: 0 below their 40th similarity percentile, 1 above the 95th.
-    assert 0.3 < sum(t > 0 for t in trusts) / len(trusts) < 0.9
+    # Calibrated on training prompts: 0 below their 10th similarity percentile, 1 above the 60th.
+    assert 0.6 < sum(t > 0 for t in trusts) / len(trusts) < 1.0
     trusted = max(zip(trusts, held, strict=True))[1]
     assert shifted.score(trusted) > scorer.score(trusted)
 

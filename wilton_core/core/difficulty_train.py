@@ -78,7 +78,6 @@ SUBJECT_GROUPS: Mapping[str, tuple[str, ...]] = {
     ),
 }
 MAX_OOD_REF = 6000  # reference prompts kept for the similarity (scoring cost grows with it)
-LEARN_EXTENDS_REF = True
 _GROUP_OF = {s: g for g, subjects in SUBJECT_GROUPS.items() for s in subjects}
 
 
@@ -112,8 +111,8 @@ class TrainConfig:
     # similarity to the reference sample, 1 from the `ood_hi` quantile on (difficulty.py).
     guard: bool = True
     ood_k: int = 10
-    ood_lo_quantile: float = 0.40
-    ood_hi_quantile: float = 0.95
+    ood_lo_quantile: float = 0.10
+    ood_hi_quantile: float = 0.60
     ood_ref_every: int = 2     # every 2nd training prompt is a reference, the others calibrate
     # Regularisation toward an anchor model (route learn): L2 on (w - w_anchor).
     anchor_strength: float = 0.0
@@ -315,9 +314,16 @@ def fit(feat: Featurized, strong: Array, weak: Array, vectors: WordVectors, cfg:
     ref, lo, hi = _ood_stats(feat.vector, cfg)
     if anchor is not None:
         # The deployment's own prompts join the reference sample (they are in-distribution from
-        # now on); the trust ramp keeps the anchor's calibration. Capped to bound scoring cost.
-        ref = np.vstack([anchor.ood_ref, ref])[-MAX_OOD_REF:] if LEARN_EXTENDS_REF else anchor.ood_ref
+        # now on; capped to bound scoring cost) and the trust ramp is recalibrated on them against
+        # the merged sample, never stricter than the anchor's: without this, prompts like the
+        # learned ones stayed untrusted and learning changed nothing (measured: trust 0.06).
+        ref = np.vstack([anchor.ood_ref, ref])[-MAX_OOD_REF:]
         lo, hi = anchor.ood_lo, anchor.ood_hi
+        calib = feat.vector[1 :: cfg.ood_ref_every]
+        if cfg.guard and len(calib) and not math.isinf(lo):
+            sims = _similarities(ref, calib, cfg.ood_k)
+            q_lo, q_hi = (float(v) for v in np.quantile(sims, [cfg.ood_lo_quantile, cfg.ood_hi_quantile]))
+            lo, hi = min(lo, q_lo), max(min(hi, q_hi), min(lo, q_lo) + 1e-6)
     scorer = DifficultyScorer(
         vocab=vocab, idf=idf, w_ngram=w_ngram, w_hand=w_dense[:n_hand], w_vector=w_dense[n_hand:], bias=bias,
         w_prior=w_prior, bias_prior=bias_prior, ood_ref=ref, ood_k=cfg.ood_k, ood_lo=lo, ood_hi=hi,
