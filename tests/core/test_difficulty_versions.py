@@ -120,8 +120,18 @@ def test_cli_route_learn_and_model_commands(tmp_path: Path, capsys: pytest.Captu
     assert wiltonctl(["route", "model", "show", "1", "--store-url", url]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["model"]["learned_from"] == "labels.jsonl" and shown["summary"]["rows"] == 200
+    probe = tmp_path / "probe.jsonl"
+    probe.write_text(json.dumps({"prompt": "Tell me something useful about enzyme kinetics, in a few sentences."}))
+
+    def scored(*extra: str) -> float:
+        assert wiltonctl(["route", "score", str(probe), *extra]) == 0
+        return float(json.loads(capsys.readouterr().out)["difficulty"])
+
+    shipped = scored()
+    assert scored("--store-url", url) > shipped  # the learned version: this topic is hard here
     assert wiltonctl(["route", "model", "rollback", "--store-url", url]) == 0
     assert "active: shipped" in capsys.readouterr().out
+    assert scored("--store-url", url) == shipped
     assert wiltonctl(["route", "model", "rollback", "--store-url", url]) == 2
     assert "nothing to roll back" in capsys.readouterr().err
     assert wiltonctl(["route", "model", "show", "7", "--store-url", url]) == 2

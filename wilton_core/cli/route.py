@@ -38,12 +38,16 @@ def _open(file: str) -> TextIO:
 @app.command("score")
 def score(
     file: Annotated[str, typer.Argument(help="JSON lines with 'prompt' or 'messages' ('-' = stdin)")],
+    store_url: _StoreUrl = None,
 ) -> None:
-    """Write each line back with `difficulty` (higher = harder) and `intent` added."""
-    from wilton_core.core.classify import classify_request
-    from wilton_core.core.difficulty import load_default_scorer
+    """Write each line back with `difficulty` (higher = harder) and `intent` added.
 
-    scorer = load_default_scorer()
+    Scored by the store's active learned version when a store is named (--store-url or
+    WILTON_STORE_URL), else by the shipped scorer.
+    """
+    from wilton_core.core.classify import classify_request
+
+    scorer = cli_scorer(store_url)
     # validate everything first: a bad line 900 must not leave 899 lines half-written
     rows: list[tuple[dict[str, Any], Any]] = []
     with _open(file) as fh:
@@ -107,6 +111,18 @@ def _versions(store_url: str | None) -> Any:
     from wilton_core.store import open_store
 
     return DifficultyVersions(open_store(load_settings(store_url=store_url).resolved_store_url()))
+
+
+def cli_scorer(store_url: str | None) -> Any:
+    """The active learned version when a store is named (--store-url or WILTON_STORE_URL), else
+    the shipped scorer (no store file is created just to score)."""
+    import os
+
+    from wilton_core.core.difficulty import load_default_scorer
+
+    if store_url is None and not os.environ.get("WILTON_STORE_URL"):
+        return load_default_scorer()
+    return _versions(store_url).active_scorer()[1]
 
 
 @app.command("learn")
