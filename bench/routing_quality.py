@@ -199,6 +199,27 @@ def _timing(scorer: DifficultyScorer, prompts: list[str], calls: int, *, given_i
     }
 
 
+def _print_heldout(held: list[RoutingRow], strong: list[float], weak: list[float], table: dict[str, RoutingQuality],
+                   timing: dict[str, float], timing_short: dict[str, float], timing_given: dict[str, float],
+                   load_s: float) -> None:
+    print(f"held-out rows: {len(held)}  weak mean {sum(weak) / len(held):.3f}  strong mean {sum(strong) / len(held):.3f}")
+    print(f"{'router':8s} {'PGR@20%':>8s} {'PGR@25%':>8s} {'PGR@30%':>8s} {'CPT(50%)':>9s} {'CPT(80%)':>9s}")
+    for name, q in table.items():
+        print(f"{name:8s} {_fmt(q.pgr_20):>8s} {_fmt(q.pgr_25):>8s} {_fmt(q.pgr_30):>8s}"
+              f" {_fmt(q.cpt_50):>9s} {_fmt(q.cpt_80):>9s}")
+    print(f"scoring time over {timing['calls']} calls: p50 {timing['p50_us']:.1f} us,"
+          f" p99 {timing['p99_us']:.1f} us, mean {timing['mean_us']:.1f} us"
+          f" (best of 3: p50 {timing['best_of_3_p50_us']:.1f}, p99 {timing['best_of_3_p99_us']:.1f});"
+          f" model load {load_s * 1000:.0f} ms")
+    print(f"  prompts <= 1000 chars ({timing_short['share_of_heldout']:.0%} of held out):"
+          f" p50 {timing_short['p50_us']:.1f} us, p99 {timing_short['p99_us']:.1f} us"
+          f" (best of 3: p50 {timing_short['best_of_3_p50_us']:.1f}, p99 {timing_short['best_of_3_p99_us']:.1f})")
+
+    print(f"  difficulty alone (intent passed in, as classify_request does): p50 {timing_given['p50_us']:.1f} us,"
+          f" p99 {timing_given['p99_us']:.1f} us (best of 3: p50 {timing_given['best_of_3_p50_us']:.1f},"
+          f" p99 {timing_given['best_of_3_p99_us']:.1f})")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=DEFAULT_DATA)
@@ -206,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timing-calls", type=int, default=5000)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="CI smoke: a quarter of the rows, few steps")
+    ap.add_argument("--skip-cv", action="store_true", help="only the shipped scorer's held-out figures and timing")
     args = ap.parse_args(argv)
 
     t_load = time.perf_counter()
@@ -229,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     timing_short["share_of_heldout"] = len(short) / len(held)
     timing_given = _timing(scorer, [r.prompt for r in held], args.timing_calls, given_intent=True)
 
+    if args.skip_cv:
+        _print_heldout(held, strong, weak, table, timing, timing_short, timing_given, load_s)
+        return 0
     t_cv = time.perf_counter()
     recipes = dict(RECIPES)
     folds = args.folds
@@ -248,22 +273,7 @@ def main(argv: list[str] | None = None) -> int:
                                                 hidden_rule=True)}
     cv_s = time.perf_counter() - t_cv
 
-    print(f"held-out rows: {len(held)}  weak mean {sum(weak) / len(held):.3f}  strong mean {sum(strong) / len(held):.3f}")
-    print(f"{'router':8s} {'PGR@20%':>8s} {'PGR@25%':>8s} {'PGR@30%':>8s} {'CPT(50%)':>9s} {'CPT(80%)':>9s}")
-    for name, q in table.items():
-        print(f"{name:8s} {_fmt(q.pgr_20):>8s} {_fmt(q.pgr_25):>8s} {_fmt(q.pgr_30):>8s}"
-              f" {_fmt(q.cpt_50):>9s} {_fmt(q.cpt_80):>9s}")
-    print(f"scoring time over {timing['calls']} calls: p50 {timing['p50_us']:.1f} us,"
-          f" p99 {timing['p99_us']:.1f} us, mean {timing['mean_us']:.1f} us"
-          f" (best of 3: p50 {timing['best_of_3_p50_us']:.1f}, p99 {timing['best_of_3_p99_us']:.1f});"
-          f" model load {load_s * 1000:.0f} ms")
-    print(f"  prompts <= 1000 chars ({timing_short['share_of_heldout']:.0%} of held out):"
-          f" p50 {timing_short['p50_us']:.1f} us, p99 {timing_short['p99_us']:.1f} us"
-          f" (best of 3: p50 {timing_short['best_of_3_p50_us']:.1f}, p99 {timing_short['best_of_3_p99_us']:.1f})")
-
-    print(f"  difficulty alone (intent passed in, as classify_request does): p50 {timing_given['p50_us']:.1f} us,"
-          f" p99 {timing_given['p99_us']:.1f} us (best of 3: p50 {timing_given['best_of_3_p50_us']:.1f},"
-          f" p99 {timing_given['best_of_3_p99_us']:.1f})")
+    _print_heldout(held, strong, weak, table, timing, timing_short, timing_given, load_s)
 
     print(f"\ngeneralisation ({folds} subject folds; retrained per split; {cv_s:.0f} s)")
     print(f"{'recipe':22s} {'split':26s} {'PGR@20%':>8s} {'PGR@25%':>8s} {'PGR@30%':>8s} {'CPT(50%)':>9s}")
