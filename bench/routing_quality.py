@@ -50,7 +50,8 @@ DEFAULT_DATA = str(default_routing_data())
 # The v1 scorer's recipe (shipped until 2026-12): binary n-grams + hand features, no vectors,
 # no guard; and the shipped recipe (tools/train_difficulty.py).
 RECIPES: dict[str, dt.TrainConfig] = {
-    "v1 (n-grams + hand)": dt.TrainConfig(tfidf=False, use_vectors=False, guard=False, l2_ngram=30.0, l2_hand=0.1),
+    "v1 (n-grams + hand)": dt.TrainConfig(tfidf=False, use_vectors=False, guard=False, l2_ngram=30.0, l2_hand=0.1,
+                                          learned_exclude=()),
     "v2 shipped": dt.TrainConfig(),
 }
 

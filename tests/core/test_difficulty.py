@@ -28,7 +28,7 @@ from wilton_core.core.features import HAND_FEATURE_NAMES
 from wilton_core.core.intent import Intent
 
 DATA = default_routing_data()
-# Measured on the held-out split with the shipped artefact: PGR@25% = 0.481 (2,083 rows). The
+# Measured on the held-out split with the shipped artefact: PGR@25% = 0.473 (2,083 rows). The
 # model is chosen by the leave-subject-out figure (docs/routing_quality.md), not by this split:
 # the v1 scorer scored 0.519 here and 0.316 on unseen subjects. The floor leaves room for float
 # noise only; a broken or stale artefact falls far below it (random: 0.25).
