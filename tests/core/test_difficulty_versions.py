@@ -140,3 +140,32 @@ def test_cli_route_learn_and_model_commands(tmp_path: Path, capsys: pytest.Captu
     assert wiltonctl(["route", "learn", str(bad), "--store-url", url]) == 2
     err = capsys.readouterr().err
     assert "bad.jsonl:1" in err and "Traceback" not in err
+
+
+async def test_router_picks_up_a_new_active_version_without_restart(
+        tmp_path: Path, learned: tuple[DifficultyScorer, object]) -> None:
+    from wilton_core.config import parse_config
+    from wilton_core.router.service import RouterService
+
+    anchor, res = learned
+    store = open_store(f"sqlite:///{tmp_path / 'r.db'}")
+    config = parse_config({"models": [{"id": "m1", "provider": "openai", "model": "m1",
+                                       "base_url": "http://127.0.0.1:9/v1", "tier": "selfhost",
+                                       "is_local": True, "capability": "standard"}],
+                           "routing": {"probe_models": False}})
+    svc = RouterService(config, store=store, environ={})
+    await svc.start()
+    try:
+        assert svc._scorer is anchor  # nothing learned yet: the shipped scorer
+        versions = DifficultyVersions(store)
+        versions.add(res.scorer, {"rows": 300}, None, 1.0, activate=True)  # type: ignore[attr-defined]
+        await svc.refresh_control()  # what the router's once-a-second loop runs
+        text = "Tell me something useful about tort liability, in a few sentences please."
+        assert svc._scorer is not anchor
+        assert svc._scorer.score(text) == pytest.approx(res.scorer.score(text), abs=1e-6)  # type: ignore[attr-defined]
+        versions.rollback()
+        await svc.refresh_control()
+        assert svc._scorer is anchor
+    finally:
+        await svc.stop()
+        store.close()
