@@ -78,6 +78,7 @@ WORD_VECTORS_NAME = "word_vectors.npz"
 FORMAT_VERSION = 2
 
 Array = npt.NDArray[np.float64]
+Array32 = npt.NDArray[np.float32]
 
 # The prior heads read only length, which transfers across workloads (PGR 0.33-0.37 on every
 # set we tried), unlike vocabulary or digit share. Adding layout features (newlines, question
@@ -190,7 +191,7 @@ class DifficultyScorer:
     bias: Array           # (2,)
     w_prior: Array        # (H, 2), zero outside PRIOR_FEATURE_NAMES
     bias_prior: Array     # (2,)
-    ood_ref: Array        # (R, V) unit-norm mean word vectors of training prompts
+    ood_ref: Array32      # (R, V) unit-norm mean word vectors of training prompts (float32: half the memory traffic)
     ood_k: int
     ood_lo: float
     ood_hi: float
@@ -236,9 +237,9 @@ class DifficultyScorer:
         norm = float(np.sqrt(vector @ vector))
         if norm == 0.0 or len(self.ood_ref) == 0:
             return 0.0
-        sims = self.ood_ref @ (vector / norm)
+        sims = self.ood_ref @ (vector / norm).astype(np.float32)
         k = min(self.ood_k, len(sims))
-        return float(np.partition(sims, len(sims) - k)[-k:].mean())
+        return float(np.partition(sims, len(sims) - k)[-k:].astype(np.float64).mean())
 
     def trust(self, similarity: float) -> float:
         """lam in [0, 1]: how much of the learned gain to keep at this similarity."""
@@ -347,9 +348,10 @@ class DifficultyScorer:
                 )
             keys = [str(s) for s in z["vocab"]]
             arrays = {k: z[k].astype(np.float64) for k in (
-                "idf", "w_ngram", "w_hand", "w_vector", "bias", "w_prior", "bias_prior", "ood_ref",
-                "ood_range", "gain_stats")}
+                "idf", "w_ngram", "w_hand", "w_vector", "bias", "w_prior", "bias_prior", "ood_range",
+                "gain_stats")}
             ood_k = int(z["ood_k"])
+            ood_ref = z["ood_ref"].astype(np.float32)
             metadata = json.loads(str(z["metadata"]))
         return cls(
             vocab={k: i + 1 for i, k in enumerate(keys)},
@@ -357,7 +359,7 @@ class DifficultyScorer:
             w_ngram=np.vstack([np.zeros((1, 2)), arrays["w_ngram"].reshape(-1, 2)]),
             w_hand=arrays["w_hand"], w_vector=arrays["w_vector"], bias=arrays["bias"],
             w_prior=arrays["w_prior"], bias_prior=arrays["bias_prior"],
-            ood_ref=arrays["ood_ref"], ood_k=ood_k, gain_stats=arrays["gain_stats"],
+            ood_ref=ood_ref, ood_k=ood_k, gain_stats=arrays["gain_stats"],
             ood_lo=float(arrays["ood_range"][0]), ood_hi=float(arrays["ood_range"][1]),
             vectors=vectors or load_word_vectors(), metadata=metadata,
         )

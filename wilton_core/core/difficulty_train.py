@@ -26,6 +26,7 @@ from wilton_core.core.difficulty import (
     DEFAULT_INTENT_PRIOR,
     PRIOR_FEATURE_NAMES,
     Array,
+    Array32,
     DifficultyScorer,
     WordVectors,
     prior_log_odds,
@@ -233,16 +234,20 @@ def _unit(v: Array) -> Array:
     return np.asarray(v / np.where(n == 0, 1.0, n), dtype=np.float64)
 
 
-def _similarities(ref: Array, vectors: Array, k: int) -> Array:
+def _similarities(ref: Array32, vectors: Array, k: int) -> Array:
     """Mean cosine of each vector to its k most similar rows of `ref` (as `DifficultyScorer.similarity`)."""
-    sims = _unit(vectors) @ ref.T
-    k = min(k, ref.shape[0])
-    top = np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:].mean(1)
-    return np.where(np.linalg.norm(vectors, axis=1) == 0, 0.0, top)
+    out = np.zeros(len(vectors))
+    for i, v in enumerate(vectors):  # row by row: the same float32 products as at run time
+        norm = float(np.sqrt(v @ v))
+        if norm > 0:
+            sims = ref @ (v / norm).astype(np.float32)
+            kk = min(k, len(sims))
+            out[i] = float(np.partition(sims, len(sims) - kk)[-kk:].astype(np.float64).mean())
+    return out
 
 
-def _ood_stats(vectors: Array, cfg: TrainConfig) -> tuple[Array, float, float]:
-    ref = _unit(vectors[:: cfg.ood_ref_every]).astype(np.float16).astype(np.float64)
+def _ood_stats(vectors: Array, cfg: TrainConfig) -> tuple[Array32, float, float]:
+    ref = _unit(vectors[:: cfg.ood_ref_every]).astype(np.float16).astype(np.float32)
     calib = np.array([v for i, v in enumerate(vectors) if i % cfg.ood_ref_every])
     if len(calib) == 0 or not cfg.guard:
         return ref, -math.inf, -math.inf
