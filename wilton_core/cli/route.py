@@ -149,7 +149,9 @@ def learn(
             rows = read_labelled(f, where=file)
             versions = _versions(store_url)
             parent, anchor = versions.active_scorer()
-            result = learn_from(anchor, rows, metadata={**anchor.metadata, "version": "learned",
+            # The anchor's hash-split figures do not describe the adapted model: dropped.
+            inherited = {k: v for k, v in anchor.metadata.items() if k not in ("heldout", "heldout_rows")}
+            result = learn_from(anchor, rows, metadata={**inherited, "version": "learned",
                                                         "learned_from": Path(file).name, "parent": parent})
         except LabelError as e:
             raise WiltonError(str(e)) from None
