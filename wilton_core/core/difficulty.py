@@ -14,7 +14,8 @@ Each head reads the same inputs, all computed from one tokenisation of the reque
 tail (`features.extract_words`):
 
 * word unigrams/bigrams with TF-IDF weights (binary tf x idf, L2-normalised over the known keys);
-* the hand features of `features.py` (length, numbers, options, negations, ...);
+* the hand features of `features.py` (length, options, negations, ...; the learned heads skip
+  the numeric ones: `difficulty_train.TrainConfig.learned_exclude` sets their weights to 0);
 * the mean static word vector of the request's words: a word -> vector table distilled offline
   from a sentence encoder (`tools/distill_word_vectors.py`, `word_vectors.npz`); only a table
   lookup runs here, no transformer.
