@@ -169,3 +169,22 @@ async def test_router_picks_up_a_new_active_version_without_restart(
     finally:
         await svc.stop()
         store.close()
+
+
+def test_an_unloadable_version_is_tried_once_and_routing_keeps_its_scorer(tmp_path: Path) -> None:
+    anchor = load_default_scorer()
+    store = open_store(f"sqlite:///{tmp_path / 'b.db'}")
+    store.execute("INSERT INTO difficulty_models (version, created_at, parent, active, summary, artefact)"
+                  " VALUES (1, 0, NULL, 1, '{}', 'bm90IGFuIG5weg==')")  # base64 of "not an npz"
+    versions = DifficultyVersions(store)
+    calls: list[int] = []
+
+    def load(v: int) -> DifficultyScorer:
+        calls.append(v)
+        return versions.load(v)
+
+    active = ActiveScorer(versions, anchor, load=load)
+    with pytest.raises(Exception):  # noqa: B017 - whatever numpy raises; the router logs it
+        active.refresh(anchor)
+    assert active.refresh(anchor) is anchor and calls == [1]  # not retried every second
+    store.close()

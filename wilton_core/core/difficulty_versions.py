@@ -140,6 +140,7 @@ class ActiveScorer:
         version = self.versions.active_version()
         if version == self.version:
             return current
-        scorer = self.default if version is None else self._load(version)
+        # Marked as seen before loading: a version that cannot be loaded is tried (and its error
+        # raised for the caller to log) once, not every second; routing keeps `current`.
         self.version = version
-        return scorer
+        return self.default if version is None else self._load(version)
