@@ -1,27 +1,41 @@
-"""Routing quality and speed of the shipped difficulty scorer on the held-out split.
+"""Routing quality and speed of the difficulty scorer: hash split, unseen subjects, OOD guard.
 
     python bench/routing_quality.py [--data /work/shared/data/routing_dev.jsonl] [--json out.json]
-        [--timing-calls 5000]
+        [--timing-calls 5000] [--folds 5] [--quick]
 
-Prints PGR at 20/25/30% strong calls and CPT(50%)/CPT(80%) for the scorer, a random router
-(expected value) and the oracle, then the per-call scoring time (p50/p99) over held-out prompts.
-Only held-out rows (never trained on) are used.
+1. The shipped scorer on the hash held-out split (never trained on): PGR at 20/25/30% strong
+   calls and CPT(50%)/CPT(80%), beside a random router (expected value) and the oracle.
+2. Generalisation, for the v1 recipe (binary n-grams + hand features) and the shipped recipe:
+   the hash split, and leave-subject-out cross-validation (k folds that never split an MMLU
+   subject; out-of-fold scores pooled, and the mean of the per-fold figures). Models are chosen
+   by the leave-subject-out figure.
+3. The OOD guard: each MMLU super-category held out entirely, PGR@25% inside it of the learned
+   heads alone, the length prior alone, and the guarded score the router uses.
+4. Per-call scoring time (p50/p99) of the shipped scorer over held-out prompts.
+
+--quick (the CI smoke): a quarter of the rows, 40 optimiser steps, 2 folds; seconds, not minutes.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
 import statistics
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
+import numpy as np
+
+from wilton_core.core import difficulty_train as dt
 from wilton_core.core.difficulty import DifficultyScorer, load_default_scorer
 from wilton_core.core.difficulty_eval import (
     RoutingQuality,
+    RoutingRow,
     default_routing_data,
     is_heldout,
     load_routing_rows,
@@ -33,6 +47,119 @@ from wilton_core.core.difficulty_eval import (
 from wilton_core.core.intent import Intent
 
 DEFAULT_DATA = str(default_routing_data())
+# The v1 scorer's recipe (shipped until 2026-12): binary n-grams + hand features, no vectors,
+# no guard; and the shipped recipe (tools/train_difficulty.py).
+RECIPES: dict[str, dt.TrainConfig] = {
+    "v1 (n-grams + hand)": dt.TrainConfig(tfidf=False, use_vectors=False, guard=False, l2_ngram=30.0, l2_hand=0.1,
+                                          learned_exclude=()),
+    "v2 shipped": dt.TrainConfig(),
+}
+
+
+def _q(scores: np.ndarray, strong: np.ndarray, weak: np.ndarray) -> RoutingQuality:
+    return routing_quality(pgr_curve(scores.tolist(), strong.tolist(), weak.tolist()))
+
+
+def generalisation(feat: dt.Featurized, strong: np.ndarray, weak: np.ndarray, categories: list[str],
+                   heldout: np.ndarray, scorer_vectors: dt.WordVectors, recipes: dict[str, dt.TrainConfig],
+                   folds: int) -> dict[str, dict[str, object]]:
+    """Hash split and leave-subject-out figures per recipe."""
+    out: dict[str, dict[str, object]] = {}
+    train, held = np.where(~heldout)[0], np.where(heldout)[0]
+    subject_folds = dt.subject_folds(categories, folds)
+    for name, cfg in recipes.items():
+        model = dt.fit(feat.take(train.tolist()), strong[train], weak[train], scorer_vectors, cfg)
+        hash_q = _q(dt.batch_scores(model, feat.take(held.tolist())), strong[held], weak[held])
+        oof = dt.out_of_fold_scores(feat, strong, weak, scorer_vectors, cfg, subject_folds)["guarded"]
+        per_fold = [_q(oof[f], strong[f], weak[f]) for f in map(np.array, subject_folds)]
+        out[name] = {
+            "hash_split": hash_q.as_dict(),
+            "leave_subject_out": _q(oof, strong, weak).as_dict(),
+            "leave_subject_out_per_fold_mean": {
+                k: float(np.mean([getattr(q, k) for q in per_fold])) for k in ("pgr_20", "pgr_25", "pgr_30")
+            },
+        }
+    return out
+
+
+LEARN_GROUPS = ("stem", "other")  # where a model trained on the other fields routes at random level
+LEARN_SIZES = (200, 500, 2000)
+
+
+def hidden_rule_labels(rows: list[RoutingRow]) -> list[RoutingRow]:
+    """A synthetic task family: the local model fails exactly on a hidden half of the subjects
+    (chosen by a hash), the API model never fails; 10% of labels flipped (by hash) as noise.
+    Nothing in a prompt names its subject: the scorer must learn the topics from the words."""
+    def h(s: str) -> int:
+        return int(hashlib.sha256(s.encode()).hexdigest()[:8], 16)
+
+    out = []
+    for r in rows:
+        weak = 0.0 if h("rule:" + r.category) % 2 else 1.0
+        if h("noise:" + r.id) % 10 == 0:
+            weak = 1.0 - weak
+        out.append(RoutingRow(r.id, r.category, r.prompt, 1.0, weak))
+    return out
+
+
+def learning_curve(rows: list[RoutingRow], vectors: dt.WordVectors, cfg: dt.TrainConfig,
+                   sizes: tuple[int, ...] = LEARN_SIZES, groups: tuple[str, ...] = LEARN_GROUPS,
+                   hidden_rule: bool = False) -> dict[str, object]:
+    """`route learn` on a workload the base model never saw: PGR before, after n labels.
+
+    The base model is trained on the other MMLU fields (shipped recipe, real labels). The
+    held-out fields' rows are split by a hash of the id: 35% evaluation (never learned from), the
+    rest a pool from which the first n rows (in hash order) are the deployment's labels. With
+    `hidden_rule`, the held-out fields carry `hidden_rule_labels` instead of the real ones.
+    """
+    base_rows = [r for r in rows if dt.group_of(r.category) not in groups]
+    work = [r for r in rows if dt.group_of(r.category) in groups]
+    if hidden_rule:
+        work = hidden_rule_labels(work)
+    evaluation = [r for r in work if is_heldout(r.id, 0.35)]
+    pool = sorted((r for r in work if not is_heldout(r.id, 0.35)),
+                  key=lambda r: hashlib.sha256(r.id.encode()).hexdigest())
+    feat = dt.featurize([r.prompt for r in base_rows], vectors)
+    base = dt.fit(feat, np.array([r.strong for r in base_rows]), np.array([r.weak for r in base_rows]), vectors, cfg)
+    ev_feat = dt.featurize([r.prompt for r in evaluation], vectors)
+    ev_strong = np.array([r.strong for r in evaluation])
+    ev_weak = np.array([r.weak for r in evaluation])
+
+    def pgr(model: DifficultyScorer) -> float:
+        return _q(dt.batch_scores(model, ev_feat), ev_strong, ev_weak).pgr_25
+
+    curve: dict[str, float] = {"0": pgr(base)}
+    heldback: dict[str, dict[str, float | None]] = {}
+    for n in sizes:
+        if n > len(pool):
+            break
+        labels = [dt.LabelledRow(r.prompt, r.strong, r.weak) for r in pool[:n]]
+        res = dt.learn(base, labels, replace(dt.LEARN_CONFIG, steps=cfg.steps if cfg.steps < 150 else 150))
+        curve[str(n)] = pgr(res.scorer)
+        heldback[str(n)] = {"before": res.before_pgr_25, "after": res.after_pgr_25}
+    return {"groups": list(groups), "evaluation_rows": len(evaluation), "pool_rows": len(pool),
+            "prior_pgr_25": _q(dt.batch_scores(base, ev_feat, "prior"), ev_strong, ev_weak).pgr_25,
+            "pgr_25_after_labels": curve, "learn_heldback_pgr_25": heldback}
+
+
+def ood_groups(feat: dt.Featurized, strong: np.ndarray, weak: np.ndarray, categories: list[str],
+               vectors: dt.WordVectors, cfg: dt.TrainConfig) -> dict[str, dict[str, float]]:
+    """Each MMLU super-category held out entirely: learned vs length prior vs guarded, inside it."""
+    out: dict[str, dict[str, float]] = {}
+    groups = np.array([dt.group_of(c) for c in categories])
+    for group in dt.SUBJECT_GROUPS:
+        test, train = np.where(groups == group)[0], np.where(groups != group)[0]
+        if len(test) == 0 or len(train) == 0 or strong[test].mean() == weak[test].mean():
+            continue
+        model = dt.fit(feat.take(train.tolist()), strong[train], weak[train], vectors, cfg)
+        part = feat.take(test.tolist())
+        row = {mode: _q(dt.batch_scores(model, part, mode), strong[test], weak[test]).pgr_25
+               for mode in ("learned", "prior", "guarded")}
+        sims = np.array([model.similarity(v) for v in part.vector])
+        row["mean_trust"] = float(np.mean([model.trust(x) for x in sims]))
+        row["rows"] = float(len(test))
+        out[group] = row
+    return out
 
 
 def _fmt(x: float | None) -> str:
@@ -73,31 +200,9 @@ def _timing(scorer: DifficultyScorer, prompts: list[str], calls: int, *, given_i
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=DEFAULT_DATA)
-    ap.add_argument("--json", dest="json_path", default=None, help="also write the results here")
-    ap.add_argument("--timing-calls", type=int, default=5000)
-    args = ap.parse_args(argv)
-
-    t_load = time.perf_counter()
-    scorer = load_default_scorer()
-    load_s = time.perf_counter() - t_load
-    held = [r for r in load_routing_rows(args.data) if is_heldout(r.id)]
-    strong = [r.strong for r in held]
-    weak = [r.weak for r in held]
-    scores = [scorer.score(r.prompt) for r in held]
-    table: dict[str, RoutingQuality] = {
-        "scorer": routing_quality(pgr_curve(scores, strong, weak)),
-        "random": routing_quality(random_pgr_curve(len(held))),
-        "oracle": routing_quality(oracle_pgr_curve(strong, weak)),
-    }
-    timing = _timing(scorer, [r.prompt for r in held], args.timing_calls)
-    short = [r.prompt for r in held if len(r.prompt) <= 1000]
-    timing_short = _timing(scorer, short, args.timing_calls)
-    timing_short["share_of_heldout"] = len(short) / len(held)
-    timing_given = _timing(scorer, [r.prompt for r in held], args.timing_calls, given_intent=True)
-
+def _print_heldout(held: list[RoutingRow], strong: list[float], weak: list[float], table: dict[str, RoutingQuality],
+                   timing: dict[str, float], timing_short: dict[str, float], timing_given: dict[str, float],
+                   load_s: float) -> None:
     print(f"held-out rows: {len(held)}  weak mean {sum(weak) / len(held):.3f}  strong mean {sum(strong) / len(held):.3f}")
     print(f"{'router':8s} {'PGR@20%':>8s} {'PGR@25%':>8s} {'PGR@30%':>8s} {'CPT(50%)':>9s} {'CPT(80%)':>9s}")
     for name, q in table.items():
@@ -115,6 +220,89 @@ def main(argv: list[str] | None = None) -> int:
           f" p99 {timing_given['p99_us']:.1f} us (best of 3: p50 {timing_given['best_of_3_p50_us']:.1f},"
           f" p99 {timing_given['best_of_3_p99_us']:.1f})")
 
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=DEFAULT_DATA)
+    ap.add_argument("--json", dest="json_path", default=None, help="also write the results here")
+    ap.add_argument("--timing-calls", type=int, default=5000)
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="CI smoke: a quarter of the rows, few steps")
+    ap.add_argument("--skip-cv", action="store_true", help="only the shipped scorer's held-out figures and timing")
+    args = ap.parse_args(argv)
+
+    t_load = time.perf_counter()
+    scorer = load_default_scorer()
+    load_s = time.perf_counter() - t_load
+    all_rows = load_routing_rows(args.data)
+    if args.quick:
+        all_rows = all_rows[::4]
+    held = [r for r in all_rows if is_heldout(r.id)]
+    strong = [r.strong for r in held]
+    weak = [r.weak for r in held]
+    scores = [scorer.score(r.prompt) for r in held]
+    table: dict[str, RoutingQuality] = {
+        "scorer": routing_quality(pgr_curve(scores, strong, weak)),
+        "random": routing_quality(random_pgr_curve(len(held))),
+        "oracle": routing_quality(oracle_pgr_curve(strong, weak)),
+    }
+    timing = _timing(scorer, [r.prompt for r in held], args.timing_calls)
+    short = [r.prompt for r in held if len(r.prompt) <= 1000]
+    timing_short = _timing(scorer, short, args.timing_calls)
+    timing_short["share_of_heldout"] = len(short) / len(held)
+    timing_given = _timing(scorer, [r.prompt for r in held], args.timing_calls, given_intent=True)
+
+    if args.skip_cv:
+        _print_heldout(held, strong, weak, table, timing, timing_short, timing_given, load_s)
+        return 0
+    t_cv = time.perf_counter()
+    recipes = dict(RECIPES)
+    folds = args.folds
+    if args.quick:
+        recipes = {k: replace(v, steps=40) for k, v in recipes.items()}
+        folds = 2
+    feat = dt.featurize([r.prompt for r in all_rows], scorer.vectors)
+    strong_all = np.array([r.strong for r in all_rows])
+    weak_all = np.array([r.weak for r in all_rows])
+    cats = [r.category for r in all_rows]
+    heldout_mask = np.array([is_heldout(r.id) for r in all_rows])
+    gen = generalisation(feat, strong_all, weak_all, cats, heldout_mask, scorer.vectors, recipes, folds)
+    ood = ood_groups(feat, strong_all, weak_all, cats, scorer.vectors, recipes["v2 shipped"])
+    sizes = (50, 100) if args.quick else LEARN_SIZES
+    lcs = {"real labels": learning_curve(all_rows, scorer.vectors, recipes["v2 shipped"], sizes=sizes),
+           "hidden-rule labels": learning_curve(all_rows, scorer.vectors, recipes["v2 shipped"], sizes=sizes,
+                                                hidden_rule=True)}
+    cv_s = time.perf_counter() - t_cv
+
+    _print_heldout(held, strong, weak, table, timing, timing_short, timing_given, load_s)
+
+    print(f"\ngeneralisation ({folds} subject folds; retrained per split; {cv_s:.0f} s)")
+    print(f"{'recipe':22s} {'split':26s} {'PGR@20%':>8s} {'PGR@25%':>8s} {'PGR@30%':>8s} {'CPT(50%)':>9s}")
+    for name, figs in gen.items():
+        for split in ("hash_split", "leave_subject_out"):
+            d = figs[split]
+            assert isinstance(d, dict)
+            print(f"{name:22s} {split:26s} {_fmt(d['pgr_20']):>8s} {_fmt(d['pgr_25']):>8s} {_fmt(d['pgr_30']):>8s}"
+                  f" {_fmt(d['cpt_50']):>9s}")
+        pf = figs["leave_subject_out_per_fold_mean"]
+        assert isinstance(pf, dict)
+        print(f"{name:22s} {'leave_subject_out per fold':26s} {_fmt(pf['pgr_20']):>8s} {_fmt(pf['pgr_25']):>8s}"
+              f" {_fmt(pf['pgr_30']):>8s}")
+    print("\nOOD guard: MMLU super-category held out entirely, PGR@25% inside it")
+    print(f"{'held-out group':16s} {'rows':>5s} {'learned':>8s} {'prior':>8s} {'guarded':>8s} {'trust':>6s}")
+    for group, row in ood.items():
+        print(f"{group:16s} {int(row['rows']):5d} {_fmt(row['learned']):>8s} {_fmt(row['prior']):>8s}"
+              f" {_fmt(row['guarded']):>8s} {row['mean_trust']:6.2f}")
+
+    for kind, lc in lcs.items():
+        groups = lc["groups"]
+        assert isinstance(groups, list)
+        print(f"\nlearning (route learn) on held-out fields {'+'.join(groups)}, {kind}:"
+              f" {lc['evaluation_rows']} evaluation rows, PGR@25% (length prior alone: {lc['prior_pgr_25']:.3f})")
+        curve = lc["pgr_25_after_labels"]
+        assert isinstance(curve, dict)
+        print("  " + "   ".join(f"{n} labels: {v:.3f}" for n, v in curve.items()))
+
     if args.json_path:
         out = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -127,6 +315,10 @@ def main(argv: list[str] | None = None) -> int:
             "timing_prompts_up_to_1000_chars": timing_short,
             "timing_intent_given": timing_given,
             "model_load_s": load_s,
+            "generalisation": gen,
+            "ood_groups": ood,
+            "learning_curve": lcs,
+            "quick": args.quick,
             "model": dict(scorer.metadata),
         }
         with open(args.json_path, "w", encoding="utf-8") as f:

@@ -40,12 +40,20 @@ def test_routing_quality_numbers(bench: Any, tmp_path: Path) -> None:
     if not Path(rq.DEFAULT_DATA).exists():
         pytest.skip("routing data not available")
     out = tmp_path / "rq.json"
-    assert rq.main(["--timing-calls", "30", "--json", str(out)]) == 0
+    assert rq.main(["--quick", "--timing-calls", "30", "--json", str(out)]) == 0
     data = json.loads(out.read_text())
-    assert data["heldout_rows"] > 1000
+    assert data["quick"] is True and data["heldout_rows"] > 300
     assert 0.25 < data["quality"]["scorer"]["pgr_25"] <= data["quality"]["oracle"]["pgr_25"]
     for key in ("timing", "timing_intent_given", "timing_prompts_up_to_1000_chars"):
         assert data[key]["p99_us"] >= data[key]["p50_us"] > 0
+    assert set(data["generalisation"]) == set(rq.RECIPES)
+    for figs in data["generalisation"].values():
+        for split in ("hash_split", "leave_subject_out"):
+            assert -1.0 < figs[split]["pgr_25"] < 2.0
+    assert set(data["ood_groups"]) <= {"stem", "humanities", "social_sciences", "other"}
+    assert len(data["ood_groups"]) >= 3
+    for row in data["ood_groups"].values():
+        assert 0.0 <= row["mean_trust"] <= 1.0 and row["rows"] > 0
 
 
 def test_store_insert_sqlite(bench: Any, capsys: pytest.CaptureFixture[str]) -> None:

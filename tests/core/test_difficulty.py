@@ -28,9 +28,11 @@ from wilton_core.core.features import HAND_FEATURE_NAMES
 from wilton_core.core.intent import Intent
 
 DATA = default_routing_data()
-# Measured on the held-out split with the shipped artefact: PGR@25% = 0.506 (2,083 rows).
-# The floor leaves room for float noise only; a broken or stale artefact falls far below it.
-HELDOUT_PGR25_FLOOR = 0.47
+# Measured on the held-out split with the shipped artefact: PGR@25% = 0.473 (2,083 rows). The
+# model is chosen by the leave-subject-out figure (docs/routing_quality.md), not by this split:
+# the v1 scorer scored 0.519 here and 0.316 on unseen subjects. The floor leaves room for float
+# noise only; a broken or stale artefact falls far below it (random: 0.25).
+HELDOUT_PGR25_FLOOR = 0.46
 
 PROOF = (
     "Prove step by step that for every integer n >= 1 the sum 1^3 + 2^3 + ... + n^3 equals "
@@ -89,22 +91,59 @@ def test_explain_shape_and_consistency(scorer: DifficultyScorer) -> None:
     for f in e["features"] + e["ngrams"]:
         assert set(f) == {"name", "value", "strong", "weak", "contribution"}
         assert f["contribution"] == pytest.approx(f["strong"] - f["weak"])
-    # The heads' logits are exactly the sum of the listed parts (all matched n-grams included).
+    # The learned heads' logits are exactly the sum of the listed parts.
     assert e["ngrams_matched"] >= len(e["ngrams"]) > 0
-    full = scorer.explain(PROOF)
-    hand_strong = sum(f["strong"] for f in full["features"])
-    assert full["logit_strong"] == pytest.approx(
-        full["bias"]["strong"] + hand_strong + _ngram_total(scorer, PROOF, 0), abs=1e-9
-    )
+    for head in ("strong", "weak"):
+        parts = (e["bias"][head] + sum(f[head] for f in e["features"]) + e["ngram_total"][head]
+                 + e["word_vector"][head])
+        assert e[f"logit_{head}"] == pytest.approx(parts, abs=1e-9)
     assert 0 <= e["p_strong"] <= 1 and 0 <= e["p_weak"] <= 1
-    assert e["learned_score"] == pytest.approx((1 + e["p_strong"] - e["p_weak"]) / 2)
+    assert 0.0 <= e["ood"]["trust"] <= 1.0
+    if e["ood"]["trust"] == 1.0:
+        assert e["learned_score"] == pytest.approx((1 + e["p_strong"] - e["p_weak"]) / 2)
 
 
-def _ngram_total(scorer: DifficultyScorer, text: str, head: int) -> float:
-    from wilton_core.core.features import ngram_keys
+def test_ood_guard_falls_back_to_the_length_prior(scorer: DifficultyScorer) -> None:
+    # No word of the table: similarity 0, trust 0, the gain is the length prior's alone.
+    text = "Quantos ovos são necessários para três bolos de chocolate grandes? Responda rápido."
+    e = scorer.explain(text)
+    assert e["ood"]["trust"] == 0.0
+    sig = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731
+    g_prior = sig(e["prior_logits"]["strong"]) - sig(e["prior_logits"]["weak"])
+    ml, sl, mp, sp = scorer.gain_stats
+    assert e["learned_score"] == pytest.approx((1 + ml + sl * (g_prior - mp) / sp) / 2)
+    # Same words, only the learned part changed: the OOD score does not move, an in-distribution one does.
+    import dataclasses
 
-    keys = ngram_keys(text)
-    return sum(scorer.vocab[k][head] for k in keys if k in scorer.vocab) / math.sqrt(len(keys))
+    import numpy as np
+
+    shifted = dataclasses.replace(scorer, bias=scorer.bias + np.array([2.0, -2.0]))
+    assert shifted.score(text) == scorer.score(text)
+    if not DATA.exists():
+        return
+    held = [r.prompt for r in load_routing_rows(DATA) if is_heldout(r.id)][:300]
+    trusts = [scorer.explain(p)["ood"]["trust"] for p in held]
+    # Calibrated on training prompts: 0 below their 10th similarity percentile, 1 above the 60th.
+    assert 0.6 < sum(t > 0 for t in trusts) / len(trusts) < 1.0
+    trusted = max(zip(trusts, held, strict=True))[1]
+    assert shifted.score(trusted) > scorer.score(trusted)
+
+
+def test_trust_ramp_is_monotone(scorer: DifficultyScorer) -> None:
+    lo, hi = scorer.ood_lo, scorer.ood_hi
+    assert lo < hi
+    ts = [scorer.trust(lo + (hi - lo) * x) for x in (-0.5, 0.0, 0.25, 0.5, 1.0, 1.5)]
+    assert ts == sorted(ts) and ts[0] == 0.0 and ts[-1] == 1.0
+
+
+def test_batch_scores_equal_runtime_scores(scorer: DifficultyScorer) -> None:
+    """The bench and the training tool score in batch: it must be the router's score."""
+    from wilton_core.core.difficulty_train import batch_scores, featurize
+
+    texts = [PROOF, "hi", "Escreva um codigo Python", "Which of the following is not a prime?\nA. 2\nB. 9",
+             "Réinitialise la conversation", "x" * 5000]
+    batch = batch_scores(scorer, featurize(texts, scorer.vectors))
+    assert list(batch) == pytest.approx([scorer.score(t) for t in texts], abs=1e-12)
 
 
 def test_priors_shift_the_learned_score(scorer: DifficultyScorer) -> None:
@@ -131,15 +170,30 @@ def test_artefact_roundtrip(tmp_path: Path, scorer: DifficultyScorer) -> None:
         assert again.score(p) == pytest.approx(scorer.score(p), abs=1e-6)
 
 
-def test_wrong_feature_count_is_refused() -> None:
+def test_wrong_feature_count_is_refused(scorer: DifficultyScorer) -> None:
+    import dataclasses
+
+    import numpy as np
+
     with pytest.raises(ValueError, match="retrain"):
-        DifficultyScorer(vocab={}, hand_strong=(0.0,), hand_weak=(0.0,), bias_strong=0.0, bias_weak=0.0)
+        dataclasses.replace(scorer, w_hand=np.zeros((1, 2)))
+    with pytest.raises(ValueError, match="retrain"):
+        dataclasses.replace(scorer, w_vector=np.zeros((3, 2)))
 
 
 def test_shipped_model_metadata(scorer: DifficultyScorer) -> None:
     meta = scorer.metadata
     assert meta["train_rows"] > 4000 and meta["heldout_rows"] > 1500
     assert len(scorer.vocab) == meta["vocab_size"] > 1000
+    assert meta["config"]["guard"] is True and scorer.vectors.dims == len(scorer.w_vector)
+
+
+def test_shipped_artefacts_stay_small() -> None:
+    from importlib import resources
+
+    data = resources.files("wilton_core.data")
+    sizes = {n: len(data.joinpath(n).read_bytes()) for n in ("difficulty.npz", "word_vectors.npz")}
+    assert sum(sizes.values()) < 4_000_000, sizes
 
 
 # -- PGR / CPT arithmetic ----------------------------------------------------------------------

@@ -38,12 +38,16 @@ def _open(file: str) -> TextIO:
 @app.command("score")
 def score(
     file: Annotated[str, typer.Argument(help="JSON lines with 'prompt' or 'messages' ('-' = stdin)")],
+    store_url: _StoreUrl = None,
 ) -> None:
-    """Write each line back with `difficulty` (higher = harder) and `intent` added."""
-    from wilton_core.core.classify import classify_request
-    from wilton_core.core.difficulty import load_default_scorer
+    """Write each line back with `difficulty` (higher = harder) and `intent` added.
 
-    scorer = load_default_scorer()
+    Scored by the store's active learned version when a store is named (--store-url or
+    WILTON_STORE_URL), else by the shipped scorer.
+    """
+    from wilton_core.core.classify import classify_request
+
+    scorer = cli_scorer(store_url)
     # validate everything first: a bad line 900 must not leave 899 lines half-written
     rows: list[tuple[dict[str, Any], Any]] = []
     with _open(file) as fh:
@@ -81,7 +85,6 @@ def explain(
     current threshold, intent, capability need, and the eligible models."""
     from wilton_core.cli.explain import explain_route
     from wilton_core.cli.models import load_stack_config
-    from wilton_core.core.difficulty import load_default_scorer
     from wilton_core.registry.envfile import DEFAULT_ENV_FILE, merged_environ
 
     text = sys.stdin.read() if prompt == "-" else prompt
@@ -91,7 +94,7 @@ def explain(
     control, source = _published_control(store_url, cfg.routing.phi_target)
     models, models_source = _served_models(router_url)
     info = explain_route(text, cfg, control, threshold_source=source, environ=merged_environ(DEFAULT_ENV_FILE),
-                         scorer=load_default_scorer(), models=models, models_source=models_source)
+                         scorer=cli_scorer(store_url), models=models, models_source=models_source)
     if json_out:
         typer.echo(json.dumps(info.as_json(), indent=2, ensure_ascii=False, default=str))
         return
@@ -177,3 +180,130 @@ def _render_explanation(info: Any, features: bool) -> None:
             if f.get("value"):
                 table.add_row(str(f["name"]), f"{f['value']:.3f}", f"{f['contribution']:+.3f}")
         console.print(table)
+
+
+# -- adapted scorer versions: route learn / route model (difficulty_versions.py) ----------------
+
+model_app = typer.Typer(help="Difficulty scorer versions in the store (learned with `route learn`).",
+                        no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+_StoreUrl = Annotated[str | None, typer.Option("--store-url", help="the shared store (WILTON_STORE_URL)")]
+_Json = Annotated[bool, typer.Option("--json", help="print the raw JSON")]
+
+
+def _versions(store_url: str | None, *, create: bool = False) -> Any:
+    """The store's scorer versions. Only `route learn` may create the store; reads never do."""
+    from wilton_core.core.difficulty_versions import DifficultyVersions
+    from wilton_core.settings import load_settings
+    from wilton_core.store import open_store
+
+    return DifficultyVersions(open_store(load_settings(store_url=store_url).resolved_store_url(), create=create))
+
+
+def cli_scorer(store_url: str | None) -> Any:
+    """The active learned version when a store is named (--store-url or WILTON_STORE_URL), else
+    the shipped scorer (no store file is created just to score)."""
+    import os
+
+    from wilton_core.core.difficulty import load_default_scorer
+    from wilton_core.store import StoreNotFoundError
+
+    if store_url is None and not os.environ.get("WILTON_STORE_URL"):
+        return load_default_scorer()
+    try:
+        return _versions(store_url).active_scorer()[1]
+    except StoreNotFoundError:
+        return load_default_scorer()  # no store yet: nothing learned, the shipped scorer is the active one
+
+
+@app.command("learn")
+def learn(
+    file: Annotated[str, typer.Argument(help="JSON lines with prompt, strong_score, weak_score ('-' = stdin)")],
+    store_url: _StoreUrl = None,
+    force: Annotated[bool, typer.Option("--force", help="activate even if not better on held-back labels")] = False,
+    no_activate: Annotated[bool, typer.Option("--no-activate", help="store the version, keep the active one")] = False,
+    json_out: _Json = False,
+) -> None:
+    """Adapt the active scorer to labelled examples and store it as a new version.
+
+    Warm start from the active version (the shipped scorer when none is), regularised toward it.
+    20% of the rows (by a hash of the prompt) are held back; the new version becomes active only
+    when its PGR@25% there beats the active one's (or with --force).
+    """
+    import time
+
+    from wilton_core.core.difficulty_train import LabelError, read_labelled
+    from wilton_core.core.difficulty_train import learn as learn_from
+
+    with _open(file) as f:
+        try:
+            rows = read_labelled(f, where=file)
+            versions = _versions(store_url, create=True)
+            parent, anchor = versions.active_scorer()
+            # The anchor's hash-split figures do not describe the adapted model: dropped.
+            inherited = {k: v for k, v in anchor.metadata.items() if k not in ("heldout", "heldout_rows")}
+            result = learn_from(anchor, rows, metadata={**inherited, "version": "learned",
+                                                        "learned_from": Path(file).name, "parent": parent})
+        except LabelError as e:
+            raise WiltonError(str(e)) from None
+    activate = (result.improved or force) and not no_activate
+    summary = {
+        "rows": len(rows), "train_rows": result.train_rows, "heldback_rows": result.heldback_rows,
+        "heldback_pgr_25_before": result.before_pgr_25, "heldback_pgr_25_after": result.after_pgr_25,
+        "improved": result.improved, "source": Path(file).name, "parent": parent,
+    }
+    version = versions.add(result.scorer, summary, parent, time.time(), activate)
+    out = {"version": version, "active": activate, **summary}
+    if json_out:
+        typer.echo(json.dumps(out, indent=2))
+        return
+
+    def fmt(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.3f}"
+
+    typer.echo(f"version {version} from {len(rows)} rows ({result.heldback_rows} held back):"
+               f" PGR@25% {fmt(result.before_pgr_25)} -> {fmt(result.after_pgr_25)}; "
+               + ("now active" if activate else f"not activated (active: {parent or 'shipped'})"))
+
+
+@model_app.command("list")
+def model_list(store_url: _StoreUrl = None, json_out: _Json = False) -> None:
+    """Stored versions; the active one is marked (none: the shipped scorer)."""
+    items = _versions(store_url).list()
+    if json_out:
+        typer.echo(json.dumps([{"version": v.version, "created_at": v.created_at, "parent": v.parent,
+                                "active": v.active, **v.summary} for v in items], indent=2))
+        return
+    typer.echo(("  " if any(v.active for v in items) else "* ") + "shipped (package)")
+    for v in items:
+        s = v.summary
+        typer.echo(f"{'*' if v.active else ' '} {v.version:<4d} parent {v.parent or 'shipped'}  rows {s.get('rows')}"
+                   f"  held-back PGR@25% {s.get('heldback_pgr_25_before')} -> {s.get('heldback_pgr_25_after')}")
+
+
+@model_app.command("show")
+def model_show(version: Annotated[int, typer.Argument(help="the version number")], store_url: _StoreUrl = None) -> None:
+    """A version's summary and model metadata as JSON."""
+    from wilton_core.core.difficulty_versions import VersionError
+
+    versions = _versions(store_url)
+    try:
+        v = versions.get(version)
+        meta = dict(versions.load(version).metadata)
+    except VersionError as e:
+        raise WiltonError(str(e)) from None
+    typer.echo(json.dumps({"version": v.version, "created_at": v.created_at, "parent": v.parent,
+                           "active": v.active, "summary": v.summary, "model": meta}, indent=2, default=str))
+
+
+@model_app.command("rollback")
+def model_rollback(store_url: _StoreUrl = None) -> None:
+    """Make the active version's parent active again (the shipped scorer for a first version)."""
+    from wilton_core.core.difficulty_versions import VersionError
+
+    try:
+        parent = _versions(store_url).rollback()
+    except VersionError as e:
+        raise WiltonError(str(e)) from None
+    typer.echo(f"active: {parent if parent is not None else 'shipped'}")

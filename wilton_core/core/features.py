@@ -17,6 +17,7 @@ __all__ = [
     "HAND_FEATURE_NAMES",
     "MessagesOrText",
     "extract",
+    "extract_words",
     "flatten_request",
     "hand_features",
     "has_image",
@@ -195,6 +196,12 @@ def hand_features(text: str) -> list[float]:
 
 def extract(text: str) -> tuple[set[str], list[float]]:
     """`(ngram_keys(text), hand_features(text))` from one tokenisation: the scorer's hot path."""
+    _, keys, feats = extract_words(text)
+    return keys, feats
+
+
+def extract_words(text: str) -> tuple[list[str], set[str], list[float]]:
+    """`extract` plus the lower-cased words it read (head and tail of long prompts)."""
     n_chars = len(text)
     t = _clip(text)
     words = _WORD.findall(t)
@@ -250,4 +257,4 @@ def extract(text: str) -> tuple[set[str], list[float]]:
             _log(t.count("```") + t.count("{") + t.count(";") + code_words, 2),
         ]
     )
-    return _keys(low), feats
+    return low, _keys(low), feats

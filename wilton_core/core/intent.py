@@ -1,8 +1,11 @@
 """Intent of a request: chat, code, vision or system, in Portuguese, English, French and Spanish.
 
 Rules, not a model: they are cheap (tens of microseconds), explainable, and the four classes
-are separable by surface signals. Order matters: an image makes any request VISION; an internal
-command is SYSTEM even when it mentions code; then code signals; everything else is CHAT.
+are separable by surface signals. Order matters: an image makes any request VISION; an explicit
+internal command (`/status`, `wiltonctl ...`, "restart the router") is SYSTEM even when it
+mentions code; then code signals; then a natural-language command to the assistant about its
+own state ("Limpe a memória da conversa", "Switch the voice to female") is SYSTEM; everything
+else is CHAT.
 "Code" alone is not enough ("code of conduct", "código penal"): it needs a writing/fixing verb,
 real syntax, an error, or a programming-language name in a programming context.
 """
@@ -173,7 +176,8 @@ _STRONG_LANGS = _wordset(
     "javascript typescript c++ c# f# golang kotlin php sql postgresql mysql sqlite html css numpy "
     "pandas django flask fastapi nodejs reactjs vuejs dockerfile jquery pytorch tensorflow matlab "
     "fortran cobol assembler powershell regex json yaml xml graphql asyncio pytest git github "
-    "gitlab compilador compiler compilateur stackoverflow segfault webpack npm kubectl"
+    "gitlab compilador compiler compilateur stackoverflow segfault webpack npm kubectl simd avx cuda "
+    "opencl llvm gcc clang rustc wasm webassembly"
 )
 _WEAK_LANGS = _wordset(
     "python java rust ruby go swift perl scala haskell bash shell c r lua elixir julia dart "
@@ -181,6 +185,7 @@ _WEAK_LANGS = _wordset(
 )
 # Names that are also everyday words need a capital and a preposition ("em Go", "in R").
 _AMBIGUOUS_LANGS = _wordset("go c r ruby shell swift scheme julia dart rust")
+_ARTICLES = _wordset("a an the um uma un une el la le")
 _LANG_PREPOSITIONS = _wordset("in em en no na com with avec con de do du del")
 _PROG_CONTEXT = _wordset(
     "code coding program programs programming programmer programa programas programação "
@@ -226,6 +231,9 @@ def _weak_language(words: list[str], low: list[str], vocab: frozenset[str]) -> b
         after_prep = i > 0 and low[i - 1] in _LANG_PREPOSITIONS and w[0].isupper()
         if verb_seen and after_prep:
             return True  # "implement quicksort in Rust", "uma pilha em Go"
+        if w[0].isupper() and i >= 1 and (low[i - 1] in _CODE_VERBS or (
+                i >= 2 and low[i - 2] in _CODE_VERBS and low[i - 1] in _ARTICLES)):
+            return True  # "write a Rust version", "escreva um Go ..."
         if lw in _AMBIGUOUS_LANGS and not after_prep:
             continue
         if not vocab.isdisjoint(_PROG_CONTEXT):
@@ -265,6 +273,148 @@ def _is_code(text: str) -> bool:
     return not vocab.isdisjoint(_WEAK_LANGS) and _weak_language(words, low, vocab)
 
 
+# -- natural-language commands to the assistant ------------------------------------------------
+# "Limpe a memória da conversa", "Switch the voice to female", "Réinitialise la conversation":
+# an imperative (after optional politeness or "can you"/"I want to") at the start of a short
+# request, whose object within a few words is the assistant's own state (conversation, voice,
+# model, service, settings). Questions about how to do it ("how do I clear the cache") and
+# objects that belong to something else ("the memory *of* my grandmother", "the passive voice")
+# stay chat. Only the first words of short requests are read: commands are short.
+_CMD_MAX_CHARS = 160
+_CMD_WINDOW = 5  # words after the verb in which the object must appear
+_CMD_PREFIX = _wordset(
+    "please pls hey ok okay now então entao agora por favor porfavor s il te plaît plait svp vous "
+    "stp maintenant alors ahora bueno oye hola luna wilton assistant assistente assistente"
+)
+# "can you" / "I want to" in four languages: the next word must be the command verb.
+_CMD_MODAL = _wordset(
+    "can could would will pode podes poderia podia você voce vc consegue peux pouvez pourrais "
+    "pourriez puedes podrías podrias puede podría podria you i want to d like quero queria gostaria de "
+    "je veux voudrais aimerais tu quiero quisiera me gustaría gustaria let s lets vamos"
+)
+_CMD_VERBS = _wordset(
+    # en
+    "clear reset restart reboot stop start reload switch change set use turn enable disable "
+    "activate deactivate mute unmute forget erase delete wipe show list load unload pull download "
+    "update upgrade select pick toggle increase decrease lower raise put make speak talk begin "
+    "open "
+    # pt
+    " limpe limpa limpar apague apaga apagar reinicie reinicia reiniciar reinicialize pare parar "
+    "inicie iniciar inicia mude muda mudar troque troca trocar altere altera alterar defina define "
+    "definir use usa usar ative ativa ativar desative desativa desativar ligue liga ligar desligue "
+    "desliga desligar esqueça esqueca esquece esquecer mostre mostra mostrar liste listar carregue "
+    "carrega carregar descarregue descarregar baixe baixa baixar atualize atualizar selecione "
+    "selecionar coloque coloca colocar ponha aumente aumentar diminua diminuir comece começa "
+    "começar comecar recarregue recarrega recarregar zere zera zerar resete reseta resetar "
+    "silencie silenciar fale falar abra abrir "
+    # fr
+    "efface effacez effacer vide videz vider réinitialise réinitialisez réinitialiser reinitialise "
+    "reinitialiser redémarre redémarrez redémarrer redemarre redemarrer arrête arrêtez arrêter "
+    "arrete arreter démarre démarrez démarrer demarre lance lancez lancer relance relancez relancer "
+    "change changez changer passe passez passer mets mettez mettre règle réglez régler regle "
+    "utilise utilisez utiliser active activez activer désactive désactivez désactiver desactive "
+    "oublie oubliez oublier affiche affichez afficher liste listez lister charge chargez charger "
+    "décharge décharger télécharge téléchargez télécharger recharge rechargez recharger "
+    "sélectionne choisis choisissez coupe coupez couper augmente augmentez baisse baissez commence "
+    "commencez commencer recommence recommencer supprime supprimez supprimer parle parlez parler "
+    "ouvre ouvrir "
+    # es
+    "borra borre borrar limpia limpie limpiar reinicia reinicie reiniciar detén deten detenga "
+    "detener para pare inicia inicie arranca arrancar cambia cambie cambiar pon ponga poner usa "
+    "use usar activa active activar desactiva desactive desactivar olvida olvide olvidar muestra "
+    "muestre mostrar lista enumera carga cargue cargar descarga descargue descargar actualiza "
+    "actualizar selecciona seleccionar elige elegir silencia silenciar sube subir baja bajar "
+    "aumenta aumentar disminuye disminuir empieza empezar comienza comenzar recarga recargar "
+    "elimina eliminar resetea resetear apaga apagar enciende encender habla hablar abre "
+)
+# The assistant's own state. Checked within _CMD_WINDOW words of the verb.
+_CMD_OBJECTS = _wordset(
+    "conversation conversations conversa conversas conversación conversacion chat chats history "
+    "histórico historico historial historique memory memória memoria mémoire memoire context "
+    "contexto contexte session sessão sessao sesión sesion cache caché "
+    "voice voz voix tts speech fala parole "
+    "model models modelo modelos modèle modèles modele modeles llm "
+    "service services serviço servico serviços servicos servicio servicios server servidor serveur "
+    "daemon ollama llama vllm gemini claude gpt openai groq qwen mistral dolphin deepseek phi3 "
+    "llava minicpm "
+    "temperature temperatura température temperature tokens "
+    "configuration config configuração configuracao configurações configuracoes configuración "
+    "settings setting paramètres parametres ajustes definições preferences preferências "
+    "mode modo debug depuração depuracao débogage debogage depuración verbose "
+    "capture captura prompts logs log "
+    "language idioma langue língua lingua assistant assistente asistente "
+)
+# Objects that make a command only with these verbs ("speak slower", "nova conversa").
+_CMD_SPEECH_VERBS = _wordset("speak talk fale falar parle parlez parler habla hablar")
+_CMD_SPEECH_ADVERBS = _wordset(
+    "slower faster slowly louder quieter devagar rápido rapido lentamente alto baixo lentement "
+    "vite fort doucement despacio rápido deprisa"
+)
+_CMD_NEW_CHAT = re.compile(
+    r"^\s*(?:(?:a |an? )?new (?:chat|conversation|session)|(?:uma )?nova (?:conversa|sessão|sessao)|"
+    r"(?:une )?nouvelle (?:conversation|session)|(?:una )?nueva (?:conversación|conversacion|sesión|sesion)|"
+    r"start over|recomeçar|recomecar|on recommence|empecemos de nuevo)\b[\s\w,!.]*$",
+    _F,
+)
+# An object "of" something else is not the assistant's: "the memory of my grandmother". An
+# object word followed by of/de/da... is only kept when the next word is itself an object
+# ("a memória da conversa", "el modelo de chat").
+_CMD_FORGET = _wordset("forget esqueça esqueca esquece esquecer oublie oubliez oublier olvida olvide olvidar")
+_CMD_FORGET_OBJECTS = _wordset("everything all what tudo o ce tout tout lo todo our nossa notre nuestra")
+_CMD_OF = _wordset("of da do das dos de du des del")
+_CMD_HOW = _wordset("how como cómo comment why por porque pourquoi qué que what which qual quel quelle cuál cual")
+_VOICE_WORDS = _wordset("voice voz voix")
+_CMD_GRAMMAR = _wordset("passive passiva passivo passive pasiva active ativa activa")
+
+
+def _command_object(tokens: list[str], start: int) -> bool:
+    end = min(len(tokens), start + _CMD_WINDOW)
+    for i in range(start, end):
+        w = tokens[i]
+        if w in _VOICE_WORDS and ((i > 0 and tokens[i - 1] in _CMD_GRAMMAR)
+                                  or (i + 1 < len(tokens) and tokens[i + 1] in _CMD_GRAMMAR)):
+            return False  # "the passive voice", "la voix passive": grammar, not the speech output
+        if w in _CMD_OF:
+            return False  # "make a list of female voice actors": the object belongs to another noun
+        if w not in _CMD_OBJECTS:
+            continue
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if nxt in _CMD_OF:
+            after = tokens[i + 2 : i + 4]
+            if not any(a in _CMD_OBJECTS or a in _CODE_NOUNS or a in ("código", "codigo", "code", "visão",
+                                                                         "visao", "vision", "visión")
+                       for a in after):
+                return False
+        return True
+    return False
+
+
+def _is_nl_command(text: str) -> bool:
+    if len(text) > _CMD_MAX_CHARS:
+        return False
+    if _CMD_NEW_CHAT.search(text):
+        return True
+    tokens = _TOKEN.findall(text.lower())
+    i = 0
+    while i < len(tokens) and tokens[i] in _CMD_PREFIX:
+        i += 1
+    j = i
+    while j < len(tokens) and j - i < 5 and tokens[j] in _CMD_MODAL:
+        j += 1
+    if j > i and j < len(tokens) and tokens[j] in _CMD_PREFIX:
+        j += 1
+    if j >= len(tokens) or tokens[j] not in _CMD_VERBS:
+        return False
+    rest = tokens[j + 1 :]
+    if tokens[j] in _CMD_FORGET:  # "forget what I told you", "esquece o que eu disse", "olvida todo"
+        return not _CMD_FORGET_OBJECTS.isdisjoint(rest[:2])
+    if not _CMD_HOW.isdisjoint(rest[:3]):
+        return False  # "show me how to clear the cache", "para que serve o modelo"
+    if tokens[j] in _CMD_SPEECH_VERBS:
+        return not _CMD_SPEECH_ADVERBS.isdisjoint(rest[:3])
+    return _command_object(tokens, j + 1)
+
+
 _STATUS_WORDS = _wordset("status estado état etat saúde santé salud health healthz uptime healthcheck")
 
 
@@ -295,6 +445,9 @@ def detect_intent(messages_or_text: MessagesOrText) -> Intent:
         return Intent.SYSTEM
     if _is_code(text):
         return Intent.CODE
+    # After code: "set the temperature parameter in my PyTorch code" is about the user's code.
+    if _is_nl_command(text):
+        return Intent.SYSTEM
     return Intent.CHAT
 
 

@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -50,6 +50,9 @@ from wilton_core.router.fallback import Attempt, FallbackExecutor, ModelRuntime
 from wilton_core.router.tracing import Tracing, tracing_from_env
 from wilton_core.store.base import Store
 from wilton_core.types import LedgerRecord, Usage
+
+if TYPE_CHECKING:
+    from wilton_core.core.difficulty_versions import ActiveScorer
 
 __all__ = ["ChatResult", "ChunkStream", "EmbedResult", "Outcome", "RouterService", "StreamFailure", "StreamOutcome"]
 
@@ -155,6 +158,7 @@ class RouterService:
         self._ids = random.Random()  # request ids; never the decision rng, which tests may seed
         self._environ = os.environ if environ is None else environ
         self._scorer = scorer
+        self._active_scorer: ActiveScorer | None = None
         self._observe_overhead = overhead_observer
         self.probe_models = probe_models
         self.capture_prompts = capture_prompts
@@ -186,6 +190,11 @@ class RouterService:
             from wilton_core.core.difficulty import load_default_scorer
 
             self._scorer = load_default_scorer()
+            if self.store is not None:
+                # The default scorer follows the store's active learned version (route learn).
+                from wilton_core.core.difficulty_versions import ActiveScorer, DifficultyVersions
+
+                self._active_scorer = ActiveScorer(DifficultyVersions(self.store), self._scorer)
         self._scorer.score([{"role": "user", "content": "warm up"}])  # load now, not on request 1
         if self.ledger is not None and hasattr(self.ledger, "start"):
             self.ledger.start()
@@ -226,6 +235,11 @@ class RouterService:
             await asyncio.to_thread(self._publish_health)
         except Exception as e:  # a slow or absent store must never take routing down
             log.warning("control state refresh failed: %s", type(e).__name__)
+        if self._active_scorer is not None:  # a new learned version, loaded only when it changes
+            try:
+                self._scorer = await asyncio.to_thread(self._active_scorer.refresh, self._scorer)
+            except Exception as e:  # keep routing with the scorer we have
+                log.warning("difficulty model refresh failed: %s", type(e).__name__)
 
     async def _refresh_loop(self) -> None:
         while True:
