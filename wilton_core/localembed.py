@@ -55,17 +55,20 @@ def _erf(x: np.ndarray) -> np.ndarray:
     t = 1.0 / (1.0 + 0.3275911 * a)
     y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t \
         * np.exp(-a * a)
-    return s * y
+    out: np.ndarray = s * y
+    return out
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    return 0.5 * x * (1.0 + _erf(x / np.sqrt(2.0)))
+    out: np.ndarray = 0.5 * x * (1.0 + _erf(x / np.sqrt(2.0)))
+    return out
 
 
 def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
     mu = x.mean(-1, keepdims=True)
     var = ((x - mu) ** 2).mean(-1, keepdims=True)
-    return (x - mu) / np.sqrt(var + eps) * w + b
+    out: np.ndarray = (x - mu) / np.sqrt(var + eps) * w + b
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +127,8 @@ class MiniLM:
             p = f"encoder.layer.{i}."
 
             def lin(h: np.ndarray, name: str, p: str = p) -> np.ndarray:
-                return h @ w[p + name + ".weight"].T + w[p + name + ".bias"]
+                out: np.ndarray = h @ w[p + name + ".weight"].T + w[p + name + ".bias"]
+                return out
 
             q = lin(x, "attention.self.query").reshape(n, t, c.heads, hd).transpose(0, 2, 1, 3)
             k = lin(x, "attention.self.key").reshape(n, t, c.heads, hd).transpose(0, 2, 1, 3)

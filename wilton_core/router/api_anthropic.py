@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from wilton_core.access.caller import Caller
+from wilton_core.core.messages import estimate_tokens
 from wilton_core.router.anthropic_wire import (
     MessagesStream,
     error_json,
@@ -22,7 +23,6 @@ from wilton_core.router.anthropic_wire import (
 )
 from wilton_core.router.endpoints import ApiError, JsonReply, StreamReply, run_chat, run_chat_stream
 from wilton_core.router.service import ChunkStream, RouterService, StreamFailure
-from wilton_core.router.wire import estimate_prompt_tokens
 
 __all__ = ["AnthropicCountTokens", "AnthropicMessages"]
 
@@ -55,7 +55,7 @@ class AnthropicMessages(_AnthropicErrors):
 
     async def _events(self, out: ChunkStream, chat: dict[str, Any]) -> AsyncGenerator[bytes, None]:
         rid = next((v.decode() for k, v in out.headers if k == b"x-request-id"), "")
-        tr = MessagesStream(rid, out.model.id, estimate_prompt_tokens(chat["messages"]))
+        tr = MessagesStream(rid, out.model.id, estimate_tokens(chat["messages"]))
         try:
             async for item in out.chunks:
                 if isinstance(item, StreamFailure):

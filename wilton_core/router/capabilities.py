@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from wilton_core.config import ModelConfig
+from wilton_core.core.messages import has_images
 from wilton_core.errors import RequestError
-from wilton_core.router.wire import has_images
 
 __all__ = ["pinned_refusal"]
 

@@ -828,10 +828,8 @@ class RouterService:
 
     def get_model(self, model_id: str) -> dict[str, Any] | None:
         """One entry of `list_models()` (OpenAI's model object), or None for an unknown id."""
-        for m in self.list_models()["data"]:
-            if m["id"] == model_id:
-                return m
-        return None
+        models: list[dict[str, Any]] = self.list_models()["data"]
+        return next((m for m in models if m["id"] == model_id), None)
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         now = time.monotonic()
