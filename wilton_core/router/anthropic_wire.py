@@ -25,9 +25,10 @@ from typing import Any
 
 import orjson
 
+from wilton_core.core.messages import estimate_tokens
 from wilton_core.errors import RequestError
 from wilton_core.router.endpoints import ApiError
-from wilton_core.router.wire import MAX_JSON_DEPTH, estimate_prompt_tokens, json_depth_exceeds
+from wilton_core.router.wire import MAX_JSON_DEPTH, json_depth_exceeds
 
 __all__ = [
     "ERROR_TYPES",
@@ -333,7 +334,7 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
 def estimate_input_tokens(body: dict[str, Any]) -> int:
     """count_tokens: the router's estimate for the prompt (text and tool schemas; images ~1k each)."""
     chat = to_chat(body)
-    n = estimate_prompt_tokens(chat["messages"])
+    n = estimate_tokens(chat["messages"])
     for t in chat.get("tools") or ():
         n += (len(orjson.dumps(t["function"])) + 3) // 4
     images = sum(1 for m in chat["messages"] if isinstance(m.get("content"), list)
