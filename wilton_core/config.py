@@ -62,11 +62,18 @@ class ModelConfig(_Strict):
     timeout_s: float = Field(default=60.0, gt=0)
     max_output_tokens: int | None = Field(default=None, gt=0)
     simulated: bool = Field(default=False, description="a demo/fake upstream, never a real provider")
+    # Upstream limits (providers/limits.py); None = the [routing] value of the same name
+    # (stream_idle_timeout_s: None = this model's timeout_s).
+    max_response_bytes: int | None = Field(default=None, gt=0)
+    max_event_bytes: int | None = Field(default=None, gt=0)
+    max_duration_s: float | None = Field(default=None, gt=0)
+    stream_idle_timeout_s: float | None = Field(default=None, gt=0)
 
-    @field_validator("input_cost_per_mtok", "output_cost_per_mtok", "timeout_s")
+    @field_validator("input_cost_per_mtok", "output_cost_per_mtok", "timeout_s", "max_duration_s",
+                     "stream_idle_timeout_s")
     @classmethod
-    def _finite(cls, v: float) -> float:
-        if not math.isfinite(v):
+    def _finite(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
             raise ValueError("must be a finite number")
         return v
 
@@ -121,6 +128,10 @@ class RoutingConfig(_Strict):
     cooldown_s: float = Field(default=10.0, gt=0)
     cooldown_max_s: float = Field(default=300.0, gt=0)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    # upstream limits, the default of every model (a model's own key of the same name wins)
+    max_response_bytes: int = Field(default=16 * 1024 * 1024, gt=0, description="cap on one upstream reply")
+    max_event_bytes: int = Field(default=1024 * 1024, gt=0, description="cap on one SSE event / NDJSON line")
+    max_duration_s: float = Field(default=600.0, gt=0, description="overall deadline of one upstream call")
     control_refresh_s: float = Field(default=1.0, gt=0)
     probe_models: bool = Field(default=True, description="test each model at router start; re-test failed ones")
     # per-intent defaults, as the seed's env (CHAT_PROVIDER=local, VISION_LOCAL_MODEL=...)
@@ -131,6 +142,13 @@ class RoutingConfig(_Strict):
     def _finite_phi(cls, v: float) -> float:
         if not math.isfinite(v):
             raise ValueError("must be a finite number in [0, 1]")
+        return v
+
+    @field_validator("max_duration_s")
+    @classmethod
+    def _finite_limit(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be a finite number")
         return v
 
 

@@ -9,6 +9,8 @@ WiltonError
 └── ProviderError          an upstream LLM call failed; the subclass says how
     ├── RateLimitedError   429 / quota; carries retry_after seconds when the upstream sent one
     ├── UnavailableError   connection refused/reset, timeout, 5xx, malformed upstream reply
+    │   ├── UpstreamTimeoutError     the upstream call outran its deadline (total or between data)
+    │   └── ResponseTooLargeError    the upstream's reply (or one stream event) exceeded its size cap
     ├── BadRequestError    the upstream rejected the request itself (4xx other than below)
     ├── AuthError          401/403: missing or wrong key
     └── ContextTooLongError the prompt does not fit the model's window
@@ -28,9 +30,11 @@ __all__ = [
     "ProviderError",
     "RateLimitedError",
     "RequestError",
+    "ResponseTooLargeError",
     "StoreError",
     "UnavailableError",
     "UnknownModelError",
+    "UpstreamTimeoutError",
     "WiltonError",
 ]
 
@@ -130,3 +134,13 @@ class AuthError(ProviderError):
 
 class ContextTooLongError(ProviderError):
     kind = "context_too_long"
+
+
+# -- upstream limits (providers/limits.py): upstream failures, so they count against the model ----
+
+class UpstreamTimeoutError(UnavailableError):
+    kind = "timeout"
+
+
+class ResponseTooLargeError(UnavailableError):
+    kind = "response_too_large"
