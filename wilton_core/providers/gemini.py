@@ -108,6 +108,8 @@ def to_gemini_request(body: Mapping[str, Any], model: ModelConfig) -> tuple[list
                 parts.append({"function_call": {"name": fn.get("name", ""), "args": _json_obj(fn.get("arguments"))}})
         contents.append({"role": "model" if role == "assistant" else "user", "parts": parts or [{"text": ""}]})
 
+    if not contents:  # the SDK refuses to send that ("contents are required"): the request's fault
+        raise shape.fail("needs at least one message besides system/developer ones", "messages")
     config: dict[str, Any] = {}
     if system:
         config["system_instruction"] = "\n\n".join(system)
