@@ -108,8 +108,12 @@ def to_gemini_request(body: Mapping[str, Any], model: ModelConfig) -> tuple[list
                 parts.append({"function_call": {"name": fn.get("name", ""), "args": _json_obj(fn.get("arguments"))}})
         contents.append({"role": "model" if role == "assistant" else "user", "parts": parts or [{"text": ""}]})
 
-    if not contents:  # the SDK refuses to send that ("contents are required"): the request's fault
-        raise shape.fail("needs at least one message besides system/developer ones", "messages")
+    if not contents and system:
+        # OpenAI answers a system-only conversation; Gemini requires contents ("contents are
+        # required"): the instructions become the one user turn.
+        contents, system = [{"role": "user", "parts": [{"text": "\n\n".join(system)}]}], []
+    if not contents:
+        raise shape.fail("needs at least one message", "messages")
     config: dict[str, Any] = {}
     if system:
         config["system_instruction"] = "\n\n".join(system)
