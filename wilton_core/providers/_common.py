@@ -285,6 +285,8 @@ _NESTING_SAFE_BRACKETS = 200
 
 def check_reencodable(obj: Any, raw: bytes | str) -> None:
     """Raise (orjson.JSONEncodeError, a TypeError) if `obj`, decoded from `raw`, cannot be re-encoded."""
+    if len(raw) <= _NESTING_SAFE_BRACKETS:  # most stream chunks: too short to hold that many brackets
+        return
     opens = raw.count(b"{") + raw.count(b"[") if isinstance(raw, bytes) else raw.count("{") + raw.count("[")
     if opens > _NESTING_SAFE_BRACKETS:
         orjson.dumps(obj)

@@ -166,18 +166,54 @@ class Deadline:
     async def events(self, events: AsyncIterator[T]) -> AsyncIterator[T]:
         """`events` re-yielded, each awaited within min(idle limit, what is left of the deadline).
 
-        The timeout wraps only the wait for the next event, never a `yield`: time the consumer
-        spends with an event is not an upstream's idleness (it still counts toward the total).
+        The idle window opens when we start waiting for the next event, never across a `yield`:
+        time the consumer spends with an event is not the upstream's idleness (it still counts
+        toward the total). One watchdog timer per stream, re-armed only when it fires early,
+        instead of a timeout per event: a stream has hundreds of events and this is the hot path.
         """
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
         idle = self.limits.stream_idle_timeout_s
-        while True:
-            idle_at = asyncio.get_running_loop().time() + idle
-            at = min(idle_at, self.at)
-            try:
-                async with asyncio.timeout_at(at):
-                    item = await anext(events)
-            except StopAsyncIteration:
+        cancelling = task.cancelling()
+        opened = 0.0  # when the current wait began
+        waiting = False
+        fired: UpstreamTimeoutError | None = None
+        handle: asyncio.TimerHandle | None = None
+
+        def watchdog() -> None:
+            nonlocal handle, fired
+            handle = None
+            if not waiting:
+                return  # the consumer holds an event; the next wait re-arms us
+            now = loop.time()
+            due = min(opened + idle, self.at)
+            if now < due:
+                handle = loop.call_at(due, watchdog)
                 return
-            except TimeoutError:
-                raise self._expired(idle=idle_at < self.at) from None
-            yield item
+            fired = self._expired(idle=opened + idle <= self.at)
+            task.cancel()
+
+        try:
+            while True:
+                opened = loop.time()
+                if opened >= self.at:
+                    raise self._expired(idle=False)
+                if handle is None:
+                    handle = loop.call_at(min(opened + idle, self.at), watchdog)
+                waiting = True
+                try:
+                    item = await anext(events)
+                except StopAsyncIteration:
+                    return
+                except asyncio.CancelledError:
+                    # ours (the watchdog fired) unless someone else cancelled the task too
+                    if fired is not None and task.uncancel() <= cancelling:
+                        raise fired from None
+                    raise
+                finally:
+                    waiting = False
+                yield item
+        finally:
+            if handle is not None:
+                handle.cancel()

@@ -207,13 +207,22 @@ class OpenAICompatProvider:
                 if not isinstance(choices, list):
                     raise self._malformed("chunk choices is not a list")
                 for c in choices:
-                    if (why := _choice_problem(c, "delta")) is not None:
-                        raise self._malformed(why)
-                    delta = c.get("delta") or {}
-                    out_chars += len(delta.get("content") or "")
-                    for tc in delta.get("tool_calls") or ():
-                        args = (tc.get("function") or {}).get("arguments")
-                        out_chars += len(args) if isinstance(args, str) else 0
+                    # the hot path: the common shape checked inline, anything unusual in full
+                    delta = c.get("delta") if type(c) is dict else None
+                    if type(delta) is dict and not delta.get("tool_calls"):
+                        content = delta.get("content")
+                        if type(content) is str:
+                            out_chars += len(content)
+                        elif content is not None:
+                            raise self._malformed("choice delta.content is not a string")
+                    else:
+                        if (why := _choice_problem(c, "delta")) is not None:
+                            raise self._malformed(why)
+                        delta = c.get("delta") or {}
+                        out_chars += len(delta.get("content") or "")
+                        for tc in delta.get("tool_calls") or ():
+                            args = (tc.get("function") or {}).get("arguments")
+                            out_chars += len(args) if isinstance(args, str) else 0
                     if c.get("finish_reason"):
                         finished = True
                 yield chunk
