@@ -173,3 +173,18 @@ async def test_http1_caps_a_reply_and_never_returns_it_truncated(head: bytes) ->
         server.close()
         await server.wait_closed()
     assert written[0] < 8 * 1024 * 1024
+
+
+def test_limit_keys_are_validated_in_the_config_file() -> None:
+    from wilton_core.config import parse_config
+    from wilton_core.errors import ConfigError
+
+    model = {"id": "m", "provider": "openai", "model": "m", "tier": "edge", "is_local": False}
+    cfg = parse_config({"models": [{**model, "max_response_bytes": 1000, "stream_idle_timeout_s": 3}],
+                        "routing": {"max_duration_s": 30, "max_event_bytes": 10}})
+    assert UpstreamLimits.of(cfg.models[0], cfg.routing) == UpstreamLimits(1000, 10, 30.0, 3.0)
+    for bad in ({"max_response_bytes": 0}, {"max_duration_s": float("inf")}, {"stream_idle_timeout_s": -1}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            parse_config({"models": [{**model, **bad}]})
+    with pytest.raises(ConfigError, match="max_duration_s"):
+        parse_config({"models": [model], "routing": {"max_duration_s": float("nan")}})
