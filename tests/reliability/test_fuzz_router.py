@@ -126,7 +126,7 @@ def assert_router_error_shape(response: Any) -> None:
 
 
 def check(case: Any, response: Any) -> None:
-    assert response.status_code < 500, (case.method, case.path, case.body, response.text[:500])
+    assert response.status_code < 500, f"{case.method} {case.path} {response.text[:500]}\nbody: {case.body!r:.3000}"
     assert "Traceback" not in response.text
     if 400 <= response.status_code < 500:
         assert_router_error_shape(response)
