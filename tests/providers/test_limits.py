@@ -188,3 +188,10 @@ def test_limit_keys_are_validated_in_the_config_file() -> None:
             parse_config({"models": [{**model, **bad}]})
     with pytest.raises(ConfigError, match="max_duration_s"):
         parse_config({"models": [model], "routing": {"max_duration_s": float("nan")}})
+
+
+def test_byte_budget_sees_a_long_line_ending_in_a_later_chunk() -> None:
+    b = ByteBudget(10_000, 10, "w")
+    b.feed(b"12345678")
+    with pytest.raises(ResponseTooLargeError):
+        b.feed(b"9012\nok\n")  # the carried line ends at 12 bytes, although the chunk ends cleanly

@@ -88,8 +88,16 @@ class ByteBudget:
             raise ResponseTooLargeError(f"{self.what}: reply larger than max_response_bytes={self.max_total}; "
                                         "connection dropped")
         if self.max_line is not None:
-            nl = chunk.rfind(b"\n")
-            self.line = n - nl - 1 if nl >= 0 else self.line + n
+            # the line carried over from earlier chunks ends at the first newline, and the one
+            # left open starts after the last (a line wholly inside one read is at most a read)
+            first = chunk.find(b"\n")
+            if first < 0:
+                self.line += n
+            else:
+                if self.line + first > self.max_line:
+                    self.line += first
+                else:
+                    self.line = n - chunk.rfind(b"\n") - 1
             if self.line > self.max_line:
                 raise ResponseTooLargeError(f"{self.what}: one stream event larger than "
                                             f"max_event_bytes={self.max_line}; connection dropped")
