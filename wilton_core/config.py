@@ -73,11 +73,18 @@ class ModelConfig(_Strict):
     # not interchangeable, so fallback goes only to models of the same embedding_group
     kind: Literal["chat", "embedding"] = "chat"
     embedding_group: str | None = Field(default=None, min_length=1, max_length=128)
+    # Upstream limits (providers/limits.py); None = the [routing] value of the same name
+    # (stream_idle_timeout_s: None = this model's timeout_s).
+    max_response_bytes: int | None = Field(default=None, gt=0)
+    max_event_bytes: int | None = Field(default=None, gt=0)
+    max_duration_s: float | None = Field(default=None, gt=0)
+    stream_idle_timeout_s: float | None = Field(default=None, gt=0)
 
-    @field_validator("input_cost_per_mtok", "output_cost_per_mtok", "timeout_s")
+    @field_validator("input_cost_per_mtok", "output_cost_per_mtok", "timeout_s", "max_duration_s",
+                     "stream_idle_timeout_s")
     @classmethod
-    def _finite(cls, v: float) -> float:
-        if not math.isfinite(v):
+    def _finite(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
             raise ValueError("must be a finite number")
         return v
 
@@ -141,6 +148,10 @@ class RoutingConfig(_Strict):
     cooldown_s: float = Field(default=10.0, gt=0)
     cooldown_max_s: float = Field(default=300.0, gt=0)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    # upstream limits, the default of every model (a model's own key of the same name wins)
+    max_response_bytes: int = Field(default=16 * 1024 * 1024, gt=0, description="cap on one upstream reply")
+    max_event_bytes: int = Field(default=1024 * 1024, gt=0, description="cap on one SSE event / NDJSON line")
+    max_duration_s: float = Field(default=600.0, gt=0, description="overall deadline of one upstream call")
     control_refresh_s: float = Field(default=1.0, gt=0)
     probe_models: bool = Field(default=True, description="test each model at router start; re-test failed ones")
     # per-intent defaults, as the seed's env (CHAT_PROVIDER=local, VISION_LOCAL_MODEL=...)
@@ -153,6 +164,13 @@ class RoutingConfig(_Strict):
     def _finite_phi(cls, v: float) -> float:
         if not math.isfinite(v):
             raise ValueError("must be a finite number in [0, 1]")
+        return v
+
+    @field_validator("max_duration_s")
+    @classmethod
+    def _finite_limit(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be a finite number")
         return v
 
 

@@ -11,6 +11,8 @@ WiltonError
 └── ProviderError          an upstream LLM call failed; the subclass says how
     ├── RateLimitedError   429 / quota; carries retry_after seconds when the upstream sent one
     ├── UnavailableError   connection refused/reset, timeout, 5xx, malformed upstream reply
+    │   ├── UpstreamTimeoutError     the upstream call outran its deadline (total or between data)
+    │   └── ResponseTooLargeError    the upstream's reply (or one stream event) exceeded its size cap
     ├── BadRequestError    the upstream rejected the request itself (4xx other than below)
     ├── AuthError          401/403: missing or wrong key
     ├── ContextTooLongError the prompt does not fit the model's window
@@ -39,9 +41,11 @@ __all__ = [
     "ProviderError",
     "RateLimitedError",
     "RequestError",
+    "ResponseTooLargeError",
     "StoreError",
     "UnavailableError",
     "UnknownModelError",
+    "UpstreamTimeoutError",
     "WiltonError",
 ]
 
@@ -93,17 +97,30 @@ class NoHealthyModelError(WiltonError):
     """No eligible model could serve the request; `tried` lists (model_id, error class) pairs."""
 
     def __init__(self, message: str, tried: list[tuple[str, str]], *, retry_after: float | None = None,
-                 rate_limited: bool = False) -> None:
+                 rate_limited: bool = False, rejected: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.tried = tried
         self.retry_after = retry_after
         # every model that could have served it was deferred by a rate limit (answer 429, not 503)
         self.rate_limited = rate_limited
+        # every model refused the request itself (its kind: bad_request or context_too_long): the
+        # client's to fix, answered 400, never an outage
+        self.rejected = rejected
 
     @property
     def status(self) -> int:
-        return 429 if self.rate_limited else 503
+        return 400 if self.rejected else 429 if self.rate_limited else 503
+
+    @property
+    def type_code(self) -> tuple[str, str]:
+        """OpenAI's error `type` and `code` for this refusal."""
+        if self.rejected:
+            return "invalid_request_error", ("context_length_exceeded" if self.rejected == "context_too_long"
+                                             else "upstream_rejected_request")
+        if self.rate_limited:
+            return "rate_limit_error", "rate_limit_exceeded"
+        return "service_unavailable", "no_healthy_model"
 
 
 class ProviderError(WiltonError):
@@ -158,3 +175,13 @@ class ContextTooLongError(ProviderError):
 class InternalError(ProviderError):
     kind = "internal_error"
     blame = "internal"
+
+
+# -- upstream limits (providers/limits.py): upstream failures, so they count against the model ----
+
+class UpstreamTimeoutError(UnavailableError):
+    kind = "timeout"
+
+
+class ResponseTooLargeError(UnavailableError):
+    kind = "response_too_large"

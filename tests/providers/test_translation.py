@@ -137,3 +137,14 @@ async def test_gemini_reads_the_key_at_call_time() -> None:
     await p.complete({"messages": [USER]})
     assert keys == ["key-one-1234", "key-two-5678"]
     await p.aclose()
+
+
+def test_gemini_system_only_conversation_becomes_the_user_turn() -> None:
+    # OpenAI answers it; Gemini's SDK refused it ("contents are required") and the provider called
+    # that an unavailable upstream, opening the breaker (found by schemathesis, issue 13).
+    contents, config = to_gemini_request({"messages": [{"role": "system", "content": "be brief"},
+                                                       {"role": "developer", "content": "and kind"}]}, cfg("gemini"))
+    assert contents == [{"role": "user", "parts": [{"text": "be brief\n\nand kind"}]}]
+    assert "system_instruction" not in config
+    with pytest.raises(BadRequestError, match="at least one message"):
+        to_gemini_request({"messages": []}, cfg("gemini"))

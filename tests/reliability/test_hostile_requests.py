@@ -183,7 +183,9 @@ async def test_context_too_long_from_the_upstream_does_not_cool_the_model_down(g
     up.script = [status(400, "This model's maximum context length is 8192 tokens")] * 5
     for _ in range(5):
         r = await g.chat(model="local-a")
-        assert r.status_code in (400, 503), r.text
+        # the client's to fix: a 400 with the upstream's own words, never an outage
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["code"] == "context_length_exceeded" and "8192" in r.json()["error"]["message"]
     assert g.breaker("local-a").consecutive_failures == 0 and g.breaker("local-a").open_until == 0.0
     r = await g.chat(model="local-a")  # script exhausted: the model answers, it was never cooled
     assert r.status_code == 200 and r.headers["x-wilton-model"] == "local-a"

@@ -132,3 +132,29 @@ def test_cli_serves_and_lists_its_name() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_hostile_scripts_send_exactly_what_they_say(client: httpx.Client, server: FakeUpstream) -> None:
+    client.post("/_fake/script", json={"model": "raw", "raw_reply": '{"not": "openai"}', "times": 1})
+    r = ask(client, "raw")
+    assert r.status_code == 200 and r.content == b'{"not": "openai"}'
+    assert ask(client, "raw").json()["choices"]  # `times` bounds it: then a normal answer
+    client.post("/_fake/script", json={"model": "frames", "raw_frames": [": ping\n\n", "data: [DONE]\n\n"]})
+    assert ask(client, "frames", stream=True).text == ": ping\n\ndata: [DONE]\n\n"
+    client.post("/_fake/script", json={"model": "huge", "huge_bytes": 300_000})
+    r = ask(client, "huge")
+    assert len(r.content) == 300_000 and r.content.startswith(b'{"x": "aaa')
+    for _ in range(200):  # the handler notes its count as it ends, just after the last byte
+        if "huge" in server.stats()["sent_bytes"]:
+            break
+        time.sleep(0.01)
+    assert server.stats()["sent_bytes"]["huge"] == 300_000  # read to the end: all of it went out
+    client.post("/_fake/script", json={"model": "cut", "raw_reply": '{"choices": []}', "cut_after_bytes": 5})
+    with pytest.raises(httpx.RemoteProtocolError):
+        ask(client, "cut")
+
+
+def test_hostile_script_keys_are_checked(client: httpx.Client) -> None:
+    for bad in ({"raw_frames": [1]}, {"huge_bytes": 0}, {"huge_bytes": 2 << 30}, {"tail_every_ms": 0}):
+        r = client.post("/_fake/script", json={"model": "m", **bad})
+        assert r.status_code == 400, bad

@@ -186,7 +186,7 @@ class InProcessRouter:
         for m in config.models:
             p = self._providers.get(m.id)
             if p is None and self._transport is not None:
-                p = make_provider(m, transport=self._transport, environ=self._environ)
+                p = make_provider(m, transport=self._transport, environ=self._environ, routing=config.routing)
             if p is not None:
                 providers[m.id] = p
         svc = RouterService(config, store=self._store if with_store else None, ledger=_SubmitOnly(self._ledger),

@@ -7,6 +7,7 @@ content_block_start/delta/stop incl. input_json_delta, message_delta, message_st
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -17,6 +18,7 @@ from wilton_core.config import ModelConfig
 from wilton_core.errors import BadRequestError, ProviderError, UnavailableError
 from wilton_core.providers._common import (
     ChunkFactory,
+    RequestShape,
     dumps,
     estimate_tokens,
     iter_sse,
@@ -26,8 +28,9 @@ from wilton_core.providers._common import (
     prompt_chars,
     stop_list,
 )
-from wilton_core.providers.errors_map import error_from_exception, error_from_http
-from wilton_core.types import Completion, Usage
+from wilton_core.providers.errors_map import ErrorScope, error_from_http, upstream_call
+from wilton_core.providers.limits import Deadline, UpstreamLimits
+from wilton_core.types import Completion, Usage, token_count
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicProvider", "finish_reason_of", "to_anthropic_request"]
 
@@ -46,7 +49,40 @@ def finish_reason_of(stop_reason: str | None) -> str:
     return _FINISH.get(stop_reason or "end_turn", "stop")
 
 
-def _blocks(content: Any, model_id: str) -> list[dict[str, Any]]:
+# Shape checks of the upstream's reply: a ValueError/TypeError here is mapped to "malformed reply".
+
+def _object(v: Any, what: str) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise ValueError(f"{what} is not an object")
+    return v
+
+
+def _str(v: Any, what: str) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"{what} is not a string")
+    return v
+
+
+def _opt_str(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
+
+
+def _int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError("index is not an integer")
+    return v
+
+
+def _usage(u: Any) -> Usage:
+    """Anthropic usage (input = uncached + cache reads + cache writes), every count sanitised."""
+    if not isinstance(u, dict):
+        return Usage()
+    return Usage.of(token_count(u.get("input_tokens")) + token_count(u.get("cache_read_input_tokens"))
+                    + token_count(u.get("cache_creation_input_tokens")), u.get("output_tokens"))
+
+
+def _blocks(content: Any, model_id: str, shape: RequestShape, where: str) -> list[dict[str, Any]]:
+    content = shape.parts(content, where)
     if content is None:
         return []
     if isinstance(content, str):
@@ -94,8 +130,19 @@ def json_tool_of(body: Mapping[str, Any], model: ModelConfig) -> dict[str, Any] 
             "input_schema": js.get("schema") or {"type": "object"}}
 
 
+def _json_tool_name(body: Mapping[str, Any], model: ModelConfig) -> str | None:
+    """The name of the JSON-mode tool of this request, if any (the request itself was checked when
+    it was built: with client tools it never gets this far)."""
+    try:
+        tool = json_tool_of(body, model)
+    except BadRequestError:
+        return None
+    return str(tool["name"]) if tool else None
+
+
 def to_anthropic_request(body: Mapping[str, Any], model: ModelConfig, stream: bool) -> dict[str, Any]:
     """The /v1/messages body for an OpenAI chat-completions body (pure)."""
+    shape = RequestShape("anthropic", model.id)
     system: list[str] = []
     messages: list[dict[str, Any]] = []
 
@@ -106,23 +153,29 @@ def to_anthropic_request(body: Mapping[str, Any], model: ModelConfig, stream: bo
         else:
             messages.append({"role": role, "content": blocks})
 
-    for m in body.get("messages") or ():
+    for i, m in enumerate(shape.messages(body)):
         role = m.get("role")
+        where = f"messages[{i}]"
+        content = m.get("content")
         if role in ("system", "developer"):
-            system.extend(b["text"] for b in _blocks(m.get("content"), model.id) if b["type"] == "text")
+            system.extend(b["text"] for b in _blocks(content, model.id, shape, f"{where}.content")
+                          if b["type"] == "text")
         elif role == "tool":
-            c = m.get("content")
-            add("user", [{"type": "tool_result", "tool_use_id": m.get("tool_call_id", ""),
-                          "content": c if isinstance(c, str) else _blocks(c, model.id)}])
+            call_id = m.get("tool_call_id", "")
+            if not isinstance(call_id, str):
+                raise shape.fail("must be a string", f"{where}.tool_call_id")
+            add("user", [{"type": "tool_result", "tool_use_id": call_id,
+                          "content": content if isinstance(content, str)
+                          else _blocks(content, model.id, shape, f"{where}.content")}])
         elif role == "assistant":
-            blocks = _blocks(m.get("content"), model.id)
-            for tc in m.get("tool_calls") or ():
-                fn = tc.get("function") or {}
+            blocks = _blocks(content, model.id, shape, f"{where}.content")
+            for tc in shape.tool_calls(m, where):
+                fn = tc["function"]
                 blocks.append({"type": "tool_use", "id": tc.get("id", ""), "name": fn.get("name", ""),
                                "input": _args(fn.get("arguments"))})
             add("assistant", blocks)
         else:
-            add("user", _blocks(m.get("content"), model.id) or [{"type": "text", "text": ""}])
+            add("user", _blocks(content, model.id, shape, f"{where}.content") or [{"type": "text", "text": ""}])
 
     req: dict[str, Any] = {"model": model.model, "messages": messages,
                            "max_tokens": max_tokens_of(body, model) or DEFAULT_MAX_TOKENS}
@@ -138,7 +191,7 @@ def to_anthropic_request(body: Mapping[str, Any], model: ModelConfig, stream: bo
         req["stop_sequences"] = stops
     if isinstance(body.get("user"), str):
         req["metadata"] = {"user_id": body["user"]}
-    tools = [t.get("function") or {} for t in body.get("tools") or () if t.get("type", "function") == "function"]
+    tools = shape.tools(body)
     choice = body.get("tool_choice")
     if tools:
         req["tools"] = [{"name": f.get("name", ""), "description": f.get("description", ""),
@@ -169,12 +222,18 @@ class AnthropicProvider:
         transport: httpx.AsyncBaseTransport | None = None,
         environ: Mapping[str, str] | None = None,
         client: httpx.AsyncClient | None = None,
+        limits: UpstreamLimits | None = None,
     ) -> None:
         self.model = model
         self._environ = environ
+        self._limits = limits or UpstreamLimits.of(model)
+        self._label = f"{self.name} {model.id}"
         self._base = (model.base_url or DEFAULT_ANTHROPIC_URL).rstrip("/").removesuffix("/v1")
         self._owns_client = client is None
-        self._client = client if client is not None else make_client(model, transport)
+        self._client = client if client is not None else make_client(model, transport, self._limits)
+
+    def error_scope(self) -> ErrorScope:
+        return ErrorScope(self.name, self.model.id, (self.model.api_key(self._environ),))
 
     def _headers(self) -> tuple[dict[str, str], str | None]:
         headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
@@ -183,62 +242,66 @@ class AnthropicProvider:
             headers["x-api-key"] = key
         return headers, key
 
-    def _fail(self, e: Exception, key: str | None) -> ProviderError:
-        return error_from_exception(e, provider=self.name, model=self.model.id, secrets=(key,))
+    def _request(self, body: Mapping[str, Any], stream: bool) -> bytes:
+        with self.error_scope().request():
+            return dumps(to_anthropic_request(body, self.model, stream=stream))
+
+    def _http_error(self, resp: Any, raw: bytes, key: str | None) -> ProviderError:
+        return error_from_http(resp.status_code, resp.headers, raw, provider=self.name, model=self.model.id,
+                               secrets=(key,))
 
     def _event_error(self, data: Mapping[str, Any], key: str | None) -> ProviderError:
-        err = data.get("error") or {}
-        status = _ERROR_STATUS.get(str(err.get("type")), 500)
+        err = data.get("error")
+        status = _ERROR_STATUS.get(str(err.get("type")), 500) if isinstance(err, dict) else 500
         return error_from_http(status, {}, data, provider=self.name, model=self.model.id, secrets=(key,))
 
+    @upstream_call
     async def complete(self, body: Mapping[str, Any]) -> Completion:
         headers, key = self._headers()
-        req = to_anthropic_request(body, self.model, stream=False)
-        json_tool = req["tools"][0]["name"] if body.get("response_format") and req.get("tools") else None
-        try:
-            resp = await self._client.post(f"{self._base}/v1/messages", content=dumps(req), headers=headers)
-            if resp.status_code >= 400:
-                raise error_from_http(resp.status_code, resp.headers, resp.content, provider=self.name,
-                                      model=self.model.id, secrets=(key,))
-            data = orjson.loads(resp.content)
-            if data.get("type") == "error":
-                raise self._event_error(data, key)
-            text: list[str] = []
-            calls: list[dict[str, Any]] = []
-            for block in data["content"]:
-                if block.get("type") == "text":
-                    text.append(block.get("text", ""))
-                elif block.get("type") == "tool_use" and block.get("name") == json_tool:
-                    text.append(orjson.dumps(block.get("input") or {}).decode())  # JSON mode: the reply
-                elif block.get("type") == "tool_use":
-                    calls.append({"id": block["id"], "type": "function",
-                                  "function": {"name": block["name"],
-                                               "arguments": orjson.dumps(block.get("input") or {}).decode()}})
-            u = data.get("usage") or {}
-            usage = Usage(int(u.get("input_tokens") or 0) + int(u.get("cache_read_input_tokens") or 0)
-                          + int(u.get("cache_creation_input_tokens") or 0), int(u.get("output_tokens") or 0))
-        except ProviderError:
-            raise
-        except Exception as e:
-            raise self._fail(e, key) from e
+        payload = self._request(body, stream=False)
+        json_tool = _json_tool_name(body, self.model)
+        resp = await Deadline(self._limits, self._label).run(
+            self._client.post(f"{self._base}/v1/messages", content=payload, headers=headers))
+        if resp.status_code >= 400:
+            raise self._http_error(resp, resp.content, key)
+        data = _object(orjson.loads(resp.content), "reply")
+        if data.get("type") == "error":
+            raise self._event_error(data, key)
+        blocks = data.get("content")
+        if not isinstance(blocks, list):
+            raise ValueError("reply content is not a list")
+        text: list[str] = []
+        calls: list[dict[str, Any]] = []
+        for block in blocks:
+            block = _object(block, "content block")
+            if block.get("type") == "text":
+                text.append(_str(block.get("text", ""), "text block"))
+            elif block.get("type") == "tool_use" and block.get("name") == json_tool:
+                text.append(orjson.dumps(block.get("input") or {}).decode())  # JSON mode: the reply
+            elif block.get("type") == "tool_use":
+                calls.append({"id": _str(block["id"], "tool_use id"), "type": "function",
+                              "function": {"name": _str(block["name"], "tool_use name"),
+                                           "arguments": orjson.dumps(block.get("input") or {}).decode()}})
+        usage = _usage(data.get("usage"))
         content = "".join(text)
         message: dict[str, Any] = {"role": "assistant", "content": content or (None if calls else "")}
         if calls:
             message["tool_calls"] = calls
-        stop = data.get("stop_reason")
+        stop = _opt_str(data.get("stop_reason"))
         finish = "tool_calls" if calls else finish_reason_of("end_turn" if json_tool and stop == "tool_use" else stop)
-        out = ChunkFactory(str(data.get("model") or self.model.model), data.get("id")).completion(
+        out = ChunkFactory(str(data.get("model") or self.model.model), _opt_str(data.get("id"))).completion(
             message, finish, usage)
         return Completion(data=out, usage=usage)
 
     def stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
         return self._stream(body)
 
+    @upstream_call
     async def _stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
         headers, key = self._headers()
         headers["accept"] = "text/event-stream"
-        req = to_anthropic_request(body, self.model, stream=True)
-        json_tool = req["tools"][0]["name"] if body.get("response_format") and req.get("tools") else None
+        payload = self._request(body, stream=True)
+        json_tool = _json_tool_name(body, self.model)
         json_blocks: set[int] = set()  # JSON mode: this tool's input streams as content
         cf = ChunkFactory(self.model.model)
         tokens_in: int | None = None
@@ -247,58 +310,62 @@ class AnthropicProvider:
         tool_index: dict[int, int] = {}  # Anthropic block index -> OpenAI tool_calls index
         out_chars = 0
         stopped = False
-        try:
-            async with self._client.stream("POST", f"{self._base}/v1/messages", content=dumps(req),
-                                           headers=headers) as resp:
-                if resp.status_code >= 400:
-                    raise error_from_http(resp.status_code, resp.headers, await resp.aread(),
-                                          provider=self.name, model=self.model.id, secrets=(key,))
-                async for event, raw in iter_sse(resp):
-                    data = orjson.loads(raw)
-                    kind = data.get("type") or event
-                    if kind == "message_start":
-                        msg = data["message"]
-                        cf = ChunkFactory(str(msg.get("model") or self.model.model), msg.get("id"))
-                        u = msg.get("usage") or {}
-                        tokens_in = int(u.get("input_tokens") or 0) + int(u.get("cache_read_input_tokens") or 0)
-                        yield cf.chunk({"role": "assistant", "content": ""})
-                    elif kind == "content_block_start":
-                        block = data["content_block"]
-                        if block.get("type") == "tool_use" and block.get("name") == json_tool:
-                            json_blocks.add(data["index"])
-                        elif block.get("type") == "tool_use":
-                            i = tool_index[data["index"]] = len(tool_index)
-                            yield cf.chunk({"tool_calls": [{"index": i, "id": block["id"], "type": "function",
-                                                            "function": {"name": block["name"], "arguments": ""}}]})
-                        elif block.get("type") == "text" and block.get("text"):
-                            out_chars += len(block["text"])
-                            yield cf.chunk({"content": block["text"]})
-                    elif kind == "content_block_delta":
-                        delta = data["delta"]
-                        if delta.get("type") == "text_delta":
-                            out_chars += len(delta["text"])
-                            yield cf.chunk({"content": delta["text"]})
-                        elif delta.get("type") == "input_json_delta" and data["index"] in json_blocks:
-                            out_chars += len(delta["partial_json"])
-                            yield cf.chunk({"content": delta["partial_json"]})
-                        elif delta.get("type") == "input_json_delta" and data["index"] in tool_index:
-                            out_chars += len(delta["partial_json"])
-                            yield cf.chunk({"tool_calls": [{"index": tool_index[data["index"]],
-                                                            "function": {"arguments": delta["partial_json"]}}]})
-                    elif kind == "message_delta":
-                        stop_reason = (data.get("delta") or {}).get("stop_reason") or stop_reason
-                        u = data.get("usage") or {}
-                        if u.get("output_tokens") is not None:
-                            tokens_out = int(u["output_tokens"])
-                    elif kind == "message_stop":
-                        stopped = True
-                        break
-                    elif kind == "error":
-                        raise self._event_error(data, key)
-        except ProviderError:
-            raise
-        except Exception as e:
-            raise self._fail(e, key) from e
+        deadline = Deadline(self._limits, self._label)
+        async with contextlib.AsyncExitStack() as stack:
+            resp = await deadline.run(stack.enter_async_context(self._client.stream(
+                "POST", f"{self._base}/v1/messages", content=payload, headers=headers)))
+            if resp.status_code >= 400:
+                raise self._http_error(resp, await deadline.run(resp.aread()), key)
+            async for event, raw in deadline.events(iter_sse(resp, self._limits.max_event_bytes)):
+                data = _object(orjson.loads(raw), "event")
+                kind = data.get("type") or event
+                if kind == "message_start":
+                    msg = _object(data["message"], "message_start message")
+                    cf = ChunkFactory(str(msg.get("model") or self.model.model), _opt_str(msg.get("id")))
+                    u = msg.get("usage")
+                    if isinstance(u, dict):
+                        tokens_in = _usage(u).prompt_tokens
+                    yield cf.chunk({"role": "assistant", "content": ""})
+                elif kind == "content_block_start":
+                    block = _object(data["content_block"], "content_block")
+                    if block.get("type") == "tool_use" and block.get("name") == json_tool:
+                        json_blocks.add(_int(data["index"]))
+                    elif block.get("type") == "tool_use":
+                        i = tool_index[_int(data["index"])] = len(tool_index)
+                        yield cf.chunk({"tool_calls": [{"index": i, "id": _str(block["id"], "tool_use id"),
+                                                        "type": "function",
+                                                        "function": {"name": _str(block["name"], "tool_use name"),
+                                                                     "arguments": ""}}]})
+                    elif block.get("type") == "text" and block.get("text"):
+                        text = _str(block["text"], "text block")
+                        out_chars += len(text)
+                        yield cf.chunk({"content": text})
+                elif kind == "content_block_delta":
+                    delta = _object(data["delta"], "delta")
+                    if delta.get("type") == "text_delta":
+                        text = _str(delta["text"], "text_delta")
+                        out_chars += len(text)
+                        yield cf.chunk({"content": text})
+                    elif delta.get("type") == "input_json_delta" and data.get("index") in json_blocks:
+                        part = _str(delta["partial_json"], "input_json_delta")
+                        out_chars += len(part)
+                        yield cf.chunk({"content": part})
+                    elif delta.get("type") == "input_json_delta" and data.get("index") in tool_index:
+                        part = _str(delta["partial_json"], "input_json_delta")
+                        out_chars += len(part)
+                        yield cf.chunk({"tool_calls": [{"index": tool_index[data["index"]],
+                                                        "function": {"arguments": part}}]})
+                elif kind == "message_delta":
+                    d = data.get("delta")
+                    stop_reason = _opt_str(d.get("stop_reason") if isinstance(d, dict) else None) or stop_reason
+                    u = data.get("usage")
+                    if isinstance(u, dict) and u.get("output_tokens") is not None:
+                        tokens_out = token_count(u["output_tokens"])
+                elif kind == "message_stop":
+                    stopped = True
+                    break
+                elif kind == "error":
+                    raise self._event_error(data, key)
         if not stopped:
             raise UnavailableError(f"anthropic {self.model.id}: stream ended before message_stop",
                                    provider=self.name, model=self.model.id)
@@ -310,18 +377,14 @@ class AnthropicProvider:
             tokens_in if tokens_in is not None else estimate_tokens(prompt_chars(body.get("messages"))),
             tokens_out if tokens_out is not None else estimate_tokens(out_chars)))
 
+    @upstream_call
     async def list_models(self) -> list[str]:
         headers, key = self._headers()
-        try:
-            resp = await self._client.get(f"{self._base}/v1/models", headers=headers)
-            if resp.status_code >= 400:
-                raise error_from_http(resp.status_code, resp.headers, resp.content, provider=self.name,
-                                      model=self.model.id, secrets=(key,))
-            return [str(m["id"]) for m in orjson.loads(resp.content)["data"]]
-        except ProviderError:
-            raise
-        except Exception as e:
-            raise self._fail(e, key) from e
+        resp = await Deadline(self._limits, self._label).run(
+            self._client.get(f"{self._base}/v1/models", headers=headers))
+        if resp.status_code >= 400:
+            raise self._http_error(resp, resp.content, key)
+        return [str(m["id"]) for m in orjson.loads(resp.content)["data"]]
 
     async def aclose(self) -> None:
         if self._owns_client:

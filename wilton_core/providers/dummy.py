@@ -42,6 +42,7 @@ from wilton_core.errors import (
     UnavailableError,
 )
 from wilton_core.providers._common import ChunkFactory, estimate_tokens, last_user_text, new_id, prompt_chars
+from wilton_core.providers.errors_map import ErrorScope, upstream_call
 from wilton_core.types import Completion, Usage
 
 __all__ = ["FIXED_REPLY", "SCRIPTS", "DummyProvider", "parse_script"]
@@ -81,6 +82,7 @@ class DummyProvider:
         environ: Mapping[str, str] | None = None,
         seed: int | str | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        limits: object = None,  # accepted for factory symmetry: no upstream, nothing to limit
     ) -> None:
         self.model = model
         self.script, self.arg = parse_script(model.model)
@@ -109,19 +111,25 @@ class DummyProvider:
         if s == "flaky" and self._rng.random() < (self.arg or 0.0):
             raise self._err(UnavailableError, "scripted flaky failure", 503)
 
+    def error_scope(self) -> ErrorScope:
+        return ErrorScope(self.name, self.model.id)
+
     def _answer(self, body: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-        text = FIXED_REPLY if self.script == "fixed" else last_user_text(body.get("messages"))
-        tools = body.get("tools") or []
-        if tools and body.get("tool_choice") != "none":
-            fn = (tools[0].get("function") or {}).get("name", "tool")
-            args = orjson.dumps({"input": last_user_text(body.get("messages"))}).decode()
-            return "", [{"id": new_id("call_"), "type": "function", "function": {"name": fn, "arguments": args}}]
-        return text, []
+        with self.error_scope().request():  # the body is the client's: a wrong shape is its fault
+            text = FIXED_REPLY if self.script == "fixed" else last_user_text(body.get("messages"))
+            tools = body.get("tools") or []
+            if tools and body.get("tool_choice") != "none":
+                fn = str((tools[0].get("function") or {}).get("name", "tool"))
+                args = orjson.dumps({"input": last_user_text(body.get("messages"))}).decode()
+                return "", [{"id": new_id("call_"), "type": "function", "function": {"name": fn, "arguments": args}}]
+            return text, []
 
     def _usage(self, body: Mapping[str, Any], text: str, calls: list[dict[str, Any]]) -> Usage:
         out = len(text) + sum(len(c["function"]["arguments"]) for c in calls)
-        return Usage(estimate_tokens(prompt_chars(body.get("messages"))), estimate_tokens(out))
+        with self.error_scope().request():
+            return Usage(estimate_tokens(prompt_chars(body.get("messages"))), estimate_tokens(out))
 
+    @upstream_call
     async def complete(self, body: Mapping[str, Any]) -> Completion:
         await self._gate()
         if self.script == "stall":
@@ -142,6 +150,7 @@ class DummyProvider:
     def stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
         return self._stream(body)
 
+    @upstream_call
     async def _stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
         await self._gate()
         cf = ChunkFactory(self.model.model)

@@ -1,20 +1,26 @@
 """Map every upstream failure onto the stack's error vocabulary (wilton_core.errors).
 
-Two entry points, both pure: `error_from_http` for an HTTP reply (status, headers, body) and
+Two pure entry points: `error_from_http` for an HTTP reply (status, headers, body) and
 `error_from_exception` for a transport failure. Every provider uses them, so the fallback chain
-sees the same class for the same failure whatever the upstream. Messages are built from the
+sees the same class for the same failure whatever the upstream. `ErrorScope` and the
+`upstream_call` decorator put them at every provider entry point: whatever escapes a provider
+is a ProviderError, and a failure to translate the client's body is the request's fault. Messages are built from the
 upstream's own error text, cut short, and scrubbed of any key we might have sent: an upstream
 that echoes the Authorization header back must not leak it into logs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import functools
+import inspect
 import json
 import re
 import time
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
@@ -25,13 +31,16 @@ from wilton_core.errors import (
     ProviderError,
     RateLimitedError,
     UnavailableError,
+    UpstreamTimeoutError,
 )
 
 __all__ = [
+    "ErrorScope",
     "error_from_exception",
     "error_from_http",
     "parse_retry_after",
     "scrub",
+    "upstream_call",
     "upstream_message",
 ]
 
@@ -155,8 +164,12 @@ def error_from_exception(
     """The ProviderError for a transport failure or an unparseable upstream reply."""
     if isinstance(exc, ProviderError):
         return exc
-    if isinstance(exc, httpx.TimeoutException):
-        what = "timed out"
+    if isinstance(exc, httpx.ConnectTimeout):
+        what = "connection failed"
+    elif isinstance(exc, httpx.TimeoutException | TimeoutError):
+        detail = scrub(str(exc) or type(exc).__name__, secrets)[:_MAX_MESSAGE]
+        return UpstreamTimeoutError(f"{provider or 'upstream'} {model}: timed out: {detail}",
+                                    provider=provider, model=model)
     elif isinstance(exc, httpx.ConnectError):
         what = "connection failed"
     elif isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
@@ -171,3 +184,77 @@ def error_from_exception(
     return UnavailableError(
         f"{provider or 'upstream'} {model}: {what}: {detail}", provider=provider, model=model
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorScope:
+    """Who is calling (for messages) and which secrets to scrub; two scopes for the two fault lines.
+
+    `request()` wraps the translation of the client's body: anything it raises is the request's
+    fault (BadRequestError, never counted against the model). `reply()` wraps the exchange with
+    the upstream: anything it raises is the upstream's (error_from_exception: "malformed reply",
+    "connection broken", ...). ProviderErrors raised on purpose pass through both unchanged.
+    """
+
+    provider: str
+    model: str
+    secrets: tuple[str | None, ...] = ()
+    # a provider's own mapping tried first (Gemini: the SDK's APIError carries the HTTP status)
+    special: Callable[[Exception], ProviderError | None] | None = None
+
+    @contextlib.contextmanager
+    def request(self) -> Iterator[None]:
+        try:
+            yield
+        except ProviderError:
+            raise
+        except Exception as e:
+            detail = scrub(str(e) or type(e).__name__, self.secrets)[:_MAX_MESSAGE]
+            raise BadRequestError(f"{self.provider} {self.model}: the request cannot be sent to this provider: "
+                                  f"{detail}", provider=self.provider, model=self.model, status=400) from e
+
+    @contextlib.contextmanager
+    def reply(self) -> Iterator[None]:
+        try:
+            yield
+        except ProviderError as e:
+            if not e.provider:  # raised below the provider (a size cap in the HTTP client): say whose
+                e.provider, e.model = self.provider, self.model
+            raise
+        except Exception as e:
+            mapped = self.special(e) if self.special is not None else None
+            raise (mapped or error_from_exception(e, provider=self.provider, model=self.model,
+                                                  secrets=self.secrets)) from e
+
+
+class Scoped(Protocol):
+    def error_scope(self) -> ErrorScope: ...
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def upstream_call(fn: F) -> F:
+    """Decorate a provider method (coroutine or async generator) so only ProviderErrors escape it.
+
+    The method's whole body runs inside `self.error_scope().reply()`; code that translates the
+    client's body wraps itself in `.request()` first, so its failures are the request's fault.
+    """
+    if inspect.isasyncgenfunction(fn):
+        @functools.wraps(fn)
+        async def gen(self: Scoped, *args: Any, **kw: Any) -> AsyncIterator[Any]:
+            agen = fn(self, *args, **kw)
+            with self.error_scope().reply():
+                try:
+                    async for item in agen:
+                        yield item
+                finally:
+                    # closed now, not when collected: its `async with` releases the upstream connection
+                    await agen.aclose()
+        return gen  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    async def call(self: Scoped, *args: Any, **kw: Any) -> Any:
+        with self.error_scope().reply():
+            return await fn(self, *args, **kw)
+    return call  # type: ignore[return-value]

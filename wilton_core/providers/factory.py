@@ -7,12 +7,13 @@ from typing import Any
 
 import httpx
 
-from wilton_core.config import ModelConfig
+from wilton_core.config import ModelConfig, RoutingConfig
 from wilton_core.errors import ConfigError
 from wilton_core.providers.anthropic import AnthropicProvider
 from wilton_core.providers.base import Provider
 from wilton_core.providers.dummy import DummyProvider
 from wilton_core.providers.gemini import GeminiProvider
+from wilton_core.providers.limits import UpstreamLimits
 from wilton_core.providers.minilm import MiniLMProvider
 from wilton_core.providers.ollama import OllamaProvider
 from wilton_core.providers.openai_compat import OpenAICompatProvider
@@ -34,8 +35,13 @@ def make_provider(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     environ: Mapping[str, str] | None = None,
+    routing: RoutingConfig | None = None,
 ) -> Provider:
-    """A provider for `model`; no network is touched until its first call."""
+    """A provider for `model`; no network is touched until its first call.
+
+    `routing` supplies the upstream limits the model does not set itself (max_response_bytes,
+    max_event_bytes, max_duration_s); without it the [routing] defaults apply.
+    """
     try:
         cls = PROVIDER_CLASSES[model.provider]
     except KeyError:
@@ -43,5 +49,6 @@ def make_provider(
             f"model '{model.id}': unknown provider '{model.provider}'; "
             f"use one of {', '.join(sorted(PROVIDER_CLASSES))}"
         ) from None
-    provider: Provider = cls(model, transport=transport, environ=environ)
+    limits = UpstreamLimits.of(model, routing)
+    provider: Provider = cls(model, transport=transport, environ=environ, limits=limits)
     return provider

@@ -20,6 +20,7 @@ from wilton_core.errors import AuthError, ProviderError, UnavailableError
 from wilton_core.providers._common import (
     POOL_LIMITS,
     ChunkFactory,
+    RequestShape,
     estimate_tokens,
     make_client,
     max_tokens_of,
@@ -29,8 +30,9 @@ from wilton_core.providers._common import (
     stop_list,
 )
 from wilton_core.providers.base import Embeddings, check_embeddings
-from wilton_core.providers.errors_map import error_from_exception, error_from_http
-from wilton_core.types import Completion, Usage
+from wilton_core.providers.errors_map import ErrorScope, error_from_http, upstream_call
+from wilton_core.providers.limits import Deadline, UpstreamLimits
+from wilton_core.types import Completion, Usage, token_count
 
 __all__ = ["GeminiProvider", "finish_reason_of", "to_gemini_request"]
 
@@ -40,7 +42,8 @@ _FINISH = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter", "
            "IMAGE_SAFETY": "content_filter"}
 
 
-def _parts(content: Any, model_id: str) -> list[dict[str, Any]]:
+def _parts(content: Any, model_id: str, shape: RequestShape, where: str) -> list[dict[str, Any]]:
+    content = shape.parts(content, where)
     if content is None:
         return []
     if isinstance(content, str):
@@ -72,17 +75,23 @@ def _json_obj(s: Any) -> Any:
 
 def to_gemini_request(body: Mapping[str, Any], model: ModelConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """(contents, config) dicts for `generate_content` from an OpenAI body (pure)."""
+    shape = RequestShape("gemini", model.id)
     system: list[str] = []
     contents: list[dict[str, Any]] = []
     names: dict[str, str] = {}
-    for m in body.get("messages") or ():
+    for i, m in enumerate(shape.messages(body)):
         role = m.get("role")
+        where = f"messages[{i}]"
         if role in ("system", "developer"):
-            system.extend(p["text"] for p in _parts(m.get("content"), model.id) if "text" in p)
+            system.extend(p["text"] for p in _parts(m.get("content"), model.id, shape, f"{where}.content")
+                          if "text" in p)
             continue
         if role == "tool":
-            name = names.get(m.get("tool_call_id", ""), m.get("name") or "tool")
-            text = m.get("content")
+            call_id, fallback = m.get("tool_call_id", ""), m.get("name") or "tool"
+            if not isinstance(call_id, str) or not isinstance(fallback, str):
+                raise shape.fail("must be a string", f"{where}.tool_call_id")
+            name = names.get(call_id, fallback)
+            text = shape.parts(m.get("content"), f"{where}.content")
             text = text if isinstance(text, str) else "\n".join(p.get("text", "") for p in text or ())
             resp = _json_obj(text)
             part = {"function_response": {"name": name,
@@ -92,14 +101,20 @@ def to_gemini_request(body: Mapping[str, Any], model: ModelConfig) -> tuple[list
             else:
                 contents.append({"role": "user", "parts": [part]})
             continue
-        parts = _parts(m.get("content"), model.id)
+        parts = _parts(m.get("content"), model.id, shape, f"{where}.content")
         if role == "assistant":
-            for tc in m.get("tool_calls") or ():
-                fn = tc.get("function") or {}
+            for tc in shape.tool_calls(m, where):
+                fn = tc["function"]
                 names[tc.get("id", "")] = fn.get("name", "")
                 parts.append({"function_call": {"name": fn.get("name", ""), "args": _json_obj(fn.get("arguments"))}})
         contents.append({"role": "model" if role == "assistant" else "user", "parts": parts or [{"text": ""}]})
 
+    if not contents and system:
+        # OpenAI answers a system-only conversation; Gemini requires contents ("contents are
+        # required"): the instructions become the one user turn.
+        contents, system = [{"role": "user", "parts": [{"text": "\n\n".join(system)}]}], []
+    if not contents:
+        raise shape.fail("needs at least one message", "messages")
     config: dict[str, Any] = {}
     if system:
         config["system_instruction"] = "\n\n".join(system)
@@ -120,7 +135,7 @@ def to_gemini_request(body: Mapping[str, Any], model: ModelConfig) -> tuple[list
         schema = (rf.get("json_schema") or {}).get("schema")
         if schema:
             config["response_json_schema"] = schema
-    tools = [t.get("function") or {} for t in body.get("tools") or () if t.get("type", "function") == "function"]
+    tools = shape.tools(body)
     choice = body.get("tool_choice")
     if tools and choice != "none":
         config["tools"] = [{"function_declarations": [
@@ -130,8 +145,8 @@ def to_gemini_request(body: Mapping[str, Any], model: ModelConfig) -> tuple[list
         if choice == "required":
             config["tool_config"] = {"function_calling_config": {"mode": "ANY"}}
         elif isinstance(choice, dict):
-            name = (choice.get("function") or {}).get("name")
-            config["tool_config"] = {"function_calling_config": {"mode": "ANY", "allowed_function_names": [name]}}
+            forced = (choice.get("function") or {}).get("name")
+            config["tool_config"] = {"function_calling_config": {"mode": "ANY", "allowed_function_names": [forced]}}
     return contents, config
 
 
@@ -164,8 +179,8 @@ def _usage(response: Any) -> Usage | None:
     um = getattr(response, "usage_metadata", None)
     if um is None or um.prompt_token_count is None:
         return None
-    return Usage(int(um.prompt_token_count or 0),
-                 int(um.candidates_token_count or 0) + int(um.thoughts_token_count or 0))
+    return Usage.of(um.prompt_token_count,
+                    token_count(um.candidates_token_count) + token_count(um.thoughts_token_count))
 
 
 class GeminiProvider:
@@ -177,9 +192,12 @@ class GeminiProvider:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         environ: Mapping[str, str] | None = None,
+        limits: UpstreamLimits | None = None,
     ) -> None:
         self.model = model
         self._environ = environ
+        self._limits = limits or UpstreamLimits.of(model)
+        self._label = f"{self.name} {model.id}"
         self._transport = transport
         self._base = (model.base_url or DEFAULT_GEMINI_URL).rstrip("/")
         self._http: httpx.AsyncClient | None = None
@@ -199,7 +217,7 @@ class GeminiProvider:
             from google.genai import types
 
             if self._http is None:
-                self._http = make_client(self.model, self._transport)
+                self._http = make_client(self.model, self._transport, self._limits)
                 # The SDK builds a sync client too; handing it one skips its SSL set-up, and
                 # its transport fails loudly should the async path ever touch it.
                 self._sync_http = httpx.Client(timeout=self._http.timeout, limits=POOL_LIMITS,
@@ -212,28 +230,38 @@ class GeminiProvider:
             self._sdk_key = key
         return self._sdk, key
 
-    def _error(self, e: Exception, key: str | None) -> ProviderError:
+    def error_scope(self) -> ErrorScope:
+        return ErrorScope(self.name, self.model.id, (self.model.api_key(self._environ),), self._sdk_error)
+
+    def _sdk_error(self, e: Exception) -> ProviderError | None:
+        """The SDK's own HTTP errors carry the upstream's status: map them like any HTTP reply."""
         from google.genai import errors as genai_errors
 
-        if isinstance(e, ProviderError):
-            return e
-        if isinstance(e, genai_errors.APIError):
-            resp = getattr(e, "response", None)
-            headers = getattr(resp, "headers", None) or {}
-            body = e.details if e.details else (e.message or "")
-            return error_from_http(int(e.code or 502), headers, body, provider=self.name,
-                                   model=self.model.id, secrets=(key,))
-        return error_from_exception(e, provider=self.name, model=self.model.id, secrets=(key,))
+        if not isinstance(e, genai_errors.APIError):
+            return None
+        resp = getattr(e, "response", None)
+        headers = getattr(resp, "headers", None) or {}
+        body = e.details if e.details else (e.message or "")
+        code = e.code if isinstance(e.code, int) and 100 <= e.code <= 599 else 502
+        return error_from_http(code, headers, body, provider=self.name, model=self.model.id,
+                               secrets=(self.model.api_key(self._environ),))
 
+    def _request(self, body: Mapping[str, Any]) -> tuple[list[Any], Any]:
+        """The SDK's typed (contents, config): validated here, so a wrong shape is the request's fault."""
+        from google.genai import types
+
+        with self.error_scope().request():
+            contents, config = to_gemini_request(body, self.model)
+            return ([types.Content.model_validate(c) for c in contents],
+                    types.GenerateContentConfig.model_validate(config) if config else None)
+
+    @upstream_call
     async def complete(self, body: Mapping[str, Any]) -> Completion:
-        sdk, key = self._client()
-        contents, config = to_gemini_request(body, self.model)
-        try:
-            resp = await sdk.aio.models.generate_content(model=self.model.model, contents=contents,
-                                                          config=config or None)
-            text, calls, reason = _split(resp)
-        except Exception as e:
-            raise self._error(e, key) from e
+        sdk, _key = self._client()
+        contents, config = self._request(body)
+        resp = await Deadline(self._limits, self._label).run(
+            sdk.aio.models.generate_content(model=self.model.model, contents=contents, config=config))
+        text, calls, reason = _split(resp)
         if reason is None and not text and not calls:
             raise UnavailableError(f"gemini {self.model.id}: reply has no candidates",
                                    provider=self.name, model=self.model.id)
@@ -249,34 +277,33 @@ class GeminiProvider:
     def stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
         return self._stream(body)
 
+    @upstream_call
     async def _stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        sdk, key = self._client()
-        contents, config = to_gemini_request(body, self.model)
+        sdk, _key = self._client()
+        contents, config = self._request(body)
         cf = ChunkFactory(self.model.model)
         usage: Usage | None = None
         reason: str | None = None
         n_calls = 0
         out_chars = 0
         first = True
-        try:
-            it = await sdk.aio.models.generate_content_stream(model=self.model.model, contents=contents,
-                                                               config=config or None)
-            async for resp in it:
-                text, calls, r = _split(resp)
-                reason = r or reason
-                usage = _usage(resp) or usage
-                delta: dict[str, Any] = {"role": "assistant"} if first else {}
-                if text or first:
-                    delta["content"] = text
-                if calls:
-                    delta["tool_calls"] = [{"index": n_calls + i, **c} for i, c in enumerate(calls)]
-                    n_calls += len(calls)
-                out_chars += len(text) + sum(len(c["function"]["arguments"]) for c in calls)
-                if first or delta:
-                    yield cf.chunk(delta)
-                    first = False
-        except Exception as e:
-            raise self._error(e, key) from e
+        deadline = Deadline(self._limits, self._label)
+        it = await deadline.run(sdk.aio.models.generate_content_stream(
+            model=self.model.model, contents=contents, config=config))
+        async for resp in deadline.events(it):
+            text, calls, r = _split(resp)
+            reason = r or reason
+            usage = _usage(resp) or usage
+            delta: dict[str, Any] = {"role": "assistant"} if first else {}
+            if text or first:
+                delta["content"] = text
+            if calls:
+                delta["tool_calls"] = [{"index": n_calls + i, **c} for i, c in enumerate(calls)]
+                n_calls += len(calls)
+            out_chars += len(text) + sum(len(c["function"]["arguments"]) for c in calls)
+            if first or delta:
+                yield cf.chunk(delta)
+                first = False
         if reason is None:
             raise UnavailableError(f"gemini {self.model.id}: stream ended without a finish reason",
                                    provider=self.name, model=self.model.id)
@@ -284,27 +311,27 @@ class GeminiProvider:
         yield cf.usage_chunk(usage or Usage(estimate_tokens(prompt_chars(body.get("messages"))),
                                             estimate_tokens(out_chars)))
 
+    @upstream_call
     async def embed(self, inputs: list[str], dimensions: int | None = None) -> Embeddings:
         """embedContent through the SDK (one batch call for all inputs)."""
-        sdk, key = self._client()
-        try:
-            resp = await sdk.aio.models.embed_content(
-                model=self.model.model, contents=inputs,
-                config={"output_dimensionality": dimensions} if dimensions is not None else None)
-            vectors = [list(e.values or []) for e in resp.embeddings or []]
-        except Exception as e:
-            raise self._error(e, key) from e
-        vectors = check_embeddings(vectors, len(inputs), provider=self.name, model=self.model.id)
+        sdk, _key = self._client()
+        resp = await Deadline(self._limits, self._label).run(sdk.aio.models.embed_content(
+            model=self.model.model, contents=inputs,
+            config={"output_dimensionality": dimensions} if dimensions is not None else None))
+        vectors = check_embeddings([list(e.values or []) for e in resp.embeddings or []], len(inputs),
+                                   provider=self.name, model=self.model.id)
         # the Gemini API reports no token count for embeddings: the usual estimate
         return Embeddings(vectors, Usage(estimate_tokens(sum(len(t) for t in inputs)), 0))
 
+    @upstream_call
     async def list_models(self) -> list[str]:
-        sdk, key = self._client()
-        try:
+        sdk, _key = self._client()
+
+        async def names() -> list[str]:
             pager = await sdk.aio.models.list()
             return [str(m.name).removeprefix("models/") async for m in pager]
-        except Exception as e:
-            raise self._error(e, key) from e
+
+        return await Deadline(self._limits, self._label).run(names())
 
     async def aclose(self) -> None:
         if self._http is not None:

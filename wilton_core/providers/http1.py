@@ -10,7 +10,9 @@ It speaks what an OpenAI-compatible upstream needs: one request per connection a
 content-length, chunked and read-until-close bodies, streaming with back-pressure, a connect
 timeout, a read timeout between bytes (httpx's semantics), a bounded pool that reuses idle
 connections (most recent first) and drops those the server closed or that idled past
-`keepalive_expiry`. Failures are raised as the httpx exception classes, so
+`keepalive_expiry`, and caps on a reply's size and on one line of a streamed reply (checked in
+the socket callback, so a hostile upstream cannot grow our memory: the connection is dropped and
+`ResponseTooLargeError` raised). Failures are raised as the httpx exception classes, so
 `errors_map.error_from_exception` maps them exactly as it maps httpx's own; responses expose
 the subset of `httpx.Response` the providers use (`status_code`, `headers`, `content`,
 `aread`, `aiter_bytes`, `aiter_lines`).
@@ -28,6 +30,9 @@ from urllib.request import getproxies_environment, proxy_bypass_environment  # t
 
 import httptools
 import httpx
+
+from wilton_core.errors import ResponseTooLargeError
+from wilton_core.providers.limits import ByteBudget, is_stream_content_type
 
 __all__ = ["Http1Client", "Http1Response", "wants_http1"]
 
@@ -91,9 +96,13 @@ class _LineDecoder:
 class _Conn(asyncio.Protocol):
     """One TCP connection; carries at most one request/response at a time."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, read_timeout: float) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, read_timeout: float, max_body: int | None = None,
+                 max_line: int | None = None, label: str = "upstream") -> None:
         self.loop = loop
         self.read_timeout = read_timeout
+        self.max_body = max_body
+        self.max_line = max_line
+        self.label = label
         self.parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
         self.closed = False
@@ -113,6 +122,7 @@ class _Conn(asyncio.Protocol):
         self.waiter: asyncio.Future[None] | None = None
         self.last_data = 0.0
         self.paused = False
+        self.budget: ByteBudget | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -134,7 +144,7 @@ class _Conn(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.headers_done and not self.complete and self._until_close():
+        if self.error is None and self.headers_done and not self.complete and self._until_close():
             self.complete = True  # a body delimited by the end of the connection has ended
             self._wake()
             return
@@ -158,9 +168,30 @@ class _Conn(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
         self.headers_done = True
+        if self.max_body is not None:
+            ctype, declared = "", ""
+            for k, v in self.raw_headers:
+                lk = k.lower()
+                if lk == b"content-type":
+                    ctype = v.decode("latin-1")
+                elif lk == b"content-length":
+                    declared = v.decode("latin-1").strip()
+            if declared.isdigit() and int(declared) > self.max_body:
+                self._fail(ResponseTooLargeError(
+                    f"{self.label}: reply of {declared} bytes is larger than max_response_bytes={self.max_body}; "
+                    "not read"))
+                return
+            self.budget = ByteBudget(self.max_body, self.max_line if is_stream_content_type(ctype) else None,
+                                     self.label)
         self._wake()
 
     def on_body(self, body: bytes) -> None:
+        if self.budget is not None:
+            try:
+                self.budget.feed(body)
+            except ResponseTooLargeError as e:
+                self._fail(e)  # drops the connection: the rest is never read
+                return
         self.chunks.append(body)
         self.buffered += len(body)
         if self.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
@@ -341,6 +372,9 @@ class Http1Client:
         max_connections: int = 128,
         keepalive_expiry: float = 30.0,
         pool_timeout_s: float | None = None,
+        max_response_bytes: int | None = None,
+        max_line_bytes: int | None = None,
+        label: str | None = None,
     ) -> None:
         u = urlsplit(base_url)
         if u.scheme != "http" or not u.hostname:
@@ -353,6 +387,9 @@ class Http1Client:
         self.connect_timeout_s = connect_timeout_s
         self.max_connections = max_connections
         self.keepalive_expiry = keepalive_expiry
+        self.max_response_bytes = max_response_bytes
+        self.max_line_bytes = max_line_bytes
+        self.label = label or f"{self.host}:{self.port}"
         self._idle: list[_Conn] = []
         self._open = 0
         self._waiters: deque[asyncio.Future[_Conn | None]] = deque()
@@ -486,7 +523,9 @@ class Http1Client:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout_s):
-                _t, conn = await loop.create_connection(lambda: _Conn(loop, self.timeout_s), self.host, self.port)
+                _t, conn = await loop.create_connection(
+                    lambda: _Conn(loop, self.timeout_s, self.max_response_bytes, self.max_line_bytes, self.label),
+                    self.host, self.port)
         except TimeoutError:
             raise httpx.ConnectTimeout(f"connect to {self.host}:{self.port} timed out") from None
         except OSError as e:

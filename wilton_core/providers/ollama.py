@@ -6,6 +6,7 @@ The native API rather than Ollama's /v1 shim because it reports real token count
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -14,9 +15,10 @@ import httpx
 import orjson
 
 from wilton_core.config import ModelConfig
-from wilton_core.errors import ProviderError, UnavailableError
+from wilton_core.errors import ProviderError, ResponseTooLargeError, UnavailableError
 from wilton_core.providers._common import (
     ChunkFactory,
+    RequestShape,
     dumps,
     estimate_tokens,
     make_client,
@@ -26,8 +28,9 @@ from wilton_core.providers._common import (
     stop_list,
 )
 from wilton_core.providers.base import Embeddings, check_embeddings
-from wilton_core.providers.errors_map import error_from_exception, error_from_http
-from wilton_core.types import Completion, Usage
+from wilton_core.providers.errors_map import ErrorScope, error_from_http, upstream_call
+from wilton_core.providers.limits import Deadline, UpstreamLimits
+from wilton_core.types import Completion, Usage, token_count
 
 __all__ = ["OllamaProvider", "ollama_base_url", "to_ollama_request"]
 
@@ -43,12 +46,12 @@ def ollama_base_url(configured: str | None, environ: Mapping[str, str]) -> str:
     return url.rstrip("/").removesuffix("/v1")
 
 
-def _tool_names_by_id(messages: list[dict[str, Any]]) -> dict[str, str]:
+def _tool_names_by_id(messages: list[dict[str, Any]], shape: RequestShape) -> dict[str, str]:
     names: dict[str, str] = {}
-    for m in messages:
-        for tc in m.get("tool_calls") or ():
-            if isinstance(tc, dict) and tc.get("id"):
-                names[tc["id"]] = (tc.get("function") or {}).get("name", "")
+    for i, m in enumerate(messages):
+        for tc in shape.tool_calls(m, f"messages[{i}]"):
+            if tc.get("id"):
+                names[tc["id"]] = tc["function"].get("name", "")
     return names
 
 
@@ -62,10 +65,11 @@ def _args(args: Any) -> Any:
         return {}
 
 
-def _message(m: dict[str, Any], names: dict[str, str], model_id: str) -> dict[str, Any]:
+def _message(m: dict[str, Any], names: dict[str, str], model_id: str, shape: RequestShape,
+             where: str) -> dict[str, Any]:
     role = m.get("role", "user")
     out: dict[str, Any] = {"role": "system" if role == "developer" else role}
-    content = m.get("content")
+    content = shape.parts(m.get("content"), f"{where}.content")
     if isinstance(content, list):
         texts: list[str] = []
         images: list[str] = []
@@ -81,25 +85,25 @@ def _message(m: dict[str, Any], names: dict[str, str], model_id: str) -> dict[st
             out["images"] = images
     else:
         out["content"] = content or ""
-    if role == "assistant" and m.get("tool_calls"):
-        calls = []
-        for tc in m["tool_calls"]:
-            fn = tc.get("function") or {}
-            args = fn.get("arguments") or "{}"
-            calls.append({"function": {"name": fn.get("name", ""), "arguments": _args(args)}})
-        out["tool_calls"] = calls
-    if role == "tool" and m.get("tool_call_id") in names:
-        out["tool_name"] = names[m["tool_call_id"]]
+    calls = shape.tool_calls(m, where)
+    if role == "assistant" and calls:
+        out["tool_calls"] = [{"function": {"name": tc["function"].get("name", ""),
+                                           "arguments": _args(tc["function"].get("arguments") or "{}")}}
+                             for tc in calls]
+    call_id = m.get("tool_call_id")
+    if role == "tool" and isinstance(call_id, str) and call_id in names:
+        out["tool_name"] = names[call_id]
     return out
 
 
 def to_ollama_request(body: Mapping[str, Any], model: ModelConfig, stream: bool) -> dict[str, Any]:
-    """The /api/chat body for an OpenAI chat-completions body (pure)."""
-    messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
-    names = _tool_names_by_id(messages)
+    """The /api/chat body for an OpenAI chat-completions body (pure); BadRequestError for a wrong shape."""
+    shape = RequestShape("ollama", model.id)
+    messages = shape.messages(body)
+    names = _tool_names_by_id(messages, shape)
     req: dict[str, Any] = {
         "model": model.model,
-        "messages": [_message(m, names, model.id) for m in messages],
+        "messages": [_message(m, names, model.id, shape, f"messages[{i}]") for i, m in enumerate(messages)],
         "stream": stream,
     }
     options: dict[str, Any] = {k: body[k] for k in _OPTION_KEYS if body.get(k) is not None}
@@ -111,7 +115,7 @@ def to_ollama_request(body: Mapping[str, Any], model: ModelConfig, stream: bool)
         options["num_predict"] = int(limit)
     if options:
         req["options"] = options
-    if body.get("tools") and body.get("tool_choice") != "none":
+    if shape.tools(body) and body.get("tool_choice") != "none":
         req["tools"] = body["tools"]  # Ollama takes the OpenAI tool shape as is
     rf = body.get("response_format")
     if isinstance(rf, dict):
@@ -123,18 +127,34 @@ def to_ollama_request(body: Mapping[str, Any], model: ModelConfig, stream: bool)
 
 
 def _tool_calls(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The OpenAI tool calls of an Ollama reply message (ValueError for a wrong shape: the reply's fault)."""
+    raw = message.get("tool_calls") or []
+    if not isinstance(raw, list):
+        raise ValueError("message.tool_calls is not a list")
     calls = []
-    for i, tc in enumerate(message.get("tool_calls") or ()):
-        fn = tc.get("function") or {}
+    for i, tc in enumerate(raw):
+        fn = tc.get("function") if isinstance(tc, dict) else None
+        if not isinstance(fn, dict):
+            raise ValueError("a tool call has no function object")
         args = fn.get("arguments")
         calls.append({
             "index": i,
             "id": new_id("call_"),
             "type": "function",
-            "function": {"name": fn.get("name", ""),
+            "function": {"name": str(fn.get("name") or ""),
                          "arguments": args if isinstance(args, str) else orjson.dumps(args or {}).decode()},
         })
     return calls
+
+
+async def _ndjson_lines(resp: Any, max_line: int) -> AsyncIterator[str]:
+    """The non-blank lines of an NDJSON stream: blank keep-alives yield nothing (and so do not
+    reset the caller's idle timer); a line over `max_line` characters fails the stream."""
+    async for line in resp.aiter_lines():
+        if len(line) > max_line:
+            raise ResponseTooLargeError(f"one stream line larger than max_event_bytes={max_line}")
+        if line.strip():
+            yield line
 
 
 def _finish(data: Mapping[str, Any], has_tools: bool) -> str:
@@ -153,12 +173,18 @@ class OllamaProvider:
         transport: httpx.AsyncBaseTransport | None = None,
         environ: Mapping[str, str] | None = None,
         client: httpx.AsyncClient | None = None,
+        limits: UpstreamLimits | None = None,
     ) -> None:
         self.model = model
         self._environ = environ
+        self._limits = limits or UpstreamLimits.of(model)
+        self._label = f"{self.name} {model.id}"
         self._base = ollama_base_url(model.base_url, os.environ if environ is None else environ)
         self._owns_client = client is None
-        self._client = client if client is not None else make_client(model, transport)
+        self._client = client if client is not None else make_client(model, transport, self._limits)
+
+    def error_scope(self) -> ErrorScope:
+        return ErrorScope(self.name, self.model.id, (self.model.api_key(self._environ),))
 
     def _headers(self) -> dict[str, str]:
         headers = {"content-type": "application/json"}
@@ -168,37 +194,45 @@ class OllamaProvider:
             headers["authorization"] = f"Bearer {key}"
         return headers
 
-    def _secrets(self) -> tuple[str | None]:
-        return (self.model.api_key(self._environ),)
+    def _upstream_error(self, status: int, headers: Mapping[str, str], raw: bytes | dict[str, Any]) -> ProviderError:
+        return error_from_http(status, headers, raw, provider=self.name, model=self.model.id,
+                               secrets=self.error_scope().secrets)
 
-    def _fail(self, e: Exception) -> ProviderError:
-        return error_from_exception(e, provider=self.name, model=self.model.id, secrets=self._secrets())
-
-    def _http_error(self, resp: httpx.Response, raw: bytes | dict[str, Any]) -> ProviderError:
-        return error_from_http(resp.status_code, resp.headers, raw, provider=self.name, model=self.model.id,
-                               secrets=self._secrets())
+    def _request(self, body: Mapping[str, Any], stream: bool) -> bytes:
+        with self.error_scope().request():
+            return dumps(to_ollama_request(body, self.model, stream=stream))
 
     def _usage(self, data: Mapping[str, Any], body: Mapping[str, Any], out_chars: int) -> Usage:
         p, c = data.get("prompt_eval_count"), data.get("eval_count")
-        return Usage(int(p) if p is not None else estimate_tokens(prompt_chars(body.get("messages"))),
-                     int(c) if c is not None else estimate_tokens(out_chars))
+        return Usage(token_count(p) if p is not None else estimate_tokens(prompt_chars(body.get("messages"))),
+                     token_count(c) if c is not None else estimate_tokens(out_chars))
 
+    @staticmethod
+    def _reply_message(data: Any) -> tuple[dict[str, Any], str]:
+        """(message, text) of one reply object; ValueError (a malformed reply) for a wrong shape."""
+        if not isinstance(data, dict):
+            raise ValueError("reply is not an object")
+        msg = data.get("message") or {}
+        if not isinstance(msg, dict):
+            raise ValueError("message is not an object")
+        text = msg.get("content") or ""
+        if not isinstance(text, str):
+            raise ValueError("message.content is not a string")
+        return msg, text
+
+    @upstream_call
     async def complete(self, body: Mapping[str, Any]) -> Completion:
-        req = to_ollama_request(body, self.model, stream=False)
-        try:
-            resp = await self._client.post(f"{self._base}/api/chat", content=dumps(req), headers=self._headers())
-            if resp.status_code >= 400:
-                raise self._http_error(resp, resp.content)
-            data = orjson.loads(resp.content)
-            if "error" in data:
-                raise error_from_http(502, {}, data, provider=self.name, model=self.model.id,
-                                      secrets=self._secrets())
-            msg = data["message"]
-            text = msg.get("content") or ""
-        except ProviderError:
-            raise
-        except Exception as e:
-            raise self._fail(e) from e
+        payload = self._request(body, stream=False)
+        resp = await Deadline(self._limits, self._label).run(
+            self._client.post(f"{self._base}/api/chat", content=payload, headers=self._headers()))
+        if resp.status_code >= 400:
+            raise self._upstream_error(resp.status_code, resp.headers, resp.content)
+        data = orjson.loads(resp.content)
+        if isinstance(data, dict) and "error" in data:
+            raise self._upstream_error(502, {}, data)
+        if not isinstance(data, dict) or not isinstance(data.get("message"), dict):
+            raise ValueError("reply has no message object")
+        msg, text = self._reply_message(data)
         calls = _tool_calls(msg)
         for c in calls:
             c.pop("index")
@@ -213,84 +247,71 @@ class OllamaProvider:
     def stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
         return self._stream(body)
 
+    @upstream_call
     async def _stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        req = to_ollama_request(body, self.model, stream=True)
+        payload = self._request(body, stream=True)
         cf = ChunkFactory(self.model.model)
         out_chars = 0
         n_calls = 0
         final: dict[str, Any] | None = None
-        try:
-            async with self._client.stream("POST", f"{self._base}/api/chat", content=dumps(req),
-                                           headers=self._headers()) as resp:
-                if resp.status_code >= 400:
-                    raise self._http_error(resp, await resp.aread())
-                first = True
-                async for line in resp.aiter_lines():
-                    if not line.strip():
-                        continue
-                    data = orjson.loads(line)
-                    if "error" in data:
-                        raise error_from_http(502, {}, data, provider=self.name, model=self.model.id,
-                                      secrets=self._secrets())
-                    msg = data.get("message") or {}
-                    delta: dict[str, Any] = {"role": "assistant"} if first else {}
-                    text = msg.get("content") or ""
-                    if text or first:
-                        delta["content"] = text
-                    calls = _tool_calls(msg)
-                    for c in calls:
-                        c["index"] += n_calls
-                        out_chars += len(c["function"]["arguments"])
-                    n_calls += len(calls)
-                    if calls:
-                        delta["tool_calls"] = calls
-                    out_chars += len(text)
-                    if delta:
-                        yield cf.chunk(delta)
-                        first = False
-                    if data.get("done"):
-                        final = data
-                        break
-        except ProviderError:
-            raise
-        except Exception as e:
-            raise self._fail(e) from e
+        deadline = Deadline(self._limits, self._label)
+        async with contextlib.AsyncExitStack() as stack:
+            resp = await deadline.run(stack.enter_async_context(self._client.stream(
+                "POST", f"{self._base}/api/chat", content=payload, headers=self._headers())))
+            if resp.status_code >= 400:
+                raise self._upstream_error(resp.status_code, resp.headers, await deadline.run(resp.aread()))
+            first = True
+            async for line in deadline.events(_ndjson_lines(resp, self._limits.max_event_bytes)):
+                data = orjson.loads(line)
+                if isinstance(data, dict) and "error" in data:
+                    raise self._upstream_error(502, {}, data)
+                msg, text = self._reply_message(data)
+                delta: dict[str, Any] = {"role": "assistant"} if first else {}
+                if text or first:
+                    delta["content"] = text
+                calls = _tool_calls(msg)
+                for c in calls:
+                    c["index"] += n_calls
+                    out_chars += len(c["function"]["arguments"])
+                n_calls += len(calls)
+                if calls:
+                    delta["tool_calls"] = calls
+                out_chars += len(text)
+                if delta:
+                    yield cf.chunk(delta)
+                    first = False
+                if data.get("done"):
+                    final = data
+                    break
         if final is None:
             raise UnavailableError(f"{self.name} {self.model.id}: stream ended before done",
                                    provider=self.name, model=self.model.id)
         yield cf.chunk({}, _finish(final, n_calls > 0))
         yield cf.usage_chunk(self._usage(final, body, out_chars))
 
+    @upstream_call
     async def embed(self, inputs: list[str], dimensions: int | None = None) -> Embeddings:
         """POST {base}/api/embed (Ollama >= 0.3: a batch of inputs, L2-normalised vectors)."""
         req: dict[str, Any] = {"model": self.model.model, "input": inputs}
         if dimensions is not None:
             req["dimensions"] = dimensions
-        try:
-            resp = await self._client.post(f"{self._base}/api/embed", content=dumps(req), headers=self._headers())
-            if resp.status_code >= 400:
-                raise self._http_error(resp, resp.content)
-            data = orjson.loads(resp.content)
-            vectors = data["embeddings"]
-        except ProviderError:
-            raise
-        except Exception as e:
-            raise self._fail(e) from e
-        vectors = check_embeddings(vectors, len(inputs), provider=self.name, model=self.model.id)
+        resp = await Deadline(self._limits, self._label).run(
+            self._client.post(f"{self._base}/api/embed", content=dumps(req), headers=self._headers()))
+        if resp.status_code >= 400:
+            raise self._upstream_error(resp.status_code, resp.headers, resp.content)
+        data = orjson.loads(resp.content)
+        vectors = check_embeddings(data["embeddings"], len(inputs), provider=self.name, model=self.model.id)
         p = data.get("prompt_eval_count")
         return Embeddings(vectors, Usage.of(p, 0) if p is not None else Usage(
             estimate_tokens(sum(len(t) for t in inputs)), 0))
 
+    @upstream_call
     async def list_models(self) -> list[str]:
-        try:
-            resp = await self._client.get(f"{self._base}/api/tags", headers=self._headers())
-            if resp.status_code >= 400:
-                raise self._http_error(resp, resp.content)
-            return [str(m.get("name") or m["model"]) for m in orjson.loads(resp.content)["models"]]
-        except ProviderError:
-            raise
-        except Exception as e:
-            raise self._fail(e) from e
+        resp = await Deadline(self._limits, self._label).run(
+            self._client.get(f"{self._base}/api/tags", headers=self._headers()))
+        if resp.status_code >= 400:
+            raise self._upstream_error(resp.status_code, resp.headers, resp.content)
+        return [str(m.get("name") or m["model"]) for m in orjson.loads(resp.content)["models"]]
 
     async def aclose(self) -> None:
         if self._owns_client:

@@ -51,8 +51,7 @@ def retry_after_headers(seconds: float | None) -> list[tuple[bytes, bytes]]:
 
 def no_model_body(e: NoHealthyModelError) -> bytes:
     """429 `rate_limit_exceeded` when only rate limits stood in the way, else 503 `no_healthy_model`."""
-    type_, code = ("rate_limit_error", "rate_limit_exceeded") if e.rate_limited else (
-        "service_unavailable", "no_healthy_model")
+    type_, code = e.type_code
     return orjson.dumps({"error": {"message": e.message, "type": type_, "param": None, "code": code,
                                    "tried": [{"model": m, "error": k} for m, k in e.tried]}})
 

@@ -54,8 +54,7 @@ class ApiError:
     def of(cls, e: RequestError | NoHealthyModelError) -> ApiError:
         if isinstance(e, RequestError):
             return cls(e.status, e.message, e.type, e.code, e.param)
-        type_, code = ("rate_limit_error", "rate_limit_exceeded") if e.rate_limited else (
-            "service_unavailable", "no_healthy_model")
+        type_, code = e.type_code
         return cls(e.status, e.message, type_, code, None, e.retry_after)
 
     def retry_headers(self) -> list[tuple[bytes, bytes]]:

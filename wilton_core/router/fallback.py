@@ -51,6 +51,8 @@ log = logging.getLogger("wilton.router")
 
 # attempt kinds after which a model cannot serve this request, however long the request waits
 _REQUEST_KINDS = frozenset({"bad_request", "context_too_long", "internal_error"})
+# of those, the ones that are the client's to fix (when every model says so: a 400)
+_CLIENT_KINDS = frozenset({"bad_request", "context_too_long"})
 
 
 @dataclass(slots=True)
@@ -140,8 +142,16 @@ class FallbackExecutor:
         blocked = {a.model_id for a in attempts if a.kind in _REQUEST_KINDS}
         rate_limited = all(m not in blocked and self._rt[m].breaker.deferred_until > now
                            and self._rt[m].breaker.open_until == 0.0 for m in chain) and bool(chain)
-        return NoHealthyModelError(msg, tried, retry_after=min(waits) if waits else None,
-                                   rate_limited=rate_limited)
+        rejected = None
+        refused_by = {a.model_id for a in attempts if a.kind in _CLIENT_KINDS}
+        if chain and all(m in refused_by for m in chain):
+            kinds_seen = {a.kind for a in attempts if a.kind in _CLIENT_KINDS}
+            rejected = "context_too_long" if kinds_seen == {"context_too_long"} else "bad_request"
+            # the client needs the upstream's own words to fix its request
+            why = "; ".join(dict.fromkeys(a.message for a in attempts if a.kind in _CLIENT_KINDS and a.message))
+            msg = f"Every eligible model refused the request: {why or msg}"
+        return NoHealthyModelError(msg, tried, retry_after=None if rejected else (min(waits) if waits else None),
+                                   rate_limited=rate_limited, rejected=rejected)
 
     def _why_skipped(self, mid: str) -> str:
         b = self._rt[mid].breaker

@@ -168,7 +168,7 @@ class RouterService:
         self.runtimes: dict[str, ModelRuntime] = {}
         provided = providers or {}
         for m in config.models:
-            provider = provided.get(m.id) or make_provider(m, environ=self._environ)
+            provider = provided.get(m.id) or make_provider(m, environ=self._environ, routing=self.routing)
             breaker = Breaker(self.routing.cooldown_failures, self.routing.cooldown_s, self.routing.cooldown_max_s)
             self.runtimes[m.id] = ModelRuntime(m, provider, breaker, m.is_configured(self._environ))
         self.weights = SelectorWeights.from_routing(self.routing)
@@ -523,7 +523,7 @@ class RouterService:
     def record_failure(self, d: Decision, err: NoHealthyModelError, stream: bool) -> None:
         """A request no model could serve still lands in the ledger (status error)."""
         attempts = [Attempt(m, k) for m, k in err.tried if k != "cooldown"]
-        self._record(d, None, attempts, status="error", error_class="no_healthy_model",
+        self._record(d, None, attempts, status="error", error_class=err.rejected or "no_healthy_model",
                      latency_s=time.perf_counter() - d.started, ttft_s=None, usage=Usage(), stream=stream,
                      http_status=err.status)
 

@@ -28,6 +28,8 @@ __all__ = [
 # provider and open every breaker. 64 is far beyond any real schema and cheap to check.
 MAX_JSON_DEPTH = 64
 RESPONSE_FORMATS = frozenset({"text", "json_object", "json_schema"})
+# the content part types of OpenAI's chat messages; anything else is refused here, not by a provider
+PART_TYPES = frozenset({"text", "image_url", "input_audio", "file", "refusal"})
 _TOOL_CHOICES = frozenset({"none", "auto", "required"})
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
@@ -103,6 +105,8 @@ def _check_content(i: int, msg: dict[str, Any]) -> None:
             if not isinstance(part, dict) or not isinstance(part.get("type"), str):
                 raise _bad(f"'{where}[{j}]' must be an object with a string 'type'.", f"{where}[{j}]",
                            "invalid_type")
+            if part["type"] not in PART_TYPES:
+                raise _bad(f"'{where}[{j}].type' must be one of {sorted(PART_TYPES)}.", f"{where}[{j}].type")
             if part["type"] == "text" and not isinstance(part.get("text"), str):
                 raise _bad(f"'{where}[{j}].text' must be a string.", f"{where}[{j}].text", "invalid_type")
             if part["type"] == "image_url":

@@ -14,6 +14,17 @@ A `Script` is the JSON a test posts to `/_fake/script` (or the CLI flags build a
     {"model": "m1", "reply": "fixed text"}                     answer text instead of the echo
     {"model": "m1", "tool_call": false}                        never answer with a tool call
 
+Hostile replies (an upstream we must not trust; each is a failure mode bounded by `times`):
+
+    {"model": "m1", "raw_reply": "{...}"}                      200 with exactly this body (not streams)
+    {"model": "m1", "raw_frames": ["data: {...}\n\n", ...]}    streams: exactly these frames, then end
+    {"model": "m1", "raw_frames": [...], "tail_frame": ": ping\n\n", "tail_every_ms": 50}
+                                                               then repeat tail_frame until the client leaves
+    {"model": "m1", "huge_bytes": 8388608}                     200 whose body (or one stream line) is this
+                                                               big, chunked; stats()["sent_bytes"] says how
+                                                               much went out before the client dropped it
+    {"model": "m1", "raw_reply": "{...}", "cut_after_bytes": 10}  chunked reply cut (connection reset) there
+
 `times` bounds the failure modes (status/reset/malformed/stall/die); absent means "always".
 `decide` is pure: the request number and a uniform draw come in, an `Action` comes out.
 """
@@ -71,6 +82,17 @@ class Script:
     flap: int | None = None
     reply: str | None = None
     tool_call: bool = True
+    raw_reply: str | None = None
+    raw_frames: list[str] | None = None
+    tail_frame: str | None = None
+    tail_every_ms: float = 50.0
+    huge_bytes: int | None = None
+    cut_after_bytes: int | None = None
+
+    @property
+    def hostile(self) -> bool:
+        return (self.raw_reply is not None or self.raw_frames is not None or self.tail_frame is not None
+                or self.huge_bytes is not None)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Script:
@@ -87,6 +109,12 @@ class Script:
             raise ValueError("status must be an HTTP status")
         if s.flap is not None and s.flap < 1:
             raise ValueError("flap must be >= 1")
+        if s.raw_frames is not None and not all(isinstance(f, str) for f in s.raw_frames):
+            raise ValueError("raw_frames must be a list of strings")
+        if s.tail_every_ms <= 0:
+            raise ValueError("tail_every_ms must be > 0")
+        if s.huge_bytes is not None and not 0 < s.huge_bytes <= 1 << 30:
+            raise ValueError("huge_bytes must be in (0, 1 GiB]")
         return s
 
     def as_json(self) -> dict[str, Any]:
@@ -95,7 +123,7 @@ class Script:
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """What to do with one request. kind: "ok" | "status" | "reset" | "malformed"."""
+    """What to do with one request. kind: "ok" | "status" | "reset" | "malformed" | "hostile"."""
 
     kind: str = "ok"
     status: int = 200
@@ -109,6 +137,13 @@ class Action:
     die_after: int | None = None
     reply: str | None = None
     tool_call: bool = True
+    # kind "hostile": see the Script keys of the same names
+    raw_reply: str | None = None
+    raw_frames: tuple[str, ...] | None = None
+    tail_frame: str | None = None
+    tail_every_s: float = 0.05
+    huge_bytes: int | None = None
+    cut_after_bytes: int | None = None
 
 
 def _lognormal_ms(median: float, sigma: float, u: float) -> float:
@@ -151,18 +186,14 @@ def decide(script: Script, n: int, used: int, u: float) -> tuple[Action, bool]:
         return replace(base, kind="status", status=script.status), True
     if script.malformed:
         return replace(base, kind="malformed"), True
+    if script.hostile:
+        return replace(base, kind="hostile", raw_reply=script.raw_reply,
+                       raw_frames=None if script.raw_frames is None else tuple(script.raw_frames),
+                       tail_frame=script.tail_frame, tail_every_s=script.tail_every_ms / 1000,
+                       huge_bytes=script.huge_bytes, cut_after_bytes=script.cut_after_bytes), True
     if script.stall_after_chunks is not None or script.die_after_chunks is not None:
         return replace(base, stall_after=script.stall_after_chunks, die_after=script.die_after_chunks), True
     return base, False
-    if script.reset:
-        return Action(kind="reset", **base), True
-    if script.status is not None and script.status >= 400:
-        return Action(kind="status", status=script.status, **base), True
-    if script.malformed:
-        return Action(kind="malformed", **base), True
-    if script.stall_after_chunks is not None or script.die_after_chunks is not None:
-        return Action(stall_after=script.stall_after_chunks, die_after=script.die_after_chunks, **base), True
-    return Action(**base), False
 
 
 class ScriptBook:
@@ -176,7 +207,13 @@ class ScriptBook:
         self._used: Counter[str] = Counter()
         self._by_path: Counter[tuple[str, str]] = Counter()
         self._last: deque[dict[str, Any]] = deque(maxlen=history)
+        self._sent: Counter[str] = Counter()
         self.models_seen: set[str] = set()
+
+    def note_sent(self, model: str, n: int) -> None:
+        """Bytes of a hostile reply that went out before the client dropped the connection."""
+        with self._lock:
+            self._sent[model] += n
 
     def set(self, script: Script) -> None:
         with self._lock:
@@ -195,6 +232,7 @@ class ScriptBook:
             self._used.clear()
             self._by_path.clear()
             self._last.clear()
+            self._sent.clear()
             self.models_seen.clear()
 
     def next_action(self, model: str, path: str, record: dict[str, Any], u: float) -> Action:
@@ -229,5 +267,6 @@ class ScriptBook:
                 "by_path": dict(by_path),
                 "by_model_path": by_model,
                 "last": list(self._last),
+                "sent_bytes": dict(self._sent),
                 "scripts": {k: v.as_json() for k, v in self._scripts.items()} | {"*": self._default.as_json()},
             }

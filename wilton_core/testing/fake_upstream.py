@@ -209,6 +209,8 @@ class FakeApp:
             return await _respond(send, 401, error_body(wire, 401, "invalid api key"))
         if action.kind == "malformed" and not req.stream:
             return await _respond(send, 200, malformed_body(wire), CONTENT_TYPES[(wire, False)])
+        if action.kind == "hostile":
+            return await self._hostile(send, wire, req.model, req.stream, action)
         reply = build_reply(req, reply=action.reply, reply_words=action.reply_words, tool_call=action.tool_call)
         if not req.stream:
             total = action.ttft_s + (reply.completion_tokens / action.tokens_per_s if action.tokens_per_s else 0.0)
@@ -300,6 +302,77 @@ class FakeApp:
                     owed = 0.0
             await send({"type": "http.response.body", "body": frame, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
+
+
+    async def _hostile(self, send: Send, wire: str, model: str, stream: bool, action: Action) -> None:
+        """A 200 the client must not trust (see the hostile keys in fake_script), sent chunked.
+
+        Bytes are counted only while the client is still there, into stats()["sent_bytes"], so a
+        test can tell that a reply was cut short by the client rather than read to the end.
+        """
+        cycle = getattr(send, "__self__", None)
+        sent = 0
+
+        def gone() -> bool:
+            return bool(getattr(cycle, "disconnected", False)) or self.stopping.is_set()
+
+        async def put(data: bytes) -> bool:
+            nonlocal sent
+            if gone():
+                return False
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+            if gone():  # uvicorn drops writes to a closed connection silently
+                return False
+            sent += len(data)
+            return True
+
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", CONTENT_TYPES[(wire, stream)]), (b"cache-control", b"no-cache")]})
+        try:
+            if action.huge_bytes is not None:
+                sse = stream and wire != "ollama"
+                head, tail = (b'data: {"x": "', b'"}\n\n') if sse else (b'{"x": "', b'"}\n')
+                filler = b"a" * _HUGE_CHUNK
+                left = action.huge_bytes - len(head) - len(tail)
+                if not await put(head):
+                    return
+                while left > 0:
+                    if not await put(filler[:left]):
+                        return
+                    left -= _HUGE_CHUNK
+                    await asyncio.sleep(0)  # let the disconnect, if any, be seen
+                if not await put(tail):
+                    return
+            elif action.raw_reply is not None and not stream:
+                data = action.raw_reply.encode()
+                if action.cut_after_bytes is not None:
+                    await put(data[:action.cut_after_bytes])
+                    _abort(send)  # no terminating chunk: a truncated chunked body
+                    await asyncio.sleep(0)
+                    return
+                if not await put(data):
+                    return
+            else:
+                for frame in action.raw_frames or ():
+                    if not await put(frame.encode()):
+                        return
+                if action.tail_frame is not None:
+                    tail_frame = action.tail_frame.encode()
+                    until = time.monotonic() + _TAIL_MAX_S  # bounded even if the client never leaves
+                    while time.monotonic() < until:
+                        await asyncio.sleep(action.tail_every_s)
+                        if not await put(tail_frame):
+                            return
+                    _abort(send)
+                    await asyncio.sleep(0)
+                    return
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            self.book.note_sent(model, sent)
+
+
+_HUGE_CHUNK = 64 * 1024
+_TAIL_MAX_S = 60.0
 
 
 async def _respond(send: Send, status: int, body: bytes, content_type: bytes = _JSON,
