@@ -16,6 +16,7 @@ import httpx
 from wilton_core.config import ModelConfig
 from wilton_core.errors import BadRequestError, ConfigError, UnavailableError
 from wilton_core.providers.base import Embeddings
+from wilton_core.providers.limits import UpstreamLimits
 from wilton_core.types import Completion, Usage
 
 __all__ = ["MiniLMProvider"]
@@ -25,7 +26,8 @@ class MiniLMProvider:
     name = "minilm"
 
     def __init__(self, model: ModelConfig, *, transport: httpx.AsyncBaseTransport | None = None,
-                 environ: Mapping[str, str] | None = None) -> None:
+                 environ: Mapping[str, str] | None = None, limits: UpstreamLimits | None = None) -> None:
+        # in-process: no upstream, so the transport and the upstream limits do not apply
         self.model = model
         self._encoder: Any = None
 
