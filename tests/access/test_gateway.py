@@ -283,3 +283,21 @@ async def test_rate_limiter_fails_open_without_redis() -> None:
     checks = await limiter.admit("key_x", rpm=1, tpm=10)
     assert checks and all(c.ok for c in checks)
     limiter.close()
+
+
+async def test_outage_detail_hidden_from_non_admin(make_gateway: Any, fake: Any) -> None:
+    """A 503 tells a non-admin key that nothing is available, not which models failed and how."""
+    gw = await make_gateway()
+    _key, secret = KeyRepo(gw.store).create(KeySpec("team-o", models=("local-*",)))
+    await gw.refresh()
+    fake.script("local-a", status=500)
+    fake.script("local-b", status=500)
+    try:
+        r = await gw.chat(secret, model="auto")
+        assert r.status_code == 503, r.text
+        err = r.json()["error"]
+        assert err["code"] == "no_healthy_model" and "tried" not in err and "local-" not in err["message"]
+        r = await gw.chat(MASTER, model="local")
+        assert r.status_code == 503 and "tried" in r.json()["error"]  # the operator sees the detail
+    finally:
+        fake.clear()

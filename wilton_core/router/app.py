@@ -49,9 +49,16 @@ def retry_after_headers(seconds: float | None) -> list[tuple[bytes, bytes]]:
     return [(b"retry-after", str(max(1, math.ceil(seconds))).encode())]
 
 
-def no_model_body(e: NoHealthyModelError) -> bytes:
-    """429 `rate_limit_exceeded` when only rate limits stood in the way, else 503 `no_healthy_model`."""
+def no_model_body(e: NoHealthyModelError, detail: bool = True) -> bytes:
+    """400 when every model refused the request itself, 429 `rate_limit_exceeded` when only rate
+    limits stood in the way, else 503 `no_healthy_model`. `detail` (admins, or no keys): which
+    models were tried and how each failed; other keys get the outcome without the internals."""
     type_, code = e.type_code
+    if not detail:
+        message = {"rate_limit_exceeded": "Every model that can serve this request is rate limited; retry later.",
+                   "no_healthy_model": "No model that can serve this request is available right now; retry later.",
+                   }.get(code, e.message)
+        return orjson.dumps({"error": {"message": message, "type": type_, "param": None, "code": code}})
     return orjson.dumps({"error": {"message": e.message, "type": type_, "param": None, "code": code,
                                    "tried": [{"model": m, "error": k} for m, k in e.tried]}})
 
@@ -302,7 +309,8 @@ class RouterApp:
         except RequestError as e:
             await _send_error(send, e.status, e.message, e.type, e.param, e.code, echo)
         except NoHealthyModelError as e:
-            await _send_json(send, e.status, no_model_body(e), retry_after_headers(e.retry_after) + echo)
+            await _send_json(send, e.status, no_model_body(e, detail=caller is None or caller.admin),
+                             retry_after_headers(e.retry_after) + echo)
         except Exception:
             # a bug must not leak a traceback to the client; the log keeps it for us
             log.exception("unhandled error on /v1/chat/completions")
