@@ -31,7 +31,17 @@ __all__ = [
 
 Tier = Literal["selfhost", "edge", "frontier"]
 Capability = Literal["basic", "standard", "advanced"]
-ProviderName = Literal["ollama", "openai", "gemini", "anthropic", "dummy"]
+ProviderName = Literal["ollama", "openai", "gemini", "anthropic", "dummy", "faster_whisper", "espeak_ng"]
+# --- voice bridge (issue 19): what a model does. Chat models are the default; "stt" models answer
+# /v1/audio/transcriptions, "tts" models /v1/audio/speech. Audio models live in the same [[models]]
+# list and are moved to StackConfig.audio_models, so chat routing never sees them.
+ModelKind = Literal["chat", "stt", "tts"]
+_AUDIO_PROVIDERS: dict[str, frozenset[str]] = {
+    "chat": frozenset({"ollama", "openai", "gemini", "anthropic", "dummy"}),
+    "stt": frozenset({"faster_whisper", "openai"}),  # openai = any OpenAI-compatible server
+    "tts": frozenset({"espeak_ng", "openai"}),
+}
+# --- end voice bridge
 
 CAPABILITY_RANK: dict[str, int] = {"basic": 0, "standard": 1, "advanced": 2}
 DEFAULT_LOCAL_BASE_URL = "http://127.0.0.1:8081/v1"
@@ -62,8 +72,27 @@ class ModelConfig(_Strict):
     timeout_s: float = Field(default=60.0, gt=0)
     max_output_tokens: int | None = Field(default=None, gt=0)
     simulated: bool = Field(default=False, description="a demo/fake upstream, never a real provider")
+    # --- voice bridge (issue 19); see docs/voice.md
+    kind: ModelKind = Field(default="chat", description="chat, stt (speech to text) or tts (text to speech)")
+    cost_per_audio_minute: float = Field(default=0.0, ge=0, description="USD per minute of audio (stt: in, tts: 0)")
+    cost_per_mchars: float = Field(default=0.0, ge=0, description="USD per million characters (tts input)")
+    voice: str | None = Field(default=None, max_length=64, description="tts: voice used when a request names none")
+    # --- end voice bridge
 
-    @field_validator("input_cost_per_mtok", "output_cost_per_mtok", "timeout_s")
+    @model_validator(mode="after")
+    def _provider_fits_kind(self) -> ModelConfig:
+        allowed = _AUDIO_PROVIDERS[self.kind]
+        if self.provider not in allowed:
+            raise ValueError(f"provider '{self.provider}' cannot serve kind '{self.kind}'"
+                             f" (use one of: {', '.join(sorted(allowed))})")
+        return self
+
+    def audio_cost_usd(self, audio_s: float, chars: int) -> float:
+        """Cost of one audio request: per minute of audio plus per million characters."""
+        return audio_s / 60.0 * self.cost_per_audio_minute + chars * self.cost_per_mchars / 1e6
+
+    @field_validator("input_cost_per_mtok", "output_cost_per_mtok", "timeout_s",
+                     "cost_per_audio_minute", "cost_per_mchars")
     @classmethod
     def _finite(cls, v: float) -> float:
         if not math.isfinite(v):
@@ -152,6 +181,8 @@ class LatencyTargets(_Strict):
 
 class StackConfig(_Strict):
     models: list[ModelConfig] = Field(default_factory=list)
+    # voice bridge: the [[models]] entries whose kind is stt or tts, in file order
+    audio_models: list[ModelConfig] = Field(default_factory=list)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     latency_targets: LatencyTargets = Field(default_factory=LatencyTargets)
 
@@ -161,6 +192,18 @@ class StackConfig(_Strict):
         for i, m in enumerate(self.models):
             if m.id in seen:
                 raise ValueError(f"models[{i}] (id='{m.id}'): duplicate model id")
+            seen.add(m.id)
+        # voice bridge: stt/tts entries of [[models]] move to audio_models, so every chat path
+        # (selector, probes, listings) keeps seeing chat models only; ids share one namespace
+        audio = [m for m in self.models if m.kind != "chat"]
+        if audio:
+            object.__setattr__(self, "models", [m for m in self.models if m.kind == "chat"])
+            object.__setattr__(self, "audio_models", [*self.audio_models, *audio])
+        for m in self.audio_models[: len(self.audio_models) - len(audio)]:
+            if m.kind == "chat":
+                raise ValueError(f"audio_models (id='{m.id}'): kind must be stt or tts")
+            if m.id in seen:
+                raise ValueError(f"audio_models (id='{m.id}'): duplicate model id")
             seen.add(m.id)
         return self
 
@@ -213,7 +256,7 @@ def load_config(path: str | os.PathLike[str]) -> StackConfig:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: not valid TOML: {e}") from None
     cfg = parse_config(raw, str(p))
-    if not cfg.models:
+    if not cfg.models and not cfg.audio_models:
         raise ConfigError(f"{p}: no models declared (add at least one [[models]] table)")
     return cfg
 
@@ -260,4 +303,7 @@ def default_config(environ: Mapping[str, str] | None = None) -> StackConfig:
              context_window=200000, input_cost_per_mtok=3.0, output_cost_per_mtok=15.0,
              supports_tools=True, supports_vision=True),
     ]
+    from wilton_core.audio.defaults import default_audio_models  # voice bridge
+
+    models += default_audio_models(env)
     return parse_config({"models": models}, "embedded defaults")

@@ -16,7 +16,9 @@ from typing import Any
 
 import orjson
 
+from wilton_core.audio.service import AudioService
 from wilton_core.errors import NoHealthyModelError, RequestError
+from wilton_core.router.audio_routes import AudioRoutes
 from wilton_core.router.service import RouterService
 from wilton_core.router.wire import error_body, validate_chat_request
 
@@ -90,8 +92,14 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
 
 class RouterApp:
     def __init__(self, service: RouterService, *, metrics: Callable[[], tuple[bytes, str]] | None = None,
-                 openapi: Callable[[], dict[str, Any]] | None = None) -> None:
+                 openapi: Callable[[], dict[str, Any]] | None = None, audio: AudioRoutes | None = None) -> None:
         self.service = service
+        # --- voice bridge (issue 19): audio endpoints when audio models are configured
+        if audio is None and service.config.audio_models:
+            audio = AudioRoutes(AudioService(service.config, ledger=service.ledger, latency=service.latency,
+                                             replica=service.replica))
+        self.audio = audio
+        # --- end voice bridge
         self._metrics = metrics
         self._openapi = openapi
         self._openapi_cache: bytes | None = None
@@ -121,8 +129,12 @@ class RouterApp:
                     log.error("router failed to start: %s", e)
                     await send({"type": "lifespan.startup.failed", "message": str(e)})
                     return
+                if self.audio is not None:  # voice bridge: load the embedded model off the loop
+                    self.audio.service.start()
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
+                if self.audio is not None:  # voice bridge
+                    await self.audio.service.aclose()
                 await self.service.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -137,6 +149,15 @@ class RouterApp:
                 return
             await self._chat(scope, receive, send)
             return
+        # --- voice bridge (issue 19): handlers in audio_routes.py
+        if self.audio is not None and path in self.audio.routes:
+            if method != "POST":
+                await _send_error(send, 405, f"Method {method} not allowed on {path}; use POST.",
+                                  "invalid_request_error", None, "method_not_allowed")
+                return
+            await self.audio.handle(scope, receive, send)
+            return
+        # --- end voice bridge
         handler = self._get.get(path)
         if handler is None:
             await _send_error(send, 404, f"Unknown path {path}.", "invalid_request_error", None, "not_found")
@@ -188,7 +209,10 @@ class RouterApp:
                                   None, "internal_error")
 
     async def _models(self, send: Send) -> None:
-        await _send_json(send, 200, orjson.dumps(self.service.list_models()))
+        listing = self.service.list_models()
+        if self.audio is not None:  # voice bridge: audio models are listed with their kind
+            listing["data"] += self.audio.service.list_models(int(self.service.started_at))
+        await _send_json(send, 200, orjson.dumps(listing))
 
     async def _healthz(self, send: Send) -> None:
         await _send_json(send, 200, b'{"status":"ok"}')

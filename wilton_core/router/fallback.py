@@ -213,6 +213,15 @@ class FallbackExecutor:
                 raise self._no_model(chain, attempts)
             await self._sleep(min(waits) - now)
 
+    # --- voice bridge (issue 19): the same chain policy for any call (audio engines)
+    async def run(
+        self, chain: Sequence[str], call: Callable[[ModelRuntime], Awaitable[_T]]
+    ) -> tuple[ModelRuntime, _T, list[Attempt], float]:
+        """`call` down `chain` with this executor's retries, breakers and deferrals:
+        (runtime that answered, its result, failed attempts before it, seconds of the last call)."""
+        return await self._first_success(chain, call)
+    # --- end voice bridge
+
     async def complete(self, chain: Sequence[str], body: Mapping[str, Any]) -> ChainResult:
         async def call(rt: ModelRuntime) -> Completion:
             completion = await rt.provider.complete(body)

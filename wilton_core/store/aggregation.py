@@ -38,7 +38,11 @@ LEDGER_COLUMNS: tuple[str, ...] = (
     "ts", "request_id", "model_id", "tier", "is_local", "provider", "intent", "difficulty",
     "latency_s", "ttft_s", "tokens_in", "tokens_out", "cost_usd", "status", "error_class",
     "fallbacks", "tried", "stream", "replica", "attempt_errors", "http_status", "key_id", "local_only",
+    "audio_s", "chars",  # voice bridge, migration 0006
 )
+
+# voice bridge: the ledger intents of audio requests (speech to text, text to speech)
+AUDIO_INTENTS = frozenset({"stt", "tts"})
 
 AggKey = tuple[str, str, str, str, str, str]
 HistKey = tuple[str, str, str, float]
@@ -51,6 +55,7 @@ def ledger_row(r: LedgerRecord) -> tuple[Any, ...]:
         r.difficulty, r.latency_s, r.ttft_s, r.tokens_in, r.tokens_out, r.cost_usd, r.status,
         r.error_class, r.fallbacks, r.tried, int(bool(r.stream)), r.replica, r.attempt_errors,
         r.http_status, r.key_id, int(bool(r.local_only)),
+        r.audio_s, r.chars,
     )
 
 
@@ -161,6 +166,8 @@ def rollup_deltas(records: Sequence[LedgerRecord]) -> dict[tuple[int, int], list
     """
     out: dict[tuple[int, int], list[Any]] = {}
     for r in records:
+        if r.intent in AUDIO_INTENTS:
+            continue  # voice bridge: audio requests are not in the chat phi window (docs/voice.md)
         key = (rollup_bucket(r.ts), int(bool(r.is_local)))
         acc = out.get(key)
         if acc is None:
