@@ -19,7 +19,7 @@ FORMATS: dict[str, tuple[str, str]] = {
 }
 
 
-def speak_wav(text: str, voice: str = "en-us", wpm: int = 150) -> bytes:
+def speak_wav(text: str, voice: str = "en-us", wpm: int = 130) -> bytes:
     """`text` spoken by espeak-ng, as a WAV file."""
     exe = shutil.which("espeak-ng")
     if exe is None:

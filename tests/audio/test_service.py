@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
+from wilton_core.audio.decode import Pcm
+from wilton_core.audio.encode import encode_audio
 from wilton_core.audio.service import AudioService
 from wilton_core.audio.stt import Segment, Transcript, TranscriptionRequest
 from wilton_core.audio.tts import Speech, SpeechRequest
@@ -28,6 +31,8 @@ CFG = parse_config({
     "routing": {"backoff_base_s": 0.0, "max_attempts_per_model": 2, "max_retry_after_s": 0.0},
 })
 ENV = {"K": "secret"}
+# two seconds of silence as a WAV: the service decodes every upload before trying a model
+WAV = encode_audio(Pcm(np.zeros(32000, dtype=np.float32)), "wav")
 
 
 class FakeSTT:
@@ -106,29 +111,40 @@ def test_a_local_only_request_cannot_pin_an_api_model():
 
 async def test_local_answers_and_the_row_says_so():
     svc, ledger, _ = _svc()
-    out = await svc.transcribe(TranscriptionRequest(b"abc"), "whisper-1")
-    assert out.transcript.text == "[local] 3" and out.model.id == "local-stt" and out.attempts == []
+    out = await svc.transcribe(TranscriptionRequest(WAV), "whisper-1")
+    assert out.transcript.text == f"[local] {len(WAV)}" and out.model.id == "local-stt" and out.attempts == []
     (row,) = ledger.rows
+    # the duration is the decoded audio's, not what an engine claims (the fakes say 120 s)
     assert (row.intent, row.model_id, row.is_local, row.audio_s, row.chars, row.cost_usd, row.status) == (
-        "stt", "local-stt", True, 120.0, 9, 0.0, "ok")
+        "stt", "local-stt", True, 2.0, len(out.transcript.text), 0.0, "ok")
     assert svc.latency.get_stats()["stt"]["count"] == 1
 
 
 async def test_failing_local_falls_back_to_the_api_and_pays_per_minute():
     svc, ledger, stt = _svc(local_fail=[UnavailableError("model.bin missing"), UnavailableError("again")])
-    out = await svc.transcribe(TranscriptionRequest(b"abc"), "whisper-1", key_id="k1")
+    out = await svc.transcribe(TranscriptionRequest(WAV), "whisper-1", key_id="k1")
     assert out.model.id == "api-stt" and [a.model_id for a in out.attempts] == ["local-stt", "local-stt"]
     assert stt["local-stt"].calls == 2  # retried once (max_attempts_per_model=2), then moved on
     (row,) = ledger.rows
     assert row.model_id == "api-stt" and row.fallbacks == 2 and row.tried == "local-stt,local-stt"
     assert row.attempt_errors == "local-stt:unavailable,local-stt:unavailable"
-    assert row.cost_usd == pytest.approx(2 * 0.006) and row.key_id == "k1"
+    assert row.cost_usd == pytest.approx(2.0 / 60 * 0.006) and row.key_id == "k1"
+
+
+async def test_undecodable_audio_is_the_clients_400_and_no_model_is_tried():
+    from wilton_core.audio.errors import UndecodableAudioError
+
+    svc, ledger, stt = _svc()
+    with pytest.raises(UndecodableAudioError):
+        await svc.transcribe(TranscriptionRequest(b"not audio" * 10), "auto")
+    assert all(e.calls == 0 for e in stt.values())
+    assert ledger.rows[0].http_status == 400 and ledger.rows[0].error_class == "invalid_audio"
 
 
 async def test_local_only_request_never_reaches_the_api():
     svc, ledger, stt = _svc(local_fail=[UnavailableError("x"), UnavailableError("y")])
     with pytest.raises(NoHealthyModelError):
-        await svc.transcribe(TranscriptionRequest(b"abc"), "auto", local_only=True)
+        await svc.transcribe(TranscriptionRequest(WAV), "auto", local_only=True)
     assert stt["api-stt"].calls == 0
     (row,) = ledger.rows
     assert row.status == "error" and row.local_only and row.error_class == "no_healthy_model"
@@ -138,7 +154,7 @@ async def test_local_only_request_never_reaches_the_api():
 async def test_everything_failing_is_one_error_row():
     svc, ledger, _ = _svc(local_fail=[UnavailableError("x")] * 2, api_fail=[RateLimitedError("slow", retry_after=60)])
     with pytest.raises(NoHealthyModelError) as e:
-        await svc.transcribe(TranscriptionRequest(b"abc"), "auto")
+        await svc.transcribe(TranscriptionRequest(WAV), "auto")
     assert [k for _, k in e.value.tried] == ["unavailable", "unavailable", "rate_limited"]
     assert len(ledger.rows) == 1 and ledger.rows[0].status == "error"
 
@@ -146,18 +162,18 @@ async def test_everything_failing_is_one_error_row():
 async def test_refused_requests_are_rows_too():
     svc, ledger, _ = _svc()
     with pytest.raises(RequestError):
-        await svc.transcribe(TranscriptionRequest(b"abc"), "chat")
+        await svc.transcribe(TranscriptionRequest(WAV), "chat")
     assert ledger.rows[0].status == "error" and ledger.rows[0].http_status == 400 and ledger.rows[0].intent == "stt"
 
 
 async def test_stream_commits_after_the_first_segment():
     svc, ledger, _ = _svc(local_fail=[UnavailableError("x")] * 2)
-    out = await svc.open_transcript_stream(TranscriptionRequest(b"abcd"), "auto")
+    out = await svc.open_transcript_stream(TranscriptionRequest(WAV), "auto")
     events = [e async for e in out.events]
     assert out.model.id == "api-stt"
     assert [type(e).__name__ for e in events] == ["Segment", "Segment", "Transcript"]
     (row,) = ledger.rows
-    assert row.stream and row.status == "ok" and row.audio_s == 120.0
+    assert row.stream and row.status == "ok" and row.audio_s == 2.0
 
 
 async def test_speech_falls_back_and_costs_per_character():

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
+from wilton_core.audio.decode import decode_audio
 from wilton_core.audio.engines import AudioLimits, make_stt, make_tts
 from wilton_core.audio.stt import Segment, SpeechToText, Transcript, TranscriptionRequest
 from wilton_core.audio.tts import Speech, SpeechRequest, TextToSpeech
@@ -230,21 +232,37 @@ class AudioService:
 
     # ---- speech to text ---------------------------------------------------------------------
 
+    async def _decoded(self, ctx: _Ctx, req: TranscriptionRequest) -> TranscriptionRequest:
+        """Decode the upload once, before any model is tried: what cannot be heard is the client's
+        400 (never a reason to try the next model), and the ledger gets the true duration."""
+        if importlib.util.find_spec("av") is None:  # without the [voice] extra, remote servers decode
+            return req
+        try:
+            pcm = await asyncio.to_thread(decode_audio, req.audio, max_bytes=self.limits.max_upload_bytes,
+                                          max_duration_s=self.limits.max_duration_s)
+        except RequestError as e:
+            self._row(ctx, None, [], status="error", error_class=e.code or "bad_request", http_status=e.status)
+            raise
+        return replace(req, pcm=pcm)
+
     async def transcribe(self, req: TranscriptionRequest, requested: str, *, key_id: str = "",
                          local_only: bool = False) -> TranscriptOutcome:
         ctx = self._ctx("stt", requested, stream=False, key_id=key_id, local_only=local_only)
+        req = await self._decoded(ctx, req)
 
         async def call(rt: ModelRuntime) -> Transcript:
             return await self.stt[rt.cfg.id].transcribe(req)
 
         rt, transcript, attempts, _ = await self._run(ctx, call)
-        self._row(ctx, rt.cfg, attempts, audio_s=transcript.duration_s, chars=len(transcript.text))
+        audio_s = req.pcm.duration_s if req.pcm is not None else transcript.duration_s
+        self._row(ctx, rt.cfg, attempts, audio_s=audio_s, chars=len(transcript.text))
         return TranscriptOutcome(transcript, rt.cfg, attempts, ctx.request_id)
 
     async def open_transcript_stream(self, req: TranscriptionRequest, requested: str, *, key_id: str = "",
                                      local_only: bool = False) -> TranscriptStream:
         """Falls back until a model produced its first segment (or finished): then it is committed."""
         ctx = self._ctx("stt", requested, stream=True, key_id=key_id, local_only=local_only)
+        req = await self._decoded(ctx, req)
 
         async def first(rt: ModelRuntime) -> tuple[Segment | Transcript, AsyncIterator[Segment | Transcript]]:
             agen = self.stt[rt.cfg.id].stream_segments(req)
@@ -259,10 +277,13 @@ class AudioService:
                 raise
 
         rt, (head, rest), attempts, _ = await self._run(ctx, first)
-        return TranscriptStream(rt.cfg, attempts, ctx.request_id, self._relay(ctx, rt, attempts, head, rest))
+        heard = req.pcm.duration_s if req.pcm is not None else None
+        return TranscriptStream(rt.cfg, attempts, ctx.request_id,
+                                self._relay(ctx, rt, attempts, head, rest, heard))
 
     async def _relay(self, ctx: _Ctx, rt: ModelRuntime, attempts: list[Attempt], head: Segment | Transcript,
-                     rest: AsyncIterator[Segment | Transcript]) -> AsyncIterator[Segment | Transcript]:
+                     rest: AsyncIterator[Segment | Transcript],
+                     heard: float | None) -> AsyncIterator[Segment | Transcript]:
         status, error_class, final = "stream_error", "client_disconnected", None
         try:
             item: Segment | Transcript | None = head
@@ -282,8 +303,9 @@ class AudioService:
         finally:
             with contextlib.suppress(Exception):
                 await rest.aclose()  # type: ignore[attr-defined]
+            audio_s = heard if heard is not None else (final.duration_s if final else 0.0)
             self._row(ctx, rt.cfg, attempts, status=status, error_class=error_class,
-                      audio_s=final.duration_s if final else 0.0, chars=len(final.text) if final else 0)
+                      audio_s=audio_s, chars=len(final.text) if final else 0)
 
     # ---- text to speech ---------------------------------------------------------------------
 

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from wilton_core.audio.decode import Pcm
+
 __all__ = ["Segment", "SpeechToText", "Transcript", "TranscriptionRequest", "Word"]
 
 
@@ -22,6 +24,8 @@ class TranscriptionRequest:
     prompt: str | None = None
     temperature: float = 0.0
     word_timestamps: bool = False
+    # the audio decoded once by the service before any model is tried (None without PyAV)
+    pcm: Pcm | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,16 +88,20 @@ class FasterWhisperSTT:
         return Transcript(text=text, duration_s=pcm.duration_s, language="english" if info.language == "en"
                           else str(info.language), segments=segments, words=words)
 
+    async def _pcm(self, req: TranscriptionRequest) -> Pcm:
+        if req.pcm is not None:
+            return req.pcm
+        return await asyncio.to_thread(decode_audio, req.audio, max_bytes=self._max_bytes,
+                                       max_duration_s=self._max_duration_s)
+
     async def transcribe(self, req: TranscriptionRequest) -> Transcript:
-        pcm = await asyncio.to_thread(decode_audio, req.audio, max_bytes=self._max_bytes,
-                                      max_duration_s=self._max_duration_s)
+        pcm = await self._pcm(req)
         async with self._run_lock:
             return await asyncio.to_thread(self.transcribe_pcm, pcm, req)
 
     async def stream_segments(self, req: TranscriptionRequest) -> AsyncIterator[Segment | Transcript]:
         """Each segment as the model finishes it, then the whole Transcript."""
-        pcm = await asyncio.to_thread(decode_audio, req.audio, max_bytes=self._max_bytes,
-                                      max_duration_s=self._max_duration_s)
+        pcm = await self._pcm(req)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Segment] = asyncio.Queue()
         wanted = True

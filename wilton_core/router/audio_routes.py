@@ -152,9 +152,18 @@ async def send_bytes(send: Send, status: int, body: bytes, ctype: str,
     await send({"type": "http.response.body", "body": body})
 
 
-def no_model_json(e: NoHealthyModelError) -> bytes:
-    return orjson.dumps({"error": {"message": e.message, "type": "service_unavailable", "param": None,
-                                   "code": "no_healthy_model", "tried": [{"model": m, "error": k} for m, k in e.tried]}})
+def no_model_reply(e: NoHealthyModelError) -> tuple[int, bytes]:
+    """400 when every model that was tried refused the request itself (a voice it does not have),
+    429 when only rate limits stood in the way, else 503."""
+    tried = [{"model": m, "error": k} for m, k in e.tried]
+    if e.tried and all(k == "bad_request" for _, k in e.tried):
+        status, type_, code = 400, "invalid_request_error", "rejected_by_model"
+    elif e.rate_limited:
+        status, type_, code = 429, "rate_limit_error", "rate_limit_exceeded"
+    else:
+        status, type_, code = 503, "service_unavailable", "no_healthy_model"
+    return status, orjson.dumps({"error": {"message": e.message, "type": type_, "param": None, "code": code,
+                                           "tried": tried}})
 
 
 class AudioRoutes:
@@ -177,7 +186,9 @@ class AudioRoutes:
         except RequestError as e:
             await send_bytes(send, e.status, error_body(e.message, e.type, e.param, e.code), "application/json")
         except NoHealthyModelError as e:
-            await send_bytes(send, 503, no_model_json(e), "application/json")
+            status, body = no_model_reply(e)
+            retry = [(b"retry-after", str(max(1, math.ceil(e.retry_after))).encode())] if e.retry_after else []
+            await send_bytes(send, status, body, "application/json", retry)
         except Exception:
             log.exception("unhandled error on %s", scope["path"])
             with contextlib.suppress(Exception):
