@@ -296,3 +296,33 @@ def test_pinned_api_voice_that_keeps_failing_is_503(broken):
         broken["client"].audio.speech.create(model="api-tts", voice="alloy", input="hello")
     assert e.value.status_code == 503
     broken["audio"].fail("tts-1", [])
+
+
+# The round trip: espeak-ng speaks, the router hears with the embedded tiny.en, no network.
+ROUND_TRIP = [
+    "What time is the meeting tomorrow?",
+    "My favourite colour is blue.",
+    "Good morning to you.",
+    "Can you tell me a short story about a cat?",
+    "Set a timer for ten minutes.",
+    "Please send me the report by Friday.",
+    "Turn off the lights in the kitchen.",
+    "I would like a cup of coffee.",
+]
+# Measured on this machine (2026-12, espeak-ng 1.51 en-us at 130 wpm): about 0.05 mean WER, worst
+# sentence 0.17. The bound leaves room for CPU-dependent int8 kernels, not for a broken pipeline
+# (a wrong sample rate or channel layout gives WER near 1).
+MAX_MEAN_WER = 0.20
+MAX_SENTENCE_WER = 0.45
+
+
+def test_round_trip_word_error_rate(stack):
+    from wilton_core.audio.wer import wer
+
+    rates = []
+    for sentence in ROUND_TRIP:
+        text = stack["client"].audio.transcriptions.create(model="whisper-1", file=("s.wav", speak_wav(sentence)),
+                                                           response_format="text")
+        rates.append(wer(sentence, text))
+        assert rates[-1] <= MAX_SENTENCE_WER, (sentence, text)
+    assert sum(rates) / len(rates) <= MAX_MEAN_WER, rates
