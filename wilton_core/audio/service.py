@@ -27,6 +27,7 @@ from wilton_core.audio.decode import decode_audio
 from wilton_core.audio.engines import AudioLimits, make_stt, make_tts
 from wilton_core.audio.stt import Segment, SpeechToText, Transcript, TranscriptionRequest
 from wilton_core.audio.tts import Speech, SpeechRequest, TextToSpeech
+from wilton_core.audio.whisper_local import FasterWhisperSTT
 from wilton_core.config import ModelConfig, StackConfig
 from wilton_core.core.health import Breaker
 from wilton_core.core.latency import LatencyTracker
@@ -163,7 +164,6 @@ class AudioService:
     def start(self) -> None:
         """Load the embedded speech-to-text models in the background (a few seconds of CPU), so the
         first transcription does not pay for it; a failure is logged and the chain falls back."""
-        from wilton_core.audio.whisper_local import FasterWhisperSTT
 
         async def warm(engine: FasterWhisperSTT) -> None:
             try:
@@ -306,6 +306,27 @@ class AudioService:
             audio_s = heard if heard is not None else (final.duration_s if final else 0.0)
             self._row(ctx, rt.cfg, attempts, status=status, error_class=error_class,
                       audio_s=audio_s, chars=len(final.text) if final else 0)
+
+    # ---- live transcription -----------------------------------------------------------------
+
+    def live_engine(self, requested: str, *, local_only: bool = False) -> tuple[ModelConfig, FasterWhisperSTT]:
+        """The embedded model that transcribes live audio: the first of the chain (remote servers
+        take whole files, not a stream). No fallback: a live stream cannot be replayed elsewhere."""
+        chain = self.chain("stt", requested, local_only=local_only)
+        for mid in chain:
+            engine = self.stt[mid]
+            if isinstance(engine, FasterWhisperSTT) and self.runtimes[mid].breaker.available(time.monotonic()):
+                return self.models[mid], engine
+        raise RequestError("Live transcription needs an embedded speech-to-text model (provider faster_whisper);"
+                           f" none is available among: {', '.join(chain)}.", param="model",
+                           code="model_not_supported", status=400)
+
+    def record_live(self, m: ModelConfig, *, started: float, audio_s: float, chars: int, status: str = "ok",
+                    error_class: str | None = None, key_id: str = "", local_only: bool = False) -> str:
+        """The ledger row of a finished live transcription (one per upload); returns its request id."""
+        ctx = _Ctx("stt", f"audio-{self._ids.getrandbits(96):024x}", started, True, key_id, local_only, [m.id])
+        self._row(ctx, m, [], status=status, error_class=error_class, audio_s=audio_s, chars=chars)
+        return ctx.request_id
 
     # ---- text to speech ---------------------------------------------------------------------
 

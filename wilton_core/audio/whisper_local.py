@@ -95,7 +95,10 @@ class FasterWhisperSTT:
                                        max_duration_s=self._max_duration_s)
 
     async def transcribe(self, req: TranscriptionRequest) -> Transcript:
-        pcm = await self._pcm(req)
+        return await self.transcribe_decoded(await self._pcm(req), req)
+
+    async def transcribe_decoded(self, pcm: Pcm, req: TranscriptionRequest) -> Transcript:
+        """Already decoded audio (live transcription's utterances), one run at a time, in a thread."""
         async with self._run_lock:
             return await asyncio.to_thread(self.transcribe_pcm, pcm, req)
 

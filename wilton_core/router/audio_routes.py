@@ -24,6 +24,7 @@ from wilton_core.audio.service import AudioService
 from wilton_core.audio.stt import Segment, Transcript, TranscriptionRequest
 from wilton_core.audio.tts import MAX_INPUT_CHARS, SpeechRequest
 from wilton_core.errors import NoHealthyModelError, ProviderError, RequestError
+from wilton_core.router.audio_live import LiveRoute
 from wilton_core.router.fallback import Attempt
 from wilton_core.router.wire import error_body, sse_event
 
@@ -174,7 +175,9 @@ class AudioRoutes:
             "/audio/transcriptions": self.transcriptions,
             "/v1/audio/speech": self.speech,
             "/audio/speech": self.speech,
+            "/v1/audio/transcriptions/live": self.live,
         }
+        self._live = LiveRoute(service)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """One request on an audio path: every failure becomes an OpenAI error JSON."""
@@ -214,6 +217,9 @@ class AudioRoutes:
         raw = body.encode() if isinstance(body, str) else orjson.dumps(body)
         await send_bytes(send, 200, raw, ctype, _headers(res.model.id, res.model.is_local, res.attempts,
                                                          res.request_id))
+
+    async def live(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._live(scope, receive, send, local_only=local_only(scope))
 
     async def speech(self, scope: Scope, receive: Receive, send: Send) -> None:
         chunks: list[bytes] = []
