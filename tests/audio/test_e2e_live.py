@@ -35,6 +35,14 @@ provider = "faster_whisper"
 model = "tiny.en"
 tier = "selfhost"
 is_local = true
+
+[[models]]
+id = "espeak"
+kind = "tts"
+provider = "espeak_ng"
+model = "espeak-ng"
+tier = "selfhost"
+is_local = true
 """
 FIRST = "What time is the meeting tomorrow?"
 SECOND = "Can you tell me a short story about a cat?"
@@ -138,3 +146,36 @@ def test_live_with_no_embedded_model_is_400(router):
 
     r = httpx.post(f"http://127.0.0.1:{router}/v1/audio/transcriptions/live?model=nope", content=b"\x00\x00" * 100)
     assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+
+
+def test_wiltonctl_voice_ask_times_each_stage(router, tmp_path, capsys):
+    import json
+
+    from wilton_core.cli.main import main
+
+    question = tmp_path / "q.wav"
+    question.write_bytes(speak_wav(FIRST))
+    answer = tmp_path / "a.wav"
+    rc = main(["voice", "ask", str(question), "--router-url", f"http://127.0.0.1:{router}", "--out", str(answer),
+               "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert wer(FIRST, out["transcript"]) <= 0.5, out
+    # the dummy chat model echoes the question: the spoken answer is the question again
+    assert out["answer"] == out["transcript"] and out["models"] == {"stt": "whisper-local", "llm": "chat",
+                                                                     "tts": "espeak"}
+    assert set(out["stages"]) == {"stt", "llm", "tts_generate", "tts_playback"}
+    assert all(v > 0 for v in out["stages"].values()) and out["targets"]["stt"] == 0.8
+    spoken = decode_audio(answer.read_bytes(), max_bytes=10_000_000, max_duration_s=60)
+    assert spoken.duration_s > 1.0
+
+
+def test_wiltonctl_voice_ask_reports_errors_in_one_line(router, tmp_path, capsys):
+    from wilton_core.cli.main import main
+
+    bad = tmp_path / "noise.wav"
+    bad.write_bytes(b"not audio" * 100)
+    assert main(["voice", "ask", str(bad), "--router-url", f"http://127.0.0.1:{router}"]) == 2
+    err = capsys.readouterr().err
+    assert "transcription failed: HTTP 400" in err and "Traceback" not in err
+    assert main(["voice", "ask", str(tmp_path / "missing.wav")]) == 2

@@ -70,6 +70,9 @@ def _register_areas() -> None:
     app.add_typer(models.app, name="models")
     app.add_typer(insights.app, name="insights")
     app.add_typer(hpc.app, name="hpc")
+    from wilton_core.cli import voice  # the voice bridge (issue 19)
+
+    app.add_typer(voice.app, name="voice")
 
 
 _register_areas()
