@@ -5,14 +5,13 @@ arrives (the fast server buffers a request body whole: docs/voice.md)."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import numpy as np
-import orjson
 import pytest
 
 from wilton_core.audio.decode import decode_audio
 from wilton_core.audio.wer import wer
+from wilton_core.testing.live_client import live_transcribe
 from wilton_core.testing.procs import ManagedProcess, free_port
 
 from .conftest import speak_wav
@@ -70,62 +69,12 @@ def _pcm16(seconds_or_wav: float | bytes) -> bytes:
     return (pcm * 32767).astype("<i2").tobytes()
 
 
-async def _live(port: int, audio: bytes, speech_end_s: list[float]) -> tuple[list[tuple[float, dict]], float, dict]:
-    """Upload `audio` in real time; return (events with arrival times), upload end time, and the
-    wall time each speech end in `speech_end_s` (audio seconds) was sent."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"POST /v1/audio/transcriptions/live HTTP/1.1\r\nhost: x\r\ncontent-type: audio/pcm\r\n"
-                 b"transfer-encoding: chunked\r\n\r\n")
-    step = int(CHUNK_S * 16000) * 2
-    sent_at: dict[float, float] = {}
-    events: list[tuple[float, dict]] = []
-
-    async def upload() -> float:
-        t0 = time.monotonic()
-        for i in range(0, len(audio), step):
-            # real time: chunk i leaves when its audio would have been recorded
-            await asyncio.sleep(max(0.0, t0 + i / 32000 - time.monotonic()))
-            chunk = audio[i:i + step]
-            writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-            await writer.drain()
-            for end in speech_end_s:
-                if end not in sent_at and (i + len(chunk)) / 32000 >= end:
-                    sent_at[end] = time.monotonic()
-        writer.write(b"0\r\n\r\n")
-        await writer.drain()
-        return time.monotonic()
-
-    async def download() -> None:
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
-        assert head.startswith(b"HTTP/1.1 200"), head
-        buf = b""
-        while True:
-            data = await asyncio.wait_for(reader.read(65536), 120)
-            if not data:
-                return
-            buf += data
-            while b"\n\n" in buf:
-                block, buf = buf.split(b"\n\n", 1)
-                for line in block.split(b"\n"):
-                    # chunked framing lines interleave; keep the SSE data lines
-                    if line.startswith(b"data: "):
-                        ev = orjson.loads(line[6:])
-                        events.append((time.monotonic(), ev))
-                        if ev.get("type") == "transcript.text.done":
-                            return
-
-    up = asyncio.create_task(upload())
-    await asyncio.wait_for(download(), 180)
-    ended = await up
-    writer.close()
-    return events, ended, sent_at
-
-
 def test_live_segments_arrive_while_the_speaker_talks(router):
     first, second = speak_wav(FIRST), speak_wav(SECOND)
     audio = _pcm16(0.5) + _pcm16(first) + _pcm16(1.5) + _pcm16(second) + _pcm16(1.5)
     end_first = 0.5 + len(_pcm16(first)) / 32000
-    events, upload_ended, sent_at = asyncio.run(_live(router, audio, [end_first]))
+    run = asyncio.run(live_transcribe(router, audio, marks=[end_first], chunk_s=CHUNK_S))
+    events, upload_ended, sent_at = run.events, run.upload_ended, run.sent_at
     kinds = [e["type"] for _, e in events]
     finals = [e for _, e in events if e["type"] == "transcript.segment"]
     assert [f["segment"] for f in finals] == [0, 1], kinds
