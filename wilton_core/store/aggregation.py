@@ -43,6 +43,8 @@ LEDGER_COLUMNS: tuple[str, ...] = (
 
 # voice bridge: the ledger intents of audio requests (speech to text, text to speech)
 AUDIO_INTENTS = frozenset({"stt", "tts"})
+# ...and the latency-target stage (LatencyTargets) each one's latency histogram is kept under
+AUDIO_STAGES = {"stt": "stt", "tts": "tts_generate"}
 
 AggKey = tuple[str, str, str, str, str, str]
 HistKey = tuple[str, str, str, float]
@@ -96,7 +98,8 @@ def hist_deltas(records: Iterable[LedgerRecord]) -> dict[HistKey, int]:
     """
     per_bucket: dict[tuple[str, str, str], list[int]] = {}
     for r in records:
-        obs: list[tuple[str, float]] = [("latency", r.latency_s)]
+        # voice bridge: an audio request's latency is its stage's (stt, tts_generate), not chat's
+        obs: list[tuple[str, float]] = [(AUDIO_STAGES.get(r.intent or "", "latency"), r.latency_s)]
         if r.ttft_s is not None:
             obs.append(("ttft", r.ttft_s))
         for kind, value in obs:
