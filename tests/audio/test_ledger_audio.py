@@ -44,3 +44,25 @@ def test_audio_rows_leave_the_chat_phi_window_and_have_their_own(store):
 def test_audio_columns_round_trip(store):
     store.insert_ledger([_row(0, "tts", True, audio_s=1.25, chars=17)])
     assert store.query("SELECT audio_s, chars FROM ledger") == [(1.25, 17)]
+
+
+def test_wiltonctl_voice_phi(tmp_path, capsys):
+    import json
+    import time
+
+    from wilton_core.cli.main import main
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    s = open_store(url)
+    s.migrate()
+    now = time.time()
+    s.insert_ledger([LedgerRecord(ts=now - 5, request_id=f"r{i}", model_id="m", tier="selfhost", is_local=i < 3,
+                                  provider="p", intent="stt", audio_s=10.0, chars=50) for i in range(4)]
+                    + [LedgerRecord(ts=now - 5000, request_id="old", model_id="m", tier="selfhost", is_local=False,
+                                    provider="p", intent="stt")])
+    s.close()
+    assert main(["voice", "phi", "--store-url", url, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["intents"]["stt"]["requests"] == 4 and out["intents"]["stt"]["phi"] == 0.75
+    assert main(["voice", "phi", "--store-url", url]) == 0
+    assert "75.0%" in capsys.readouterr().out

@@ -63,3 +63,39 @@ def ask(
         typer.echo(f"{stage:<14}{v:>9.3f}{target:>9.1f}  {'ok' if v <= target else 'OVER'}")
     typer.echo(f"models: {', '.join(f'{k}={v}' for k, v in turn.models.items())}"
                + (f"\nanswer audio: {out}" if out else ""))
+
+
+@app.command("phi")
+def phi(
+    store_url: Annotated[str | None, typer.Option(
+        "--store-url", help="WILTON_STORE_URL (default sqlite under ./data)")] = None,
+    window: Annotated[float, typer.Option(help="seconds back from now", min=1.0)] = 300.0,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object instead of the table")] = False,
+) -> None:
+    """The local share of audio requests (transcription, speech), apart from the chat phi the
+    controller holds (audio rows are not in that window: docs/voice.md)."""
+    import time
+
+    from wilton_core.audio.phi import audio_phi
+    from wilton_core.settings import load_settings
+    from wilton_core.store import open_store
+
+    store = open_store(load_settings(store_url=store_url).resolved_store_url())
+    try:
+        now = time.time()
+        shares = audio_phi(store, now - window, now)
+    finally:
+        store.close()
+    rows = {k: {"requests": v.requests, "local_requests": v.local_requests, "phi": v.phi, "audio_s": v.audio_s,
+                "chars": v.chars, "cost_usd": v.cost_usd, "errors": v.errors} for k, v in sorted(shares.items())}
+    if as_json:
+        typer.echo(json.dumps({"window_s": window, "intents": rows}))
+        return
+    if not rows:
+        typer.echo(f"no audio requests in the last {window:g} s")
+        return
+    typer.echo(f"{'intent':<7}{'served':>8}{'local':>7}{'phi':>8}{'audio s':>10}{'chars':>8}{'cost $':>10}{'errors':>8}")
+    for k, r in rows.items():
+        share = "-" if r["phi"] is None else f"{r['phi'] * 100:.1f}%"
+        typer.echo(f"{k:<7}{r['requests']:>8}{r['local_requests']:>7}{share:>8}{r['audio_s']:>10.1f}"
+                   f"{r['chars']:>8}{r['cost_usd']:>10.4f}{r['errors']:>8}")
