@@ -13,6 +13,7 @@ import time
 
 import httpx
 import openai
+import orjson
 import pytest
 
 from wilton_core.testing.fake_audio import FakeAudio
@@ -326,3 +327,24 @@ def test_round_trip_word_error_rate(stack):
         rates.append(wer(sentence, text))
         assert rates[-1] <= MAX_SENTENCE_WER, (sentence, text)
     assert sum(rates) / len(rates) <= MAX_MEAN_WER, rates
+
+
+def test_live_endpoint_answers_a_whole_upload_on_the_fast_server(stack, speech_wav):
+    # the default server buffers a request body whole: the events all come at the end, but right
+    from wilton_core.audio.decode import decode_audio
+
+    pcm = decode_audio(speech_wav, max_bytes=10_000_000, max_duration_s=60).samples
+    body = b"\x00\x00" * 8000 + (pcm * 32767).astype("<i2").tobytes() + b"\x00\x00" * 16000
+    r = httpx.post(stack["base"] + "/v1/audio/transcriptions/live", content=body, timeout=120,
+                   headers={"content-type": "audio/pcm"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    events = [orjson.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: ")]
+    finals = [e for e in events if e["type"] == "transcript.segment"]
+    assert len(finals) == 1 and {"story", "cat"} <= set(_words(finals[0]["text"]))
+    assert events[-1] == {"type": "transcript.text.done", "text": finals[0]["text"]}
+
+
+def test_audio_paths_refuse_other_methods(stack):
+    for path in ("/v1/audio/speech", "/v1/audio/transcriptions", "/v1/audio/transcriptions/live"):
+        r = httpx.get(stack["base"] + path)
+        assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
