@@ -9,9 +9,10 @@ from wilton_core.store import open_store
 from wilton_core.types import LedgerRecord
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = open_store(f"sqlite:///{tmp_path / 'w.db'}")
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request, tmp_path):
+    url = f"sqlite:///{tmp_path / 'w.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    s = open_store(url)
     s.migrate()
     yield s
     s.close()
