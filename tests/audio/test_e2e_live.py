@@ -128,3 +128,13 @@ def test_wiltonctl_voice_ask_reports_errors_in_one_line(router, tmp_path, capsys
     err = capsys.readouterr().err
     assert "transcription failed: HTTP 400" in err and "Traceback" not in err
     assert main(["voice", "ask", str(tmp_path / "missing.wav")]) == 2
+
+
+def test_live_upload_with_a_broken_wav_header_ends_with_an_error_event(router):
+    import httpx
+    import orjson
+
+    r = httpx.post(f"http://127.0.0.1:{router}/v1/audio/transcriptions/live", content=b"RIFF" + b"\x00" * 6000,
+                   timeout=60)
+    events = [orjson.loads(x[6:]) for x in r.text.splitlines() if x.startswith("data: ")]
+    assert r.status_code == 200 and events[-1]["error"]["code"] == "invalid_audio"

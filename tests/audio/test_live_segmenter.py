@@ -61,3 +61,24 @@ def test_a_long_utterance_is_cut_at_the_limit():
 
 def test_pcm16_conversion():
     assert pcm16_to_float(np.array([0, 16384, -32768], "<i2").tobytes()).tolist() == [0.0, 0.5, -1.0]
+
+
+def test_wav_header_is_skipped_once_complete():
+    import io
+    import wave
+
+    from wilton_core.errors import RequestError
+    from wilton_core.router.audio_live import strip_wav_header
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(b"\x01\x00" * 10)
+    wav = buf.getvalue()
+    assert strip_wav_header(b"RI") is None and strip_wav_header(wav[:30]) is None
+    assert strip_wav_header(wav) == b"\x01\x00" * 10
+    assert strip_wav_header(b"\x05\x00\x06\x00") == b"\x05\x00\x06\x00"  # raw PCM passes
+    with pytest.raises(RequestError):
+        strip_wav_header(b"RIFF" + b"\x00" * 5000)

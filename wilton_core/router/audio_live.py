@@ -40,6 +40,8 @@ _SSE = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control
 
 def strip_wav_header(head: bytes) -> bytes | None:
     """The PCM after a WAV header in `head`, or None when more bytes are needed to find it."""
+    if len(head) < 4 and b"RIFF".startswith(head):
+        return None  # too short to tell yet
     if not head.startswith(b"RIFF"):
         return head
     i = head.find(b"data", 12)
@@ -67,6 +69,7 @@ class LiveRoute:
         work = _Work()
         max_samples = int(self.service.limits.max_duration_s * self.cfg.rate)
         total = 0
+        refused: list[RequestError] = []  # what the reader found wrong with the upload
 
         async def read() -> None:
             nonlocal total
@@ -96,6 +99,8 @@ class LiveRoute:
                         break
                 for item in seg.flush():
                     work.put(item)
+            except RequestError as e:
+                refused.append(e)
             finally:
                 work.put(None)
 
@@ -120,6 +125,13 @@ class LiveRoute:
                     ev = {"type": "transcript.segment", "segment": item.index, "start": round(item.start_s, 3),
                           "end": round(item.end_s, 3), "text": t.text}
                 await send({"type": "http.response.body", "body": sse_event(ev), "more_body": True})
+            if refused:
+                e = refused[0]
+                status, error_class = "error", e.code or "bad_request"
+                await send({"type": "http.response.body", "body": sse_event(
+                    {"error": {"message": e.message, "type": e.type, "param": e.param, "code": e.code}}),
+                    "more_body": False})
+                return
             text = " ".join(f for f in finals if f)
             await send({"type": "http.response.body", "body": sse_event({"type": "transcript.text.done", "text": text}),
                         "more_body": True})
