@@ -190,4 +190,5 @@ def test_audio_models_are_listed_with_their_kind():
     svc, _, _ = _svc()
     listing = {m["id"]: m["wilton"] for m in svc.list_models(0)}
     assert listing["local-stt"]["kind"] == "stt" and listing["nokey-stt"]["configured"] is False
+    assert listing["nokey-stt"]["status"] == "not_configured" and listing["local-stt"]["status"] == "untested"
     assert "chat" not in listing

@@ -377,9 +377,15 @@ class AudioService:
             chars=chars))
 
     def list_models(self, created: int) -> list[dict[str, object]]:
-        return [{"id": m.id, "object": "model", "created": created, "owned_by": m.provider,
-                 "wilton": {"kind": m.kind, "provider": m.provider, "upstream_model": m.model, "tier": m.tier,
-                            "is_local": m.is_local, "configured": self.runtimes[m.id].configured,
-                            "cost_per_audio_minute": m.cost_per_audio_minute,
-                            "cost_per_mchars": m.cost_per_mchars}}
-                for m in self.models.values()]
+        now = time.monotonic()
+        out: list[dict[str, object]] = []
+        for m in self.models.values():
+            rt = self.runtimes[m.id]
+            status = "not_configured" if not rt.configured else (
+                "cooling_down" if not rt.breaker.available(now) else "untested")
+            out.append({"id": m.id, "object": "model", "created": created, "owned_by": m.provider,
+                        "wilton": {"kind": m.kind, "provider": m.provider, "upstream_model": m.model, "tier": m.tier,
+                                   "is_local": m.is_local, "configured": rt.configured, "status": status,
+                                   "cost_per_audio_minute": m.cost_per_audio_minute,
+                                   "cost_per_mchars": m.cost_per_mchars}})
+        return out
