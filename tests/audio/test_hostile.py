@@ -73,3 +73,13 @@ def test_decoder_on_garbage(data):
         assert e.status in (400, 413)
         return
     assert pcm.duration_s <= 5.0
+
+
+def test_speed_of_the_wrong_json_type_is_a_400_not_a_500():
+    # found by test_speech_body_parser: float([1]) raised TypeError (a 500)
+    import pytest
+
+    for speed in ([1], {"x": 1}, True, "fast", float("inf")):
+        with pytest.raises(RequestError) as e:
+            parse_speech_body({"input": "hi", "speed": speed})
+        assert e.value.status == 400 and e.value.param == "speed"

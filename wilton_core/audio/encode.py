@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import wave
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 
@@ -33,7 +33,8 @@ _CODECS: dict[str, tuple[str, str, tuple[int, ...] | None]] = {
 
 
 def _int16(pcm: Pcm) -> np.ndarray:
-    return (np.clip(pcm.samples, -1.0, 1.0) * 32767.0).astype("<i2")
+    out: np.ndarray = (np.clip(pcm.samples, -1.0, 1.0) * 32767.0).astype("<i2")
+    return out
 
 
 def encode_audio(pcm: Pcm, fmt: SpeechFormat) -> bytes:
@@ -60,7 +61,7 @@ def encode_container(pcm: Pcm, container_fmt: str, codec: str, rates: tuple[int,
         rate = 24000 if 24000 in rates else rates[0]
     buf = io.BytesIO()
     with av.open(buf, mode="w", format=container_fmt) as out:
-        stream = out.add_stream(codec, rate=rate)
+        stream = cast("av.AudioStream", out.add_stream(codec, rate=rate))
         stream.layout = "mono"
         frame = av.AudioFrame.from_ndarray(_int16(pcm).reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = pcm.rate

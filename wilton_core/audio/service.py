@@ -19,9 +19,9 @@ import importlib.util
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 from wilton_core.audio.decode import decode_audio
 from wilton_core.audio.engines import AudioLimits, make_stt, make_tts
@@ -46,6 +46,7 @@ __all__ = ["AUTO_AUDIO_MODELS", "AudioService", "SpeechOutcome", "TranscriptOutc
 log = logging.getLogger("wilton.router")
 
 AudioKind = Literal["stt", "tts"]
+_T = TypeVar("_T")
 
 # `model` values that mean "the stack chooses" (None), or restrict the choice to local/API models;
 # OpenAI's own audio model names are among them, so the SDK's examples work unchanged
@@ -153,7 +154,7 @@ class AudioService:
         self.tts: dict[str, TextToSpeech] = {}
         for m in config.audio_models:
             breaker = Breaker(routing.cooldown_failures, routing.cooldown_s, routing.cooldown_max_s)
-            self.runtimes[m.id] = ModelRuntime(m, _NotChat(m), breaker, m.is_configured(environ))  # type: ignore[arg-type]
+            self.runtimes[m.id] = ModelRuntime(m, _NotChat(m), breaker, m.is_configured(environ))
             if m.kind == "stt":
                 self.stt[m.id] = (stt_engines or {}).get(m.id) or make_stt(m, self.limits, environ)
             else:
@@ -264,7 +265,7 @@ class AudioService:
         ctx = self._ctx("stt", requested, stream=True, key_id=key_id, local_only=local_only)
         req = await self._decoded(ctx, req)
 
-        async def first(rt: ModelRuntime) -> tuple[Segment | Transcript, AsyncIterator[Segment | Transcript]]:
+        async def first(rt: ModelRuntime) -> tuple[Segment | Transcript, AsyncGenerator[Segment | Transcript, None]]:
             agen = self.stt[rt.cfg.id].stream_segments(req)
             try:
                 return await agen.__anext__(), agen
@@ -273,7 +274,7 @@ class AudioService:
                                     model=rt.cfg.id) from None
             except BaseException:
                 with contextlib.suppress(Exception):
-                    await agen.aclose()  # type: ignore[attr-defined]
+                    await agen.aclose()
                 raise
 
         rt, (head, rest), attempts, _ = await self._run(ctx, first)
@@ -282,9 +283,10 @@ class AudioService:
                                 self._relay(ctx, rt, attempts, head, rest, heard))
 
     async def _relay(self, ctx: _Ctx, rt: ModelRuntime, attempts: list[Attempt], head: Segment | Transcript,
-                     rest: AsyncIterator[Segment | Transcript],
+                     rest: AsyncGenerator[Segment | Transcript, None],
                      heard: float | None) -> AsyncIterator[Segment | Transcript]:
-        status, error_class, final = "stream_error", "client_disconnected", None
+        status, final = "stream_error", None
+        error_class: str | None = "client_disconnected"
         try:
             item: Segment | Transcript | None = head
             while item is not None:
@@ -302,7 +304,7 @@ class AudioService:
             raise
         finally:
             with contextlib.suppress(Exception):
-                await rest.aclose()  # type: ignore[attr-defined]
+                await rest.aclose()
             audio_s = heard if heard is not None else (final.duration_s if final else 0.0)
             self._row(ctx, rt.cfg, attempts, status=status, error_class=error_class,
                       audio_s=audio_s, chars=len(final.text) if final else 0)
@@ -343,9 +345,10 @@ class AudioService:
 
     # ---- shared -----------------------------------------------------------------------------
 
-    async def _run(self, ctx: _Ctx, call: Callable[[ModelRuntime], object]) -> tuple:  # type: ignore[type-arg]
+    async def _run(self, ctx: _Ctx, call: Callable[[ModelRuntime], Awaitable[_T]]
+                   ) -> tuple[ModelRuntime, _T, list[Attempt], float]:
         try:
-            return await self.executor.run(ctx.chain, call)  # type: ignore[arg-type]
+            return await self.executor.run(ctx.chain, call)
         except NoHealthyModelError as e:
             attempts = [Attempt(m, k) for m, k in e.tried if k != "cooldown"]
             last = attempts[-1].model_id if attempts else ctx.chain[0]

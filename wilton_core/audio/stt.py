@@ -7,7 +7,7 @@ audio/decode.py. Results are typed; only the HTTP layer renders json/text/srt/vt
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -54,6 +54,6 @@ class Transcript:
 class SpeechToText(Protocol):
     async def transcribe(self, req: TranscriptionRequest) -> Transcript: ...
 
-    def stream_segments(self, req: TranscriptionRequest) -> AsyncIterator[Segment | Transcript]:
+    def stream_segments(self, req: TranscriptionRequest) -> AsyncGenerator[Segment | Transcript, None]:
         """Segments as they are ready, then the whole Transcript last (remote engines: all at once)."""
         ...

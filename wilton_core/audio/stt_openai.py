@@ -8,7 +8,7 @@ for the ledger and for srt/vtt) and fall back to reading `text` alone when a ser
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
@@ -87,7 +87,7 @@ class OpenAICompatSTT:
             raise UnavailableError(f"{m.id}: malformed transcription reply: {e}", provider=m.provider,
                                    model=m.id) from None
 
-    async def stream_segments(self, req: TranscriptionRequest) -> AsyncIterator[Segment | Transcript]:
+    async def stream_segments(self, req: TranscriptionRequest) -> AsyncGenerator[Segment | Transcript, None]:
         t = await self.transcribe(req)
         for s in t.segments:
             yield s

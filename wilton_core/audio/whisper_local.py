@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +102,7 @@ class FasterWhisperSTT:
         async with self._run_lock:
             return await asyncio.to_thread(self.transcribe_pcm, pcm, req)
 
-    async def stream_segments(self, req: TranscriptionRequest) -> AsyncIterator[Segment | Transcript]:
+    async def stream_segments(self, req: TranscriptionRequest) -> AsyncGenerator[Segment | Transcript, None]:
         """Each segment as the model finishes it, then the whole Transcript."""
         pcm = await self._pcm(req)
         loop = asyncio.get_running_loop()

@@ -55,13 +55,14 @@ def _bool(v: str | None, param: str) -> bool:
     raise _bad(f"'{param}' must be true or false.", param)
 
 
-def _float(v: str | float | int | None, param: str, lo: float, hi: float, default: float) -> float:
+def _float(v: object, param: str, lo: float, hi: float, default: float) -> float:
+    """A number in [lo, hi] from a form string or a JSON number; anything else (a list, true) is a 400."""
     if v is None:
         return default
-    try:
-        x = float(v) if not isinstance(v, bool) else math.nan
-    except ValueError:
-        x = math.nan
+    x = math.nan
+    if isinstance(v, str | int | float) and not isinstance(v, bool):
+        with contextlib.suppress(ValueError):
+            x = float(v)
     if not math.isfinite(x) or not lo <= x <= hi:
         raise _bad(f"'{param}' must be a number from {lo:g} to {hi:g}.", param)
     return x
