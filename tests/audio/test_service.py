@@ -54,6 +54,10 @@ class FakeSTT:
         yield t
 
 
+    async def aclose(self) -> None:
+        return None
+
+
 class FakeTTS:
     def __init__(self, name: str, fail: list[Exception] | None = None) -> None:
         self.name = name
@@ -63,6 +67,9 @@ class FakeTTS:
         if self.fail:
             raise self.fail.pop(0)
         return Speech(f"{self.name}:{req.text}".encode(), "audio/wav", 1.0)
+
+    async def aclose(self) -> None:
+        return None
 
 
 class Ledger:

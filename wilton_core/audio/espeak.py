@@ -37,6 +37,9 @@ class EspeakTTS:
         self._binary = binary
         self._timeout_s = timeout_s
 
+    async def aclose(self) -> None:
+        return None  # one subprocess per request, none kept
+
     def _voice(self, name: str | None) -> str:
         v = (name or self._default_voice).lower()
         v = OPENAI_VOICES.get(v, v)

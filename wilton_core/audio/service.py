@@ -180,11 +180,10 @@ class AudioService:
         for t in self._tasks:
             with contextlib.suppress(Exception):
                 await t
-        for engine in [*self.stt.values(), *self.tts.values()]:
-            close = getattr(engine, "aclose", None)  # HTTP engines hold a client; embedded ones nothing
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    await close()
+        engines: list[SpeechToText | TextToSpeech] = [*self.stt.values(), *self.tts.values()]
+        for engine in engines:
+            with contextlib.suppress(Exception):
+                await engine.aclose()
 
     # ---- chains ------------------------------------------------------------------------------
 

@@ -57,3 +57,7 @@ class SpeechToText(Protocol):
     def stream_segments(self, req: TranscriptionRequest) -> AsyncGenerator[Segment | Transcript, None]:
         """Segments as they are ready, then the whole Transcript last (remote engines: all at once)."""
         ...
+
+    async def aclose(self) -> None:
+        """Release connections (HTTP engines); nothing for the embedded one."""
+        ...

@@ -29,3 +29,7 @@ class Speech:
 
 class TextToSpeech(Protocol):
     async def synthesize(self, req: SpeechRequest) -> Speech: ...
+
+    async def aclose(self) -> None:
+        """Release connections (HTTP engines); nothing for the embedded one."""
+        ...

@@ -58,6 +58,9 @@ class FasterWhisperSTT:
                                            provider="faster_whisper", model=self.model_id) from e
             return self._model
 
+    async def aclose(self) -> None:
+        return None  # the model stays loaded until the process ends: nothing to release early
+
     def warm_up(self) -> None:
         """Load the model now (blocking), not on the first request."""
         self._load()
