@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncGenerator
-from typing import Any
 
 import httpx
 
@@ -30,7 +29,7 @@ def _num(v: object) -> float | None:
     return float(v)
 
 
-def parse_transcript(data: Any, fallback_duration_s: float) -> Transcript:
+def parse_transcript(data: object, fallback_duration_s: float) -> Transcript:
     """A Transcript from an upstream's JSON reply; ValueError when it has no `text` string."""
     if not isinstance(data, dict) or not isinstance(data.get("text"), str):
         raise ValueError("reply has no 'text' string")

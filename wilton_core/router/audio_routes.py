@@ -95,7 +95,7 @@ def parse_transcription_form(form: Form) -> tuple[TranscriptionRequest, str, str
     return req, model, fmt, stream, "word" in grans
 
 
-def parse_speech_body(body: Any) -> tuple[SpeechRequest, str]:
+def parse_speech_body(body: object) -> tuple[SpeechRequest, str]:
     if not isinstance(body, dict):
         raise _bad("The request body must be a JSON object.", None, "invalid_type")
     text = body.get("input")
