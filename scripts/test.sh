@@ -11,8 +11,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-extras="dev"
-if [ "${WILTON_SKIP_LOCAL:-0}" != "1" ]; then extras="dev,local"; fi
+extras="dev,voice"
+if [ "${WILTON_SKIP_LOCAL:-0}" != "1" ]; then extras="dev,voice,local"; fi
 echo "== installing wilton-core[$extras] into $VENV"
 . scripts/lib.sh
 expected="a minute or two"
@@ -29,6 +29,17 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
   else
     echo "!! promtool/prometheus not found and cannot apt-get: their tests will be skipped" >&2
+  fi
+fi
+
+# the voice bridge's embedded voice and its tests' speaker (tests/audio skip without it)
+if ! command -v espeak-ng >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing Debian's espeak-ng package"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null
+  else
+    echo "!! espeak-ng not found and cannot apt-get: the voice tests will be skipped" >&2
   fi
 fi
 

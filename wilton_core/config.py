@@ -32,7 +32,18 @@ __all__ = [
 
 Tier = Literal["selfhost", "edge", "frontier"]
 Capability = Literal["basic", "standard", "advanced"]
-ProviderName = Literal["ollama", "openai", "gemini", "anthropic", "dummy", "minilm"]
+ProviderName = Literal["ollama", "openai", "gemini", "anthropic", "dummy", "minilm", "faster_whisper", "espeak_ng"]
+# What a model does. Chat models are the default; "embedding" models answer /v1/embeddings (issue 17);
+# "stt" models answer /v1/audio/transcriptions, "tts" models /v1/audio/speech (issue 19). Audio
+# models live in the same [[models]] list and are moved to StackConfig.audio_models, so chat
+# routing never sees them; embedding models stay in `models` and the selector skips them.
+ModelKind = Literal["chat", "embedding", "stt", "tts"]
+_KIND_PROVIDERS: dict[str, frozenset[str]] = {
+    "chat": frozenset({"ollama", "openai", "gemini", "anthropic", "dummy"}),
+    "embedding": frozenset({"openai", "ollama", "gemini", "minilm"}),
+    "stt": frozenset({"faster_whisper", "openai"}),  # openai = any OpenAI-compatible server
+    "tts": frozenset({"espeak_ng", "openai"}),
+}
 
 CAPABILITY_RANK: dict[str, int] = {"basic": 0, "standard": 1, "advanced": 2}
 DEFAULT_LOCAL_BASE_URL = "http://127.0.0.1:8081/v1"
@@ -71,7 +82,7 @@ class ModelConfig(_Strict):
     simulated: bool = Field(default=False, description="a demo/fake upstream, never a real provider")
     # embeddings (issue 17): an embedding model is never routed chat; vectors of different models are
     # not interchangeable, so fallback goes only to models of the same embedding_group
-    kind: Literal["chat", "embedding"] = "chat"
+    kind: ModelKind = Field(default="chat", description="chat, embedding, stt (speech to text) or tts (text to speech)")
     embedding_group: str | None = Field(default=None, min_length=1, max_length=128)
     # Upstream limits (providers/limits.py); None = the [routing] value of the same name
     # (stream_idle_timeout_s: None = this model's timeout_s).
@@ -80,8 +91,26 @@ class ModelConfig(_Strict):
     max_duration_s: float | None = Field(default=None, gt=0)
     stream_idle_timeout_s: float | None = Field(default=None, gt=0)
 
+    # --- voice bridge (issue 19); see docs/voice.md
+    cost_per_audio_minute: float = Field(default=0.0, ge=0, description="USD per minute of audio (stt: in, tts: 0)")
+    cost_per_mchars: float = Field(default=0.0, ge=0, description="USD per million characters (tts input)")
+    voice: str | None = Field(default=None, max_length=64, description="tts: voice used when a request names none")
+    # --- end voice bridge
+
+    @model_validator(mode="after")
+    def _provider_fits_kind(self) -> ModelConfig:
+        allowed = _KIND_PROVIDERS[self.kind]
+        if self.provider not in allowed:
+            raise ValueError(f"provider '{self.provider}' cannot serve kind '{self.kind}'"
+                             f" (use one of: {', '.join(sorted(allowed))})")
+        return self
+
+    def audio_cost_usd(self, audio_s: float, chars: int) -> float:
+        """Cost of one audio request: per minute of audio plus per million characters."""
+        return audio_s / 60.0 * self.cost_per_audio_minute + chars * self.cost_per_mchars / 1e6
+
     @field_validator("input_cost_per_mtok", "output_cost_per_mtok", "timeout_s", "max_duration_s",
-                     "stream_idle_timeout_s")
+                     "stream_idle_timeout_s", "cost_per_audio_minute", "cost_per_mchars")
     @classmethod
     def _finite(cls, v: float | None) -> float | None:
         if v is not None and not math.isfinite(v):
@@ -188,6 +217,8 @@ class LatencyTargets(_Strict):
 
 class StackConfig(_Strict):
     models: list[ModelConfig] = Field(default_factory=list)
+    # voice bridge: the [[models]] entries whose kind is stt or tts, in file order
+    audio_models: list[ModelConfig] = Field(default_factory=list)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     latency_targets: LatencyTargets = Field(default_factory=LatencyTargets)
 
@@ -201,6 +232,18 @@ class StackConfig(_Strict):
         default = self.routing.embedding_default
         if default is not None and not any(m.id == default and m.kind == "embedding" for m in self.models):
             raise ValueError(f"routing.embedding_default = '{default}' is not a model with kind = \"embedding\"")
+        # voice bridge: stt/tts entries of [[models]] move to audio_models, so every chat path
+        # (selector, probes, listings) keeps seeing chat and embedding models only; ids share one namespace
+        audio = [m for m in self.models if m.kind in ("stt", "tts")]
+        if audio:
+            object.__setattr__(self, "models", [m for m in self.models if m.kind not in ("stt", "tts")])
+            object.__setattr__(self, "audio_models", [*self.audio_models, *audio])
+        for m in self.audio_models[: len(self.audio_models) - len(audio)]:
+            if m.kind not in ("stt", "tts"):
+                raise ValueError(f"audio_models (id='{m.id}'): kind must be stt or tts")
+            if m.id in seen:
+                raise ValueError(f"audio_models (id='{m.id}'): duplicate model id")
+            seen.add(m.id)
         return self
 
     def by_id(self) -> dict[str, ModelConfig]:
@@ -275,7 +318,7 @@ def load_config(path: str | os.PathLike[str]) -> StackConfig:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: not valid TOML: {e}") from None
     cfg = parse_config(raw, str(p))
-    if not cfg.models:
+    if not cfg.models and not cfg.audio_models:
         raise ConfigError(f"{p}: no models declared (add at least one [[models]] table)")
     return cfg
 
@@ -328,4 +371,8 @@ def default_config(environ: Mapping[str, str] | None = None) -> StackConfig:
         # the embedded embedding model (the [embed] extra): /v1/embeddings works offline out of the box
         models.append(dict(id="local-embed", provider="minilm", model="all-MiniLM-L6-v2", tier="selfhost",
                            is_local=True, capability="basic", context_window=256, kind="embedding"))
+
+    from wilton_core.audio.defaults import default_audio_models  # voice bridge
+
+    models += default_audio_models(env)
     return parse_config({"models": models}, "embedded defaults")

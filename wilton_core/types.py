@@ -107,6 +107,10 @@ class LedgerRecord:
     key_id: str = ""
     # held to local models by its key or the x-wilton-privacy header: it never left the machine
     local_only: bool = False
+    # voice bridge (migration 0006): seconds of audio heard (intent "stt") or spoken ("tts"), and
+    # characters of text transcribed out ("stt") or read in ("tts"); 0 on chat rows
+    audio_s: float = 0.0
+    chars: int = 0
     # Prompt text, present only when the operator opted in (WILTON_CAPTURE_PROMPTS=1): stored in
     # request_prompts for `wilton-insight --include-prompts`, never in the ledger itself.
     prompt: str | None = None

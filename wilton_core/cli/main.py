@@ -100,6 +100,9 @@ def _register_areas() -> None:
     app.add_typer(insights.app, name="insights")
     app.add_typer(hpc.app, name="hpc")
     app.add_typer(keys.app, name="keys")
+    from wilton_core.cli import voice  # the voice bridge (issue 19)
+
+    app.add_typer(voice.app, name="voice")
 
 
 _register_areas()

@@ -82,7 +82,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("wilton_latency_target_seconds", "gauge", ("stage",),
                "Configured latency target per stage (stt, llm, tts_generate, tts_playback)."),
     MetricSpec("wilton_stage_latency_p95_seconds", "gauge", ("stage",),
-               "Observed p95 per stage over all recorded requests (stage llm = request latency)."),
+               "Observed p95 per stage over all recorded requests (stage llm = chat request latency; stt, tts_generate = audio requests)."),
     # -- spend budget and pipeline health
     MetricSpec("wilton_api_spend_budget_usd_per_hour", "gauge", (),
                "Configured hourly API spend budget (absent when no budget is set)."),

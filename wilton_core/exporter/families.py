@@ -143,7 +143,10 @@ def _histograms(snap: Snapshot, opts: ExportOptions) -> Iterator[Metric]:
         for kind, name in (("latency", "wilton_request_latency_seconds"), ("ttft", "wilton_request_ttft_seconds"))
     }
     llm: list[HistogramRow] = []
+    voice: dict[str, list[HistogramRow]] = {"stt": [], "tts_generate": []}  # voice bridge stages
     for h in sorted(snap.aggregates.histograms, key=lambda h: (h.kind, h.tier, h.model_id)):
+        if h.kind in voice and h.buckets:
+            voice[h.kind].append(h)
         fam = fams.get(h.kind)
         if fam is None or not h.buckets:
             continue
@@ -161,6 +164,9 @@ def _histograms(snap: Snapshot, opts: ExportOptions) -> Iterator[Metric]:
     llm_p95 = histogram_quantile(0.95, _merge(llm))
     if llm_p95 is not None:
         p95.add_metric(["llm"], llm_p95)
+    for stage, rows in voice.items():
+        if (v := histogram_quantile(0.95, _merge(rows))) is not None:
+            p95.add_metric([stage], v)
     yield p95
 
 

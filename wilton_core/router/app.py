@@ -19,7 +19,9 @@ import orjson
 
 from wilton_core.access.caller import Caller
 from wilton_core.access.gate import Gate, Refusal
+from wilton_core.audio.service import AudioService
 from wilton_core.errors import NoHealthyModelError, RequestError
+from wilton_core.router.audio_routes import CALLER_KEY, AudioRoutes
 from wilton_core.router.endpoints import ApiError, Endpoint, JsonReply
 from wilton_core.router.request_ids import client_request_id
 from wilton_core.router.service import RouterService
@@ -146,13 +148,19 @@ def _more_apis(service: RouterService) -> dict[str, Endpoint]:
 class RouterApp:
     def __init__(self, service: RouterService, *, metrics: Callable[[], tuple[bytes, str]] | None = None,
                  openapi: Callable[[], dict[str, Any]] | None = None, body_timeout_s: float = 30.0,
-                 max_headers: int = 100, gate: Gate | None = None) -> None:
+                 max_headers: int = 100, gate: Gate | None = None, audio: AudioRoutes | None = None) -> None:
         self.service = service
         self.gate = gate  # access (issue 14): keys, allow-lists, budgets, limits, local-only
         # a client that sends its body slower than this is cut: the HTTP server bounds the head,
         # the app bounds the body (whatever server runs it)
         self.body_timeout_s = body_timeout_s
         self.max_headers = max_headers
+        # --- voice bridge (issue 19): audio endpoints when audio models are configured
+        if audio is None and service.config.audio_models:
+            audio = AudioRoutes(AudioService(service.config, ledger=service.ledger, latency=service.latency,
+                                             replica=service.replica))
+        self.audio = audio
+        # --- end voice bridge
         self._metrics = metrics
         self._openapi = openapi
         self._openapi_cache: bytes | None = None
@@ -187,8 +195,12 @@ class RouterApp:
                     log.error("router failed to start: %s", e)
                     await send({"type": "lifespan.startup.failed", "message": str(e)})
                     return
+                if self.audio is not None:  # voice bridge: load the embedded model off the loop
+                    self.audio.service.start()
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
+                if self.audio is not None:  # voice bridge
+                    await self.audio.service.aclose()
                 await self.service.stop()
                 if self.gate is not None:
                     await self.gate.stop()
@@ -243,6 +255,21 @@ class RouterApp:
             await self._model(send, model_id)
             return
         # ---- end h6 ----
+        # --- voice bridge (issue 19): handlers in audio_routes.py
+        if self.audio is not None and path in self.audio.routes:
+            if method != "POST":
+                await _send_error(send, 405, f"Method {method} not allowed on {path}; use POST.",
+                                  "invalid_request_error", None, "method_not_allowed", [(b"allow", b"POST")])
+                return
+            if self.gate is not None:  # access (issue 14): keys, budgets, limits and local-only hold here too
+                verdict = await self.gate.check(scope.get("headers", ()), {"model": "auto"})
+                if isinstance(verdict, Refusal):
+                    await _send_json(send, verdict.status, verdict.body(), list(verdict.headers))
+                    return
+                scope[CALLER_KEY] = verdict
+            await self.audio.handle(scope, receive, send)
+            return
+        # --- end voice bridge
         handler = self._get.get(path)
         if handler is None:
             await _send_error(send, 404, f"Unknown path {path}.", "invalid_request_error", None, "not_found")
@@ -394,7 +421,10 @@ class RouterApp:
     # ---- end h6 ----
 
     async def _models(self, send: Send) -> None:
-        await _send_json(send, 200, orjson.dumps(self.service.list_models()))
+        listing = self.service.list_models()
+        if self.audio is not None:  # voice bridge: audio models are listed with their kind
+            listing["data"] += self.audio.service.list_models(int(self.service.started_at))
+        await _send_json(send, 200, orjson.dumps(listing))
 
     async def _healthz(self, send: Send) -> None:
         await _send_json(send, 200, b'{"status":"ok"}')

@@ -231,7 +231,8 @@ class FallbackExecutor:
 
     async def run(self, chain: Sequence[str], call: Callable[[ModelRuntime], Awaitable[_T]]
                   ) -> tuple[ModelRuntime, _T, list[Attempt], float]:
-        """Any call (e.g. embeddings) down `chain` with the same retries, breakers and deferrals (h6)."""
+        """`call` down `chain` with this executor's retries, breakers and deferrals (embeddings, audio
+        engines): (runtime that answered, its result, failed attempts before it, seconds of the last call)."""
         return await self._first_success(chain, call)
 
     async def complete(self, chain: Sequence[str], body: Mapping[str, Any]) -> ChainResult:

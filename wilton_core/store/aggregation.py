@@ -38,7 +38,13 @@ LEDGER_COLUMNS: tuple[str, ...] = (
     "ts", "request_id", "model_id", "tier", "is_local", "provider", "intent", "difficulty",
     "latency_s", "ttft_s", "tokens_in", "tokens_out", "cost_usd", "status", "error_class",
     "fallbacks", "tried", "stream", "replica", "attempt_errors", "http_status", "key_id", "local_only",
+    "audio_s", "chars",  # voice bridge, migration 0006
 )
+
+# voice bridge: the ledger intents of audio requests (speech to text, text to speech)
+AUDIO_INTENTS = frozenset({"stt", "tts"})
+# ...and the latency-target stage (LatencyTargets) each one's latency histogram is kept under
+AUDIO_STAGES = {"stt": "stt", "tts": "tts_generate"}
 
 AggKey = tuple[str, str, str, str, str, str]
 HistKey = tuple[str, str, str, float]
@@ -51,6 +57,7 @@ def ledger_row(r: LedgerRecord) -> tuple[Any, ...]:
         r.difficulty, r.latency_s, r.ttft_s, r.tokens_in, r.tokens_out, r.cost_usd, r.status,
         r.error_class, r.fallbacks, r.tried, int(bool(r.stream)), r.replica, r.attempt_errors,
         r.http_status, r.key_id, int(bool(r.local_only)),
+        r.audio_s, r.chars,
     )
 
 
@@ -91,7 +98,8 @@ def hist_deltas(records: Iterable[LedgerRecord]) -> dict[HistKey, int]:
     """
     per_bucket: dict[tuple[str, str, str], list[int]] = {}
     for r in records:
-        obs: list[tuple[str, float]] = [("latency", r.latency_s)]
+        # voice bridge: an audio request's latency is its stage's (stt, tts_generate), not chat's
+        obs: list[tuple[str, float]] = [(AUDIO_STAGES.get(r.intent or "", "latency"), r.latency_s)]
         if r.ttft_s is not None:
             obs.append(("ttft", r.ttft_s))
         for kind, value in obs:
@@ -161,6 +169,8 @@ def rollup_deltas(records: Sequence[LedgerRecord]) -> dict[tuple[int, int], list
     """
     out: dict[tuple[int, int], list[Any]] = {}
     for r in records:
+        if r.intent in AUDIO_INTENTS:
+            continue  # voice bridge: audio requests are not in the chat phi window (docs/voice.md)
         key = (rollup_bucket(r.ts), int(bool(r.is_local)))
         acc = out.get(key)
         if acc is None:

@@ -92,7 +92,7 @@ SELECT COALESCE(CAST(SUM(CASE WHEN status <> 'error' THEN 1 ELSE 0 END) AS BIGIN
        COALESCE(CAST(SUM(CASE WHEN status <> 'error' AND is_local = 1 THEN tokens_in + tokens_out ELSE 0 END)
                      AS BIGINT), 0),
        COALESCE(CAST(SUM(CASE WHEN status <> 'ok' THEN 1 ELSE 0 END) AS BIGINT), 0)
-FROM ledger WHERE ts >= ? AND ts < ?
+FROM ledger WHERE ts >= ? AND ts < ? AND COALESCE(intent, '') NOT IN ('stt', 'tts')
 """
 _ROLLUP_WINDOW = """
 SELECT is_local,
