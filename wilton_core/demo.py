@@ -37,7 +37,7 @@ def demo_config(demo_base_url: str, environ: Mapping[str, str] | None = None,
                 base: StackConfig | None = None) -> StackConfig:
     """`base` (default: default_config(environ)) with the simulated frontier model appended."""
     base = base or default_config(environ)
-    models = [m.model_dump(exclude_none=True) for m in base.models]
+    models = [m.model_dump(exclude_none=True) for m in (*base.models, *base.audio_models)]
     models.append(sim_frontier_model(demo_base_url))
     return parse_config({"models": models, "routing": base.routing.model_dump(),
                          "latency_targets": base.latency_targets.model_dump()}, "demo config")
@@ -62,8 +62,9 @@ def config_to_toml(cfg: StackConfig, header: str = "") -> str:
     lines = [f"# {line}" for line in header.splitlines()]
     for section, obj in (("routing", cfg.routing), ("latency_targets", cfg.latency_targets)):
         lines += ["", f"[{section}]"]
-        lines += [f"{k} = {_toml_value(v)}" for k, v in obj.model_dump().items()]
-    for m in cfg.models:
+        # TOML has no null: an unset optional setting is simply not written
+        lines += [f"{k} = {_toml_value(v)}" for k, v in obj.model_dump(exclude_none=True).items()]
+    for m in (*cfg.models, *cfg.audio_models):
         lines += ["", "[[models]]"]
         data = m.model_dump(exclude_none=True)
         defaults = ModelConfig.model_fields
