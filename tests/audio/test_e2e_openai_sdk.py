@@ -348,3 +348,45 @@ def test_audio_paths_refuse_other_methods(stack):
     for path in ("/v1/audio/speech", "/v1/audio/transcriptions", "/v1/audio/transcriptions/live"):
         r = httpx.get(stack["base"] + path)
         assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_zz_a_local_only_key_never_reaches_the_api(broken, speech_wav):
+    """Keys hold on audio routes as on chat: a --local-only key's transcription is refused rather than
+    sent to the API model when the local one is broken, and its row carries the key. (Last in the
+    module: once a key exists, keyless requests to this router are refused.)"""
+    from wilton_core.access.keys import KeyRepo, KeySpec
+    from wilton_core.store import open_store
+
+    store = open_store(f"sqlite:///{broken['db']}")
+    try:
+        key, secret = KeyRepo(store).create(KeySpec("private-voice", local_only=True))
+    finally:
+        store.close()
+    client = openai.OpenAI(base_url=broken["base"] + "/v1", api_key=secret, max_retries=0, timeout=120)
+    deadline = time.monotonic() + 10
+    while True:  # the router re-reads its key table about once a second
+        r = httpx.post(broken["base"] + "/v1/audio/speech", json={"model": "tts-1", "input": "hi"},
+                       headers={"authorization": "Bearer unused"})
+        if r.status_code == 401 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert r.status_code == 401  # keys are on now: no key, no service
+    before = len(broken["audio"].calls)
+    with pytest.raises(openai.APIStatusError) as e:
+        client.audio.transcriptions.create(model="whisper-1", file=("s.wav", speech_wav))
+    assert e.value.status_code == 503
+    with pytest.raises(openai.APIStatusError) as e2:
+        client.audio.speech.create(model="api-tts", voice="alloy", input="hello")  # a pinned API voice
+    assert e2.value.status_code in (400, 403, 503)
+    assert len(broken["audio"].calls) == before  # nothing reached the API upstream
+    deadline = time.monotonic() + 10
+    while True:  # the writer flushes in the background
+        with sqlite3.connect(broken["db"]) as c:
+            mine = c.execute("SELECT local_only, http_status FROM ledger WHERE intent = 'stt' AND key_id = ?",
+                             (key.id,)).fetchall()
+        if mine or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert mine == [(1, 503)]
+    speech = client.audio.speech.create(model="tts-1", voice="alloy", input="hello", response_format="wav").read()
+    assert speech[:4] == b"RIFF"  # the local voice still serves the key
