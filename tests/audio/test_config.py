@@ -61,7 +61,7 @@ def test_defaults_declare_the_api_audio_models_unconfigured_without_keys():
     assert {"openai-whisper", "groq-whisper", "openai-tts"} <= set(ids)
     assert not ids["openai-whisper"].is_configured({})
     assert ids["openai-whisper"].cost_per_audio_minute == 0.006
-    assert all(m.kind == "chat" for m in cfg.models)
+    assert all(m.kind in ("chat", "embedding") for m in cfg.models)  # audio models are kept apart
 
 
 def test_defaults_include_the_embedded_models_when_installed():

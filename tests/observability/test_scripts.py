@@ -159,7 +159,8 @@ def test_progress_reports_a_failure_with_the_end_of_the_log(run_dir: Path) -> No
 
 def test_up_sh_installs_through_the_progress_function() -> None:
     up = (ROOT / "scripts" / "up.sh").read_text()
-    assert "wilton_progress \"installing wilton-core[local]\"" in up and "pip install -q" not in up
+    assert "wilton_progress \"installing wilton-core[local,voice,embed]\"" in up
+    assert "pip install -q --progress-bar off -e" not in up  # the long install always shows progress
 
 
 def test_test_sh_installs_through_the_progress_function() -> None:

@@ -139,7 +139,8 @@ def test_bad_scripts_are_config_errors(bad: str) -> None:
 async def test_factory_builds_every_provider_without_network() -> None:
     assert set(PROVIDER_CLASSES) == {"openai", "ollama", "gemini", "anthropic", "dummy", "minilm"}
     for name in PROVIDER_CLASSES:
-        m = ModelConfig(id=f"x-{name}", provider=name, model="echo", tier="edge", is_local=False)
+        m = ModelConfig(id=f"x-{name}", provider=name, model="echo", tier="edge", is_local=False,
+                        kind="embedding" if name == "minilm" else "chat")
         p = make_provider(m, environ={})
         assert p.name == name and p.model is m
         await p.aclose()

@@ -85,11 +85,10 @@ def test_submit_never_blocks_while_the_store_is_stuck() -> None:
     w = fast_writer(store, batch_size=10, max_queue=50_000)
     w.start()
     try:
-        t0 = time.perf_counter()
+        # every insert hangs until the gate opens: a submit that waited on the store would never
+        # return, so reaching the next line at all is the proof (no timing assertion needed)
         for i in range(20_000):
             w.submit(rec(i))
-        per_call = (time.perf_counter() - t0) / 20_000
-        assert per_call < 50e-6, per_call
         assert w.stats().queued == 20_000
     finally:
         store.gate.set()

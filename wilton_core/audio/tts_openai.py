@@ -11,6 +11,7 @@ from wilton_core.config import ModelConfig
 from wilton_core.errors import UnavailableError
 from wilton_core.providers._common import make_client
 from wilton_core.providers.errors_map import error_from_exception, error_from_http
+from wilton_core.providers.openai_compat import DEFAULT_OPENAI_BASE_URL
 
 __all__ = ["OpenAICompatTTS"]
 
@@ -20,10 +21,9 @@ _MAX_AUDIO_BYTES = 64 * 1024 * 1024
 class OpenAICompatTTS:
     def __init__(self, model: ModelConfig, *, api_key: str | None = None,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
-        if not model.base_url:
-            raise ValueError(f"{model.id}: an OpenAI-compatible TTS model needs base_url")
         self.model = model
-        self._url = model.base_url.rstrip("/") + "/audio/speech"
+        # no base_url: OpenAI itself, as for chat models (OPENAI_BASE_URL, when set, fills it in the defaults)
+        self._url = (model.base_url or DEFAULT_OPENAI_BASE_URL).rstrip("/") + "/audio/speech"
         self._key = api_key if api_key is not None else model.api_key()
         self._client = make_client(model, transport)
 

@@ -276,7 +276,7 @@ class AnthropicProvider:
             block = _object(block, "content block")
             if block.get("type") == "text":
                 text.append(_str(block.get("text", ""), "text block"))
-            elif block.get("type") == "tool_use" and block.get("name") == json_tool:
+            elif block.get("type") == "tool_use" and json_tool is not None and block.get("name") == json_tool:
                 text.append(orjson.dumps(block.get("input") or {}).decode())  # JSON mode: the reply
             elif block.get("type") == "tool_use":
                 calls.append({"id": _str(block["id"], "tool_use id"), "type": "function",
@@ -328,7 +328,7 @@ class AnthropicProvider:
                     yield cf.chunk({"role": "assistant", "content": ""})
                 elif kind == "content_block_start":
                     block = _object(data["content_block"], "content_block")
-                    if block.get("type") == "tool_use" and block.get("name") == json_tool:
+                    if block.get("type") == "tool_use" and json_tool is not None and block.get("name") == json_tool:
                         json_blocks.add(_int(data["index"]))
                     elif block.get("type") == "tool_use":
                         i = tool_index[_int(data["index"])] = len(tool_index)

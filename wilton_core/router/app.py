@@ -283,7 +283,7 @@ class RouterApp:
             if isinstance(who, Refusal):
                 await _send_json(send, who.status, who.body(), list(who.headers))
             else:
-                await _send_json(send, 200, orjson.dumps(self.service.list_models(who)))
+                await self._list_models(send, who)
             return
         await handler(send)
 
@@ -421,9 +421,17 @@ class RouterApp:
     # ---- end h6 ----
 
     async def _models(self, send: Send) -> None:
-        listing = self.service.list_models()
+        await self._list_models(send, None)
+
+    async def _list_models(self, send: Send, caller: Caller | None) -> None:
+        """Chat, embedding and audio models; a non-admin key sees only ids it may use, no prices."""
+        listing = self.service.list_models(caller)
         if self.audio is not None:  # voice bridge: audio models are listed with their kind
-            listing["data"] += self.audio.service.list_models(int(self.service.started_at))
+            audio = self.audio.service.list_models(int(self.service.started_at))
+            if caller is not None and not caller.admin:
+                audio = [{"id": m["id"], "object": "model", "created": m["created"], "owned_by": "wilton"}
+                         for m in audio if caller.permits(m["id"], bool(m.get("wilton", {}).get("is_local")))]
+            listing["data"] += audio
         await _send_json(send, 200, orjson.dumps(listing))
 
     async def _healthz(self, send: Send) -> None:

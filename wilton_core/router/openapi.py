@@ -29,16 +29,26 @@ class ImagePart(BaseModel):
 
 class Message(BaseModel):
     model_config = ConfigDict(extra="allow")
-    role: Literal["system", "developer", "user", "assistant", "tool"]
+    role: Literal["system", "developer", "user", "assistant"]
     content: str | list[TextPart | ImagePart] = Field(
-        description="non-empty for user/system messages; may be null for assistant messages with tool_calls"
+        description="non-empty (not only blanks) for user/system messages; may be null for assistant messages "
+                    "with tool_calls", pattern=r"\S", min_length=1,
     )
     name: str | None = None
 
 
+class ToolMessage(BaseModel):
+    """The result of a tool call, answering the assistant's `tool_calls[].id`."""
+
+    model_config = ConfigDict(extra="allow")
+    role: Literal["tool"]
+    tool_call_id: str
+    content: str | list[TextPart] = Field(min_length=1)
+
+
 class FunctionDef(BaseModel):
     model_config = ConfigDict(extra="allow")
-    name: str
+    name: str = Field(min_length=1)
     description: str | None = None
     parameters: dict[str, Any] | None = None
 
@@ -60,7 +70,7 @@ class StreamOptions(BaseModel):
 class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
     model: str | None = Field(default="auto", description="'auto' (default), 'local', 'api' or a configured model id")
-    messages: list[Message] = Field(min_length=1)
+    messages: list[Message | ToolMessage] = Field(min_length=1)
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
