@@ -395,11 +395,13 @@ class HttpProtocol(asyncio.Protocol):
         stream.chunks.append(body)
         stream.unread += len(body)
         stream.ready.set()
-        if stream.unread > _STREAM_HIGH and self.transport is not None and not self.reading_paused:
+        if stream.unread > _STREAM_HIGH:
             # the app is behind: stop reading; the client waits on TCP, and is not timed meanwhile
-            stream.paused = True
-            self.reading_paused = True
-            self.transport.pause_reading()
+            # (the rest of the bytes already read are still parsed into the stream)
+            if not self.reading_paused and self.transport is not None:
+                stream.paused = True
+                self.reading_paused = True
+                self.transport.pause_reading()
             if self.idle is not None:
                 self.idle.cancel()
                 self.idle = None
