@@ -619,6 +619,40 @@ async def test_app_answering_before_the_upload_ends_keeps_the_connection_usable(
         writer.close()
 
 
+async def test_malformed_chunk_in_a_streamed_body_gets_400_and_the_app_a_disconnect(stream_server) -> None:
+    app, server = stream_server
+    reader, writer = await _open_port(server.port)
+    try:
+        writer.write(_upload("/collect") + _chunk(b"abc"))
+        for _ in range(500):  # bounded: until the app has the first chunk
+            if app.seen:
+                break
+            await asyncio.sleep(0.01)
+        writer.write(b"zz\r\nnot a chunk\r\n")
+        status, headers, body = await _read_response(reader)
+        assert status == 400 and headers["connection"] == "close"
+        assert orjson.loads(body)["error"]["code"] == "bad_request"
+        assert await _eof(reader)
+    finally:
+        writer.close()
+    await asyncio.wait_for(app.done.wait(), 5)
+    assert app.seen == [{"type": "http.request", "body": b"abc", "more_body": True}, {"type": "http.disconnect"}]
+
+
+async def test_content_length_body_is_still_handed_over_whole(stream_server) -> None:
+    app, server = stream_server
+    reader, writer = await _open_port(server.port)
+    try:
+        writer.write(b"POST /collect HTTP/1.1\r\nhost: r\r\ncontent-length: 6\r\n\r\nabc")
+        await writer.drain()
+        await asyncio.sleep(0.05)  # (the two halves usually arrive in two reads; whole either way)
+        writer.write(b"def")
+        assert (await _read_response(reader))[2] == b"total 6"
+    finally:
+        writer.close()
+    assert app.seen == [{"type": "http.request", "body": b"abcdef", "more_body": False}]
+
+
 async def test_streamed_body_pauses_reading_while_the_app_does_not_read() -> None:
     from wilton_core.router import server as server_mod
 
