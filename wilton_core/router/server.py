@@ -77,7 +77,7 @@ class Limits:
     max_header_bytes: int = 16384
     max_headers: int = 100
     header_timeout_s: float = 10.0
-    body_timeout_s: float = 30.0
+    body_timeout_s: float = 30.0  # a buffered body, whole; a streamed one, the silence between chunks
     keep_alive_s: float = 5.0
     max_connections: int = 1000
 
