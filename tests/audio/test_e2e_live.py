@@ -1,6 +1,6 @@
 """Live transcription end to end: speech uploaded in real time (chunked), segments back as SSE
-while the upload goes on. The router runs on uvicorn, which hands the app each body chunk as it
-arrives (the fast server buffers a request body whole: docs/voice.md)."""
+while the upload goes on. The router runs on its own server, which streams a chunked request
+body to the app as it arrives (router/server.py, docs/voice.md)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def router(tmp_path_factory):
     (tmp / "w.toml").write_text(CONFIG)
     port = free_port()
     proc = ManagedProcess.python_module(
-        "wilton_core.router.cli", "--config", str(tmp / "w.toml"), "--port", str(port), "--server", "uvicorn",
+        "wilton_core.router.cli", "--config", str(tmp / "w.toml"), "--port", str(port),
         env={"WILTON_STORE_URL": f"sqlite:///{tmp / 'w.db'}", "HF_HUB_OFFLINE": "1"}, log=tmp / "router.log",
     ).start(f"http://127.0.0.1:{port}/readyz", timeout=90)
     yield port
@@ -73,7 +73,8 @@ def test_live_segments_arrive_while_the_speaker_talks(router):
     first, second = speak_wav(FIRST), speak_wav(SECOND)
     audio = _pcm16(0.5) + _pcm16(first) + _pcm16(1.5) + _pcm16(second) + _pcm16(1.5)
     end_first = 0.5 + len(_pcm16(first)) / 32000
-    run = asyncio.run(live_transcribe(router, audio, marks=[end_first], chunk_s=CHUNK_S))
+    end_all = len(audio) / 32000
+    run = asyncio.run(live_transcribe(router, audio, marks=[end_first, end_all], chunk_s=CHUNK_S))
     events, upload_ended, sent_at = run.events, run.upload_ended, run.sent_at
     kinds = [e["type"] for _, e in events]
     finals = [e for _, e in events if e["type"] == "transcript.segment"]
@@ -85,6 +86,10 @@ def test_live_segments_arrive_while_the_speaker_talks(router):
     # live: the first utterance's final text came back before the upload ended
     first_final_at = next(t for t, e in events if e["type"] == "transcript.segment")
     assert first_final_at < upload_ended, (first_final_at, upload_ended)
+    # streamed, not buffered: the first partial was received before the last chunk was even sent
+    # (a server that buffers the body whole would hand the app nothing until after that moment)
+    first_partial_at = next(t for t, e in events if e["type"] == "transcript.partial")
+    assert first_partial_at < sent_at[end_all], (first_partial_at, sent_at[end_all])
     latency = first_final_at - sent_at[end_first]
     print(f"\nlive: end of speech -> final text {latency:.2f} s (includes the 0.5 s pause that ends it); "
           f"partials: {kinds.count('transcript.partial')}")

@@ -185,6 +185,43 @@ def test_partial_body_is_cut_by_the_body_timeout(router: Router) -> None:
     serves_normally(router)
 
 
+CHUNKED_HEAD = b"POST /v1/chat/completions HTTP/1.1\r\nhost: r\r\ntransfer-encoding: chunked\r\n\r\n"
+
+
+def test_silent_streamed_body_is_cut_by_the_idle_deadline(router: Router) -> None:
+    # a chunked body is streamed to the app: its deadline is the silence between chunks
+    with router.connect() as s:
+        s.sendall(CHUNKED_HEAD + b"5\r\n{\"mod\r\n")  # ... and then nothing
+        got = outcome(s)
+    assert got.closed, f"{router.kind}: a silent chunked sender held the connection for {BOUND} s"
+    assert got.statuses() == [408], got.data[:300]
+    assert orjson.loads(got.data.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "request_timeout"
+    serves_normally(router)
+
+
+def test_chunk_trickle_to_a_json_route_is_cut_by_its_whole_body_deadline(router: Router) -> None:
+    # a byte every 200 ms never trips the idle deadline; the JSON route bounds the whole body
+    with router.connect() as s:
+        s.sendall(CHUNKED_HEAD)
+        closed = False
+        deadline = time.monotonic() + BOUND
+        data = b""
+        while time.monotonic() < deadline:
+            try:
+                s.sendall(b"1\r\n \r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            got = outcome(s, 0.2)
+            data += got.data
+            if got.closed:
+                closed = True
+                break
+    assert closed, f"{router.kind}: a chunk trickle held the connection for {BOUND} s"
+    assert re.findall(rb"HTTP/1\.[01] (\d{3}) ", data) in ([], [b"408"]), data[:300]
+    serves_normally(router)
+
+
 def test_idle_keep_alive_connection_is_closed(router: Router) -> None:
     with router.connect() as s:
         s.sendall(post(CHAT))

@@ -24,7 +24,7 @@ import pytest
 
 from wilton_core.config import parse_config
 from wilton_core.router.app import RouterApp
-from wilton_core.router.server import FastServer
+from wilton_core.router.server import FastServer, Limits
 from wilton_core.router.service import RouterService
 from wilton_core.testing.fake_upstream import FakeUpstream
 from wilton_core.testing.procs import ManagedProcess, free_port
@@ -370,3 +370,324 @@ async def test_slow_reader_gets_back_pressure_not_a_growing_buffer(router, fake:
         await asyncio.sleep(0.01)
     [rec] = router["ledger"].records
     assert rec.status == "ok" and rec.tokens_out >= 40000
+
+
+# ---- streamed request bodies (a chunked upload on an idle connection) -----------------------------
+# A small ASGI app shows what the server hands over and when: /echo answers each chunk as it
+# arrives (live transcription's shape), /collect reads the whole body and answers once, /early
+# answers without reading. `seen` records every message the app received.
+
+STREAM_LIMIT = 4096
+IDLE_S = 1.0  # the idle deadline between chunks of a streamed body (Limits.body_timeout_s)
+
+
+class StreamApp:
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+        self.gate = asyncio.Event()  # /collect waits for it before reading (flow control case)
+        self.gate.set()
+        self.done = asyncio.Event()
+
+    async def __call__(self, scope, receive, send) -> None:
+        self.done.clear()
+        try:
+            await self._handle(scope, receive, send)
+        except asyncio.CancelledError:
+            self.seen.append({"type": "cancelled"})  # a streamed answer nobody reads is cancelled
+            raise
+        finally:
+            self.done.set()
+
+    async def _handle(self, scope, receive, send) -> None:
+        path = scope["path"]
+        if path == "/early":
+            await send({"type": "http.response.start", "status": 202, "headers": []})
+            await send({"type": "http.response.body", "body": b"early"})
+            return
+        if path == "/echo":
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+            while True:
+                msg = await receive()
+                self.seen.append(msg)
+                if msg["type"] == "http.disconnect":
+                    return
+                await send({"type": "http.response.body", "body": b"got %d\n" % len(msg["body"]),
+                            "more_body": msg["more_body"]})
+                if not msg["more_body"]:
+                    return
+        await self.gate.wait()
+        size = 0
+        while True:
+            msg = await receive()
+            self.seen.append(msg)
+            if msg["type"] == "http.disconnect":
+                return
+            size += len(msg["body"])
+            if not msg["more_body"]:
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"total %d" % size})
+
+
+@pytest.fixture
+async def stream_server():
+    app = StreamApp()
+    server = FastServer(app, host="127.0.0.1", port=0, max_body_bytes=STREAM_LIMIT, lifespan=False,
+                        limits=Limits(body_timeout_s=IDLE_S, keep_alive_s=10.0))
+    await server.start()
+    try:
+        yield app, server
+    finally:
+        await server.stop()
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def _upload(path: str) -> bytes:
+    return b"POST %s HTTP/1.1\r\nhost: r\r\ntransfer-encoding: chunked\r\n\r\n" % path.encode()
+
+
+async def _open_port(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", port)
+
+
+async def _line(reader: asyncio.StreamReader) -> bytes:
+    """The next payload line of a chunked text answer (skipping the chunk-size lines)."""
+    while True:
+        line = (await asyncio.wait_for(reader.readline(), 5)).rstrip(b"\r\n")
+        if line and not all(c in b"0123456789abcdef" for c in line):
+            return line
+
+
+async def test_streamed_body_reaches_the_app_while_the_upload_goes_on(stream_server) -> None:
+    app, server = stream_server
+    reader, writer = await _open_port(server.port)
+    try:
+        writer.write(_upload("/echo") + _chunk(b"a" * 10))
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 200") and b"transfer-encoding: chunked" in head
+        # the answer to the first chunk came back before the second one was even sent
+        assert await _line(reader) == b"got 10"
+        writer.write(_chunk(b"b" * 20))
+        assert await _line(reader) == b"got 20"
+        writer.write(b"0\r\n\r\n")
+        assert await _line(reader) == b"got 0"
+        await asyncio.wait_for(reader.readuntil(b"0\r\n\r\n"), 5)
+        # the connection carries the next request (buffered: Content-Length)
+        writer.write(b"POST /collect HTTP/1.1\r\nhost: r\r\ncontent-length: 3\r\n\r\nxyz")
+        status, _, body = await _read_response(reader)
+        assert status == 200 and body == b"total 3"
+    finally:
+        writer.close()
+    assert [m["more_body"] for m in app.seen[:3]] == [True, True, False]
+
+
+async def test_streamed_body_outlives_the_whole_body_deadline_while_chunks_keep_coming(stream_server) -> None:
+    _, server = stream_server
+    reader, writer = await _open_port(server.port)
+    try:
+        writer.write(_upload("/collect"))
+        # twice the deadline in all, never more than a tenth of it silent: a live recording
+        for _ in range(20):
+            writer.write(_chunk(b"x"))
+            await writer.drain()
+            await asyncio.sleep(IDLE_S / 10)
+        writer.write(b"0\r\n\r\n")
+        status, _, body = await _read_response(reader)
+    finally:
+        writer.close()
+    assert status == 200 and body == b"total 20"
+
+
+async def test_silent_streamed_sender_is_cut_by_the_idle_deadline(stream_server) -> None:
+    app, server = stream_server
+    reader, writer = await _open_port(server.port)
+    try:
+        writer.write(_upload("/collect") + _chunk(b"x" * 5))  # ... and then nothing
+        status, headers, body = await _read_response(reader)
+        assert status == 408 and headers["connection"] == "close"
+        assert orjson.loads(body)["error"]["code"] == "request_timeout"
+        assert await _eof(reader)
+    finally:
+        writer.close()
+    await asyncio.wait_for(app.done.wait(), 5)
+    assert app.seen[-1] == {"type": "http.disconnect"}  # the app was told, not left waiting
+
+
+async def test_silent_sender_after_the_answer_started_loses_the_connection(stream_server) -> None:
+    app, server = stream_server
+    reader, writer = await _open_port(server.port)
+    try:
+        writer.write(_upload("/echo") + _chunk(b"x" * 5))
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert await _line(reader) == b"got 5"
+        rest = await asyncio.wait_for(reader.read(), 5)  # EOF: no 408 after a half-sent answer
+        assert b"HTTP/1.1" not in rest
+    finally:
+        writer.close()
+    await asyncio.wait_for(app.done.wait(), 5)
+    assert app.seen[-1] == {"type": "http.disconnect"}
+
+
+async def test_oversized_streamed_body_gets_413_and_the_app_a_disconnect(stream_server) -> None:
+    app, server = stream_server
+    reader, writer = await _open_port(server.port)
+    try:
+        writer.write(_upload("/collect"))
+        for _ in range(STREAM_LIMIT // 1000 + 1):
+            writer.write(_chunk(b"x" * 1000))
+        status, headers, body = await _read_response(reader)
+        assert status == 413 and headers["connection"] == "close"
+        assert orjson.loads(body)["error"]["code"] == "request_too_large"
+        assert await _eof(reader)
+    finally:
+        writer.close()
+    await asyncio.wait_for(app.done.wait(), 5)
+    assert app.seen[-1] == {"type": "http.disconnect"}
+    assert sum(len(m.get("body", b"")) for m in app.seen) <= STREAM_LIMIT  # never handed more than the limit
+
+
+async def test_oversized_streamed_body_after_the_answer_started_closes(stream_server) -> None:
+    app, server = stream_server
+    reader, writer = await _open_port(server.port)
+    try:
+        writer.write(_upload("/echo") + _chunk(b"x" * 1000))
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert await _line(reader) == b"got 1000"
+        writer.write(_chunk(b"x" * STREAM_LIMIT))
+        rest = await asyncio.wait_for(reader.read(), 5)
+        assert b"HTTP/1.1" not in rest and b"got %d" % STREAM_LIMIT not in rest
+    finally:
+        writer.close()
+    await asyncio.wait_for(app.done.wait(), 5)
+    assert app.seen[-1] == {"type": "http.disconnect"}
+
+
+@pytest.mark.parametrize(("path", "ends"), [("/collect", "http.disconnect"), ("/echo", "cancelled")])
+async def test_client_leaving_mid_stream_tells_the_app_and_the_server_stays_healthy(stream_server, path: str,
+                                                                                    ends: str) -> None:
+    app, server = stream_server
+    reader, writer = await _open_port(server.port)
+    writer.write(_upload(path) + _chunk(b"x" * 7))
+    if path == "/echo":  # an answer is streaming when the client leaves
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert await _line(reader) == b"got 7"
+    else:
+        for _ in range(500):  # bounded: until the app has the first chunk
+            if app.seen:
+                break
+            await asyncio.sleep(0.01)
+        assert app.seen[0]["body"] == b"x" * 7
+    writer.close()
+    await asyncio.wait_for(app.done.wait(), 5)
+    assert app.seen[-1] == {"type": ends}
+    reader, writer = await _open_port(server.port)
+    try:
+        writer.write(b"POST /collect HTTP/1.1\r\nhost: r\r\ncontent-length: 2\r\n\r\nok")
+        assert (await _read_response(reader))[2] == b"total 2"
+    finally:
+        writer.close()
+
+
+async def test_request_pipelined_after_a_streamed_one_is_answered_in_order(stream_server) -> None:
+    _, server = stream_server
+    reader, writer = await _open_port(server.port)
+    try:
+        # the second chunked upload arrives while the first runs: it takes the buffered path
+        writer.write(_upload("/collect") + _chunk(b"abc") + b"0\r\n\r\n"
+                     + _upload("/collect") + _chunk(b"defgh") + b"0\r\n\r\n"
+                     + b"POST /collect HTTP/1.1\r\nhost: r\r\ncontent-length: 1\r\n\r\nz")
+        got = [await _read_response(reader) for _ in range(3)]
+    finally:
+        writer.close()
+    assert [g[2] for g in got] == [b"total 3", b"total 5", b"total 1"]
+
+
+async def test_app_answering_before_the_upload_ends_keeps_the_connection_usable(stream_server) -> None:
+    _, server = stream_server
+    reader, writer = await _open_port(server.port)
+    try:
+        writer.write(_upload("/early") + _chunk(b"x" * 100))
+        status, _, body = await _read_response(reader)
+        assert status == 202 and body == b"early"
+        # the rest of the upload is read and dropped; then the next request is served
+        writer.write(_chunk(b"y" * 100) + b"0\r\n\r\n" + b"POST /collect HTTP/1.1\r\nhost: r\r\ncontent-length: 1\r\n\r\nz")
+        assert (await _read_response(reader))[2] == b"total 1"
+    finally:
+        writer.close()
+
+
+async def test_malformed_chunk_in_a_streamed_body_gets_400_and_the_app_a_disconnect(stream_server) -> None:
+    app, server = stream_server
+    reader, writer = await _open_port(server.port)
+    try:
+        writer.write(_upload("/collect") + _chunk(b"abc"))
+        for _ in range(500):  # bounded: until the app has the first chunk
+            if app.seen:
+                break
+            await asyncio.sleep(0.01)
+        writer.write(b"zz\r\nnot a chunk\r\n")
+        status, headers, body = await _read_response(reader)
+        assert status == 400 and headers["connection"] == "close"
+        assert orjson.loads(body)["error"]["code"] == "bad_request"
+        assert await _eof(reader)
+    finally:
+        writer.close()
+    await asyncio.wait_for(app.done.wait(), 5)
+    assert app.seen == [{"type": "http.request", "body": b"abc", "more_body": True}, {"type": "http.disconnect"}]
+
+
+async def test_content_length_body_is_still_handed_over_whole(stream_server) -> None:
+    app, server = stream_server
+    reader, writer = await _open_port(server.port)
+    try:
+        writer.write(b"POST /collect HTTP/1.1\r\nhost: r\r\ncontent-length: 6\r\n\r\nabc")
+        await writer.drain()
+        await asyncio.sleep(0.05)  # (the two halves usually arrive in two reads; whole either way)
+        writer.write(b"def")
+        assert (await _read_response(reader))[2] == b"total 6"
+    finally:
+        writer.close()
+    assert app.seen == [{"type": "http.request", "body": b"abcdef", "more_body": False}]
+
+
+async def test_streamed_body_pauses_reading_while_the_app_does_not_read() -> None:
+    from wilton_core.router import server as server_mod
+
+    app = StreamApp()
+    app.gate.clear()  # /collect does not read until the gate opens
+    big = server_mod._STREAM_HIGH * 8
+    server = FastServer(app, host="127.0.0.1", port=0, max_body_bytes=big * 2, lifespan=False,
+                        limits=Limits(body_timeout_s=IDLE_S))
+    await server.start()
+    reader, writer = await _open_port(server.port)
+    try:
+        writer.write(_upload("/collect"))
+        piece = b"x" * 65536
+        sender = asyncio.ensure_future(_send_all(writer, [_chunk(piece)] * (big // len(piece)) + [b"0\r\n\r\n"]))
+        conns = server._state.connections if server._state is not None else set()
+        for _ in range(500):  # bounded: until the server stops reading this socket
+            if any(c.reading_paused for c in conns):
+                break
+            await asyncio.sleep(0.01)
+        paused = [c for c in conns if c.reading_paused]
+        assert paused, "the server kept reading a body nobody read"
+        stream = paused[0].stream
+        # what waits unread is bounded: the mark plus at most one socket read (256 KiB) past it
+        assert stream is not None and stream.unread <= 2 * server_mod._STREAM_HIGH + 1024 < big
+        await asyncio.sleep(IDLE_S * 1.5)  # paused by us: the client is not timed meanwhile
+        app.gate.set()
+        status, _, body = await _read_response(reader)
+        await sender
+    finally:
+        writer.close()
+        await server.stop()
+    assert status == 200 and body == b"total %d" % (big // len(piece) * len(piece))
+
+
+async def _send_all(writer: asyncio.StreamWriter, parts: list[bytes]) -> None:
+    for p in parts:
+        writer.write(p)
+        await writer.drain()

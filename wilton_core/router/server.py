@@ -9,6 +9,13 @@ changes. What it does:
 - keep-alive and pipelining (requests on one connection are answered in order, one at a time);
 - request bodies with Content-Length or chunked transfer; the body limit answers 413 from the
   headers alone (Content-Length) or as soon as a chunked body passes it, then closes;
+- a chunked request on an idle connection is STREAMED (`_BodyStream`): the app runs from the end
+  of the headers and `receive()` hands it each chunk as it arrives (live transcription uploads
+  audio as it is recorded and answers while the upload goes on). Reading pauses while more than
+  `_STREAM_HIGH` bytes wait unread; the body limit still holds (the app sees a disconnect, the
+  client a 413 if no answer started, else the connection closes); the whole-body deadline becomes
+  an idle deadline between chunks (`body_timeout_s` of silence cuts the request). A request with
+  Content-Length, or one pipelined behind another, is buffered whole exactly as before;
 - a buffered response (start + one final body) goes out in a single transport.write; a streamed
   one (more_body=True) is sent with chunked transfer-encoding and waits for a drain when the
   transport pauses writing;
@@ -59,6 +66,8 @@ _STATUS_LINES: dict[int, bytes] = {}
 _MAX_PIPELINE = 16
 # streamed output is written at once when this much is waiting (else at the end of the iteration)
 _FLUSH_BYTES = 64 * 1024
+# a streamed request body: stop reading the socket while this much waits for the app
+_STREAM_HIGH = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +77,7 @@ class Limits:
     max_header_bytes: int = 16384
     max_headers: int = 100
     header_timeout_s: float = 10.0
-    body_timeout_s: float = 30.0
+    body_timeout_s: float = 30.0  # a buffered body, whole; a streamed one, the silence between chunks
     keep_alive_s: float = 5.0
     max_connections: int = 1000
 
@@ -109,7 +118,7 @@ class _Date:
 
 
 class _Request:
-    __slots__ = ("body", "chunks", "headers", "keep_alive", "method", "path", "query", "url", "version")
+    __slots__ = ("body", "chunks", "headers", "keep_alive", "method", "path", "query", "stream", "url", "version")
 
     def __init__(self) -> None:
         self.url = b""
@@ -121,6 +130,28 @@ class _Request:
         self.query = b""
         self.version = "1.1"
         self.keep_alive = True
+        self.stream: _BodyStream | None = None  # set when the body is handed to the app as it arrives
+
+
+class _BodyStream:
+    """A request body the app reads while it arrives: chunks not yet read, and how it ended."""
+
+    __slots__ = ("chunks", "complete", "cycle", "failed", "paused", "ready", "unread")
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.unread = 0
+        self.complete = False  # the last chunk arrived
+        self.failed = False  # cut (limit, deadline, malformed framing) or the client left
+        self.paused = False  # this stream paused the socket's reading (flow control)
+        self.ready = asyncio.Event()  # something for the app: a chunk, the end, a failure
+        self.cycle: _Cycle | None = None  # the exchange reading it, once its task runs
+
+    def fail(self) -> None:
+        self.failed = True
+        self.chunks.clear()
+        self.unread = 0
+        self.ready.set()
 
 
 class _State:
@@ -154,6 +185,7 @@ class HttpProtocol(asyncio.Protocol):
         self.body_size = 0
         self.rejected = False  # a request was refused (413/400): ignore the rest of the input
         self.queue: deque[_Request] = deque()
+        self.stream: _BodyStream | None = None  # the streamed body now arriving (its app is running)
         self.task: asyncio.Task[None] | None = None
         self.streaming = False
         self.closed = False
@@ -196,6 +228,9 @@ class HttpProtocol(asyncio.Protocol):
         self.disconnected.set()
         if self.idle is not None:
             self.idle.cancel()
+        if self.stream is not None:  # the app reading the upload sees the disconnect
+            self.stream.fail()
+            self.stream = None
         if self.drain is not None and not self.drain.done():
             self.drain.set_result(None)
         # a stream nobody reads any more must stop pulling from the upstream; a buffered answer
@@ -318,6 +353,7 @@ class HttpProtocol(asyncio.Protocol):
         req.path = path.decode("latin-1")
         limit = self.state.max_body
         expect_continue = False
+        chunked = False
         for k, v in req.headers:
             if k == b"content-length":
                 with contextlib.suppress(ValueError):
@@ -326,8 +362,17 @@ class HttpProtocol(asyncio.Protocol):
                         return
             elif k == b"expect" and v.lower() == b"100-continue":
                 expect_continue = True
+            elif k == b"transfer-encoding":
+                chunked = b"chunked" in v.lower()
         if expect_continue and self.transport is not None:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if chunked and self.task is None and not self.queue and not p.should_upgrade():
+            # idle connection, chunked upload: the app runs now and reads the body as it arrives
+            stream = _BodyStream()
+            req.stream = stream
+            self.stream = stream
+            self.queue.append(req)
+            self._next()
 
     def on_body(self, body: bytes) -> None:
         if self.rejected:
@@ -338,7 +383,39 @@ class HttpProtocol(asyncio.Protocol):
         if self.body_size > self.state.max_body:
             self._reject_too_large()
             return
-        req.chunks.append(body)
+        stream = self.stream
+        if stream is None:
+            req.chunks.append(body)
+            return
+        if self.task is None:
+            # the app answered without reading the whole upload: the rest is read and dropped, so
+            # the connection can carry the next request (the limit and the idle deadline still hold)
+            self._arm(self.state.limits.body_timeout_s, self._slow_request)
+            return
+        stream.chunks.append(body)
+        stream.unread += len(body)
+        stream.ready.set()
+        if stream.unread > _STREAM_HIGH:
+            # the app is behind: stop reading; the client waits on TCP, and is not timed meanwhile
+            # (the rest of the bytes already read are still parsed into the stream)
+            if not self.reading_paused and self.transport is not None:
+                stream.paused = True
+                self.reading_paused = True
+                self.transport.pause_reading()
+            if self.idle is not None:
+                self.idle.cancel()
+                self.idle = None
+        else:
+            self._arm(self.state.limits.body_timeout_s, self._slow_request)
+
+    def resume_stream(self, stream: _BodyStream) -> None:
+        """The app read what was waiting: read the socket again, and time the client again."""
+        stream.paused = False
+        if self.reading_paused and self.transport is not None and not self.closed:
+            self.reading_paused = False
+            self.transport.resume_reading()
+        if self.stream is stream:
+            self._arm(self.state.limits.body_timeout_s, self._slow_request)
 
     def on_message_complete(self, force: bool = False) -> None:
         req = self.req
@@ -349,6 +426,14 @@ class HttpProtocol(asyncio.Protocol):
         if self.idle is not None:  # the request is whole: the app's time is not the client's
             self.idle.cancel()
             self.idle = None
+        stream = req.stream
+        if stream is not None:  # its app is already running: tell it the upload ended
+            stream.complete = True
+            stream.ready.set()
+            self.stream = None
+            if self.task is None:  # ... or it already answered: the connection is free again
+                self._next()
+            return
         chunks = req.chunks
         req.body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         req.chunks = []
@@ -387,10 +472,20 @@ class HttpProtocol(asyncio.Protocol):
         if self.closed:
             self.queue.clear()
             return
+        stream = self.stream
+        if stream is not None:  # answered before the upload ended: drop what is unread, keep timing
+            stream.chunks.clear()
+            stream.unread = 0
+            stream.paused = False
+            self._arm(self.state.limits.body_timeout_s, self._slow_request)
         self._next()
 
     async def _run(self, req: _Request) -> None:
-        cycle = _Cycle(self, req)
+        if req.stream is None:
+            cycle = _Cycle(self, req)
+        else:
+            cycle = _StreamCycle(self, req)
+            req.stream.cycle = cycle
         try:
             await self.state.app(cycle.scope(), cycle.receive, cycle.send)
         except asyncio.CancelledError:
@@ -431,6 +526,10 @@ class HttpProtocol(asyncio.Protocol):
         self.idle = None
         if self.req is None or self.rejected or self.closed:
             return
+        if self.stream is not None:
+            self._reject(408, f"No request body chunk arrived for {self.state.limits.body_timeout_s:g} s.",
+                         "request_timeout")
+            return
         part = "body" if not self.in_head else "line and headers"
         limit = self.state.limits.body_timeout_s if not self.in_head else self.state.limits.header_timeout_s
         self._reject(408, f"The request {part} did not arrive within {limit:g} s.", "request_timeout")
@@ -449,6 +548,17 @@ class HttpProtocol(asyncio.Protocol):
         self.rejected = True
         self.req = None
         body = error_body(message, "invalid_request_error", None, code)
+        stream = self.stream
+        if stream is not None:
+            # a streamed body is cut: its app sees a disconnect; the client gets the refusal if
+            # no answer has started (else a half-sent answer cannot be followed by another)
+            self.stream = None
+            stream.fail()
+            cycle = stream.cycle
+            if cycle is None or not cycle.head_sent:
+                self._write_raw(status, body)  # (what the app sends after this meets a closed connection)
+            self._close()
+            return
         if self.task is None and not self.queue:
             self._write_raw(status, body)
             self._close()
@@ -600,6 +710,37 @@ class _Cycle:
     def write_error(self, status: int, message: str, type_: str, code: str) -> None:
         self.conn._write_raw(status, error_body(message, type_, None, code))
         self.finished = True
+
+
+class _StreamCycle(_Cycle):
+    """An exchange whose request body is handed to the app chunk by chunk as it arrives."""
+
+    __slots__ = ()
+
+    async def receive(self) -> Message:
+        stream = self.req.stream
+        assert stream is not None
+        conn = self.conn
+        while True:
+            if stream.chunks:
+                chunks = stream.chunks
+                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                chunks.clear()
+                stream.unread = 0
+                if stream.paused:
+                    conn.resume_stream(stream)
+                self.body_sent = stream.complete
+                return {"type": "http.request", "body": data, "more_body": not stream.complete}
+            if stream.failed or conn.closed:
+                return {"type": "http.disconnect"}
+            if stream.complete:
+                if not self.body_sent:
+                    self.body_sent = True
+                    return {"type": "http.request", "body": b"", "more_body": False}
+                await conn.disconnected.wait()
+                return {"type": "http.disconnect"}
+            stream.ready.clear()
+            await stream.ready.wait()
 
 
 async def _reject_cycle(conn: HttpProtocol, req: _Request) -> None:
