@@ -39,7 +39,8 @@ class Settings(BaseSettings):
     router_header_timeout_s: float = Field(default=10.0, gt=0, le=60, description=(
         "time to receive a request's line and headers"))
     router_body_timeout_s: float = Field(default=30.0, gt=0, le=600,
-                                         description="time to receive a request's whole body; then 408")
+                                         description="time to receive a request's whole body (a streamed, chunked "
+                                                     "upload: the longest silence between chunks); then 408")
     router_keep_alive_s: float = Field(default=5.0, gt=0, le=600, description=(
         "an idle connection is closed after"))
     router_max_connections: int = Field(default=1000, ge=1, le=100_000, description=(

@@ -37,7 +37,8 @@ def _parser(prog: str = "wilton-router") -> argparse.ArgumentParser:
     p.add_argument("--header-timeout", type=float, default=None, metavar="S",
                    help="seconds to receive a request's line and headers (default 10, $WILTON_ROUTER_HEADER_TIMEOUT_S)")
     p.add_argument("--body-timeout", type=float, default=None, metavar="S",
-                   help="seconds to receive a request's body (default 30, $WILTON_ROUTER_BODY_TIMEOUT_S)")
+                   help="seconds to receive a request's body; for a streamed (chunked) upload, the longest "
+                        "silence between two chunks (default 30, $WILTON_ROUTER_BODY_TIMEOUT_S)")
     p.add_argument("--keep-alive", type=float, default=None, metavar="S",
                    help="an idle connection is closed after (default 5, $WILTON_ROUTER_KEEP_ALIVE_S)")
     p.add_argument("--max-header-bytes", type=int, default=None, metavar="N",
