@@ -10,8 +10,10 @@ while, in each scenario, something hostile happens at the same time:
   the legitimate client got 5 successes out of 586 in 60 s;
 - `bad-tool-calls`: a client sends `tool_calls` of `5`, `["x"]`, `[{"function": "f"}]`;
 - `context-too-long`: the first local model answers "maximum context length exceeded" to a burst;
-- `429-storm`: every model but one API model is down, and that one answers 429 (Retry-After: 0.2)
-  three times in a row; the wait budget (`max_retry_after_s = 0.5` here) lets requests wait it out.
+- `429-storm`: every model but one API model is down, and that one answers 429 (Retry-After: 0.1)
+  three times in a row: a storm of 0.3 s in all, inside the wait budget (`max_retry_after_s = 0.5`
+  here), so requests wait it out. (Concurrent requests share the storm: each 429 defers the model
+  for everyone, so a storm longer than the budget would rightly fail some of them.)
 
 Figures per scenario: the legitimate client's success share and where it was served, the hostile
 requests' statuses (no 5xx), how many breakers opened (from the router's published health), and
@@ -76,10 +78,10 @@ SCENARIOS: tuple[MixScenario, ...] = (
     MixScenario("context-too-long", "local-a answers 'maximum context length' to 30 requests",
                 scripts=({"model": "local-a", "fail": [400] * 30,
                           "error_message": "This model's maximum context length is 4096 tokens"},)),
-    MixScenario("429-storm", "only api-a is up, and it answers 429 (Retry-After 0.2) to 3 requests in a row",
+    MixScenario("429-storm", "only api-a is up, and it answers 429 (Retry-After 0.1) to 3 requests in a row",
                 scripts=({"model": "local-a", "status": 503}, {"model": "local-b", "status": 503},
                          {"model": "api-b", "status": 503},
-                         {"model": "api-a", "fail": [429] * 3, "retry_after": 0.2}),
+                         {"model": "api-a", "fail": [429] * 3, "retry_after": 0.1}),
                 legit_model="api"),
 )
 
