@@ -179,3 +179,19 @@ def test_models_from_router_rejects_what_is_not_a_model_list():
     assert models_from_router({"data": "x"}) is None and models_from_router([1]) is None
     assert models_from_router({"data": [{"id": "m", "wilton": {"tier": "edge"}}]}) is None
     assert models_from_router({"data": [{"id": "auto", "object": "model"}]}) is None
+
+
+def test_explain_reads_a_router_listing_with_embedding_and_audio_models() -> None:
+    """The router lists embedding and audio models too (with other fields): explain must still use
+    the listing, and never route chat to them."""
+    from wilton_core.cli.explain import models_from_router
+
+    chat = {"id": "local-a", "object": "model", "wilton": {
+        "provider": "openai", "upstream_model": "m", "tier": "selfhost", "is_local": True, "capability": "basic",
+        "context_window": 8192, "supports_tools": False, "supports_vision": False, "input_cost_per_mtok": 0.0,
+        "output_cost_per_mtok": 0.0, "configured": True, "status": "available", "kind": "chat"}}
+    body = {"data": [{"id": "auto"}, chat,
+                     {"id": "local-embed", "wilton": {**chat["wilton"], "kind": "embedding"}},
+                     {"id": "whisper", "wilton": {"kind": "stt", "provider": "faster_whisper", "is_local": True}}]}
+    got = models_from_router(body)
+    assert got is not None and [v.id for v in got[0]] == ["local-a"]

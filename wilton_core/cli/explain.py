@@ -80,12 +80,13 @@ Models = tuple[list[ModelView], list[ModelFacts]]
 
 
 def models_from_config(cfg: StackConfig, environ: Mapping[str, str]) -> Models:
+    chat = [m for m in cfg.models if m.kind == "chat"]  # embedding models are never routed chat
     views = [ModelView(id=m.id, tier=m.tier, is_local=m.is_local, capability=m.capability,
                        context_window=m.context_window, supports_tools=m.supports_tools,
                        supports_vision=m.supports_vision, input_cost_per_mtok=m.input_cost_per_mtok,
                        output_cost_per_mtok=m.output_cost_per_mtok, configured=m.is_configured(environ))
-             for m in cfg.models]
-    return views, [ModelFacts(m.id, m.provider, m.model, m.base_url, m.is_local) for m in cfg.models]
+             for m in chat]
+    return views, [ModelFacts(m.id, m.provider, m.model, m.base_url, m.is_local) for m in chat]
 
 
 def models_from_router(body: Any) -> Models | None:
@@ -98,6 +99,9 @@ def models_from_router(body: Any) -> Models | None:
     for item in data:
         if not isinstance(item, dict) or item.get("id") == "auto" or not isinstance(item.get("id"), str):
             continue
+        wilton = item.get("wilton")
+        if isinstance(wilton, dict) and wilton.get("kind", "chat") != "chat":
+            continue  # embedding and audio models are never routed chat
         try:
             w = _Served.model_validate(item.get("wilton"))
         except ValidationError:
