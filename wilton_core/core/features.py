@@ -10,8 +10,10 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
+
+from wilton_core.core.messages import has_images, message_texts
 
 __all__ = [
     "HAND_FEATURE_NAMES",
@@ -26,7 +28,6 @@ __all__ = [
 
 MessagesOrText: TypeAlias = str | Sequence[Mapping[str, Any]]
 
-_IMAGE_PART_TYPES = frozenset({"image_url", "input_image", "image"})
 _DATA_IMAGE = re.compile(r"data:image/[a-z0-9.+-]+;base64,", re.I)
 
 # Long prompts are scored from their head and tail: the cost stays flat and the parts that
@@ -103,63 +104,22 @@ HAND_FEATURE_NAMES: tuple[str, ...] = (
 )
 
 
-def _part_text(part: Any) -> str:
-    if isinstance(part, str):
-        return part
-    if isinstance(part, Mapping):
-        text = part.get("text")
-        if isinstance(text, str):
-            return text
-    return ""
-
-
-def _content_texts(content: Any) -> Iterable[str]:
-    if isinstance(content, str):
-        yield content
-    elif isinstance(content, Sequence):
-        for part in content:
-            text = _part_text(part)
-            if text:
-                yield text
-
-
 def flatten_request(messages_or_text: MessagesOrText) -> str:
     """The request's text: the string itself, or every message's text parts joined by newlines.
 
-    Images and other non-text parts are skipped; `has_image` reports them.
+    Images and other non-text parts are skipped; `has_image` reports them (core/messages.py reads
+    messages one way for every layer).
     """
     if isinstance(messages_or_text, str):
         return messages_or_text
-    texts: list[str] = []
-    for message in messages_or_text:
-        if isinstance(message, Mapping):
-            texts.extend(_content_texts(message.get("content")))
-    return "\n".join(texts)
+    return "\n".join(message_texts(messages_or_text))
 
 
 def has_image(messages_or_text: MessagesOrText) -> bool:
     """True when any message carries an image part, or any text embeds an image data URL."""
     if isinstance(messages_or_text, str):
         return _DATA_IMAGE.search(messages_or_text) is not None
-    for message in messages_or_text:
-        if not isinstance(message, Mapping):
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            if _DATA_IMAGE.search(content):
-                return True
-            continue
-        if not isinstance(content, Sequence):
-            continue
-        for part in content:
-            if not isinstance(part, Mapping):
-                continue
-            if part.get("type") in _IMAGE_PART_TYPES or "image_url" in part:
-                return True
-            text = part.get("text")
-            if isinstance(text, str) and _DATA_IMAGE.search(text):
-                return True
-    return False
+    return has_images(messages_or_text)
 
 
 def _clip(text: str) -> str:

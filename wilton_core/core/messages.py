@@ -43,8 +43,7 @@ def _part_text(part: Any) -> str:
 
 def _content_texts(content: Any) -> Iterator[str]:
     if isinstance(content, str):
-        if content:
-            yield content
+        yield content
     elif isinstance(content, Sequence):
         for part in content:
             text = _part_text(part)

@@ -13,6 +13,7 @@ import httpx
 import orjson
 
 from wilton_core.config import ModelConfig
+from wilton_core.core.messages import content_text, last_user_text, prompt_chars  # one reading of messages
 from wilton_core.errors import BadRequestError, ResponseTooLargeError
 from wilton_core.providers.limits import UpstreamLimits, limit_response_hook
 from wilton_core.types import Usage
@@ -55,31 +56,6 @@ def new_id(prefix: str = "chatcmpl-") -> str:
 def estimate_tokens(chars: int) -> int:
     """The usual 4-characters-per-token estimate, used only when an upstream reports no usage."""
     return (chars + 3) // 4 if chars > 0 else 0
-
-
-def content_text(content: Any) -> str:
-    """Text of an OpenAI message content (string or list of parts); images contribute nothing."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return str(content)
-
-
-def prompt_chars(messages: Any) -> int:
-    if not isinstance(messages, list):
-        return 0
-    return sum(len(content_text(m.get("content"))) for m in messages if isinstance(m, dict))
-
-
-def last_user_text(messages: Any) -> str:
-    if isinstance(messages, list):
-        for m in reversed(messages):
-            if isinstance(m, dict) and m.get("role") == "user":
-                return content_text(m.get("content"))
-    return ""
 
 
 def stop_list(stop: Any) -> list[str] | None:
