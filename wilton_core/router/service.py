@@ -536,31 +536,9 @@ class RouterService:
                          stream=stream, http_status=500)
 
     async def complete(self, body: dict[str, Any], d: Decision) -> Outcome:
-        try:
-            return await self._complete(body, d)
-        except NoHealthyModelError as err:
-            self.record_failure(d, err, stream=False)
-            raise
-        except Exception:
-            self._record_crash(d, stream=False)
-            raise
-
-    async def _complete(self, body: dict[str, Any], d: Decision) -> Outcome:
-        res = await self.executor.complete(d.chain, body)
-        data = res.completion.data
-        data["model"] = res.runtime.cfg.id
-        data["id"] = d.request_id  # the body's id is the ledger's: one id to trace a request by
-        # what the client and the ledger see is the provider's sanitised count, never the raw field
-        usage = res.completion.usage
-        data["usage"] = usage.as_openai()
-        out = orjson.dumps(data)
-        total = time.perf_counter() - d.started
-        overhead = max(0.0, total - res.upstream_s)
-        self._record(d, res.runtime, res.attempts, status="ok", error_class=None, latency_s=total,
-                     ttft_s=None, usage=usage, stream=False)
-        if self._observe_overhead is not None:
-            self._observe_overhead(overhead)
-        return Outcome(out, self._headers(res.runtime, d, res.attempts, overhead))
+        """`complete_result` rendered as the chat-completions body: one execute-and-record path."""
+        res = await self.complete_result(body, d)
+        return Outcome(orjson.dumps(res.data), res.headers)
 
     async def stream(self, body: dict[str, Any], d: Decision) -> StreamOutcome:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -639,16 +617,20 @@ class RouterService:
 
     async def complete_result(self, body: dict[str, Any], d: Decision) -> ChatResult:
         try:
-            res = await self.executor.complete(d.chain, body)
+            return await self._complete_result(body, d)
         except NoHealthyModelError as err:
             self.record_failure(d, err, stream=False)
             raise
         except Exception:
-            self._record_crash(d, stream=False)
+            self._record_crash(d, stream=False)  # a bug anywhere up to the record is still a row
             raise
+
+    async def _complete_result(self, body: dict[str, Any], d: Decision) -> ChatResult:
+        res = await self.executor.complete(d.chain, body)
         data = res.completion.data
         data["model"] = res.runtime.cfg.id
-        data["id"] = d.request_id
+        data["id"] = d.request_id  # the body's id is the ledger's: one id to trace a request by
+        # what the client and the ledger see is the provider's sanitised count, never the raw field
         usage = res.completion.usage
         data["usage"] = usage.as_openai()
         total = time.perf_counter() - d.started
