@@ -18,6 +18,7 @@ import resource
 import subprocess
 import sys
 import time
+from typing import Literal
 
 from wilton_core.config import ModelConfig
 from wilton_core.providers.factory import make_provider
@@ -31,11 +32,11 @@ def _rss_mib() -> float:
 
 
 async def _one(case: str, mib: int, client: str, comment_s: float) -> dict[str, object]:
-    env = {"WILTON_UPSTREAM_HTTP": "httpx"} if client == "httpx" else {}
+    upstream_http: Literal["auto", "httpx"] = "httpx" if client == "httpx" else "auto"
     with FakeUpstream(models=("m1",)).start() as fake:
         cfg = ModelConfig(id="m1", provider="openai", model="m1", base_url=fake.url + "/v1", tier="selfhost",
                           is_local=True, timeout_s=2.0)
-        p = make_provider(cfg, environ=env)
+        p = make_provider(cfg, environ={}, upstream_http=upstream_http)
         before = _rss_mib()
         t0 = time.perf_counter()
         if case == "huge":

@@ -7,8 +7,9 @@ where things are (store, ports, directories) and is shared by every process.
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from wilton_core.config import StackConfig, default_config, load_config
 from wilton_core.errors import ConfigError
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "load_settings", "load_settings_as"]
 
 
 class Settings(BaseSettings):
@@ -27,7 +28,7 @@ class Settings(BaseSettings):
     store_url: str | None = Field(default=None, description="sqlite:///path or postgresql://...")
     data_dir: Path = Path("./data")
     reports_dir: Path = Path("./reports")
-    run_dir: Path | None = None
+    run_dir: Path = Field(default=Path("./run"), description="pid files and logs of scripts/up.sh")
     host: str = "127.0.0.1"
     router_port: int = Field(default=8080, ge=0, le=65535)
     router_workers: int = Field(default=1, ge=1, le=64, description="router processes sharing the port")
@@ -54,11 +55,20 @@ class Settings(BaseSettings):
     ledger_batch: int = Field(default=500, gt=0)
     log_level: str = "info"
     capture_prompts: bool = Field(default=False, description="store prompt text for insight --include-prompts")
+    upstream_http: Literal["auto", "httpx"] = Field(default="auto", description=(
+        "httpx: every upstream through httpx (escape hatch, benchmark A/B); auto: plain-http "
+        "OpenAI-compatible upstreams through the lean keep-alive client"))
     # -- access (issue 14, docs/access.md) --
     master_key: SecretStr | None = Field(default=None, description="admin client key of the router")
     redis_url: str | None = Field(default=None, description="redis://... shared RPM/TPM limits across replicas")
     key_refresh_s: float = Field(default=1.0, gt=0, le=30, description="how often keys and spend are re-read")
     allow_unauthenticated: bool = Field(default=False, description="serve a non-loopback address without keys")
+    admin_password: SecretStr | None = Field(default=None, description=(
+        "the coherence API's admin password; unset: generated at first start and printed once"))
+    router_api_key: SecretStr | None = Field(default=None, description=(
+        "the client key wiltonctl, the hpc runner and the insight hook send to the router"))
+    local_port: int = Field(default=8081, ge=1, le=65535, description=(
+        "port of the embedded llama.cpp server (scripts/start_local_model.sh)"))
 
     @field_validator("store_url")
     @classmethod
@@ -87,6 +97,12 @@ class Settings(BaseSettings):
     def master_key_value(self) -> str | None:
         return self.master_key.get_secret_value() if self.master_key else None
 
+    def admin_password_value(self) -> str | None:
+        return self.admin_password.get_secret_value() or None if self.admin_password else None
+
+    def router_api_key_value(self) -> str | None:
+        return self.router_api_key.get_secret_value() or None if self.router_api_key else None
+
     def resolved_store_url(self) -> str:
         if self.store_url:
             return self.store_url
@@ -102,11 +118,26 @@ class Settings(BaseSettings):
         return load_config(self.config) if self.config else default_config()
 
 
+S = TypeVar("S", bound=Settings)
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Settings from env, with CLI flags (non-None overrides) on top; readable error on failure."""
+    return load_settings_as(Settings, **overrides)
+
+
+def load_settings_as(cls: type[S], *, flags: Mapping[str, str] | None = None, **overrides: Any) -> S:
+    """An instance of `cls` (Settings or a process's subclass of it) from env, with the non-None
+    overrides (CLI flags) on top. A ValidationError becomes one ConfigError naming each bad
+    variable, and the flag that sets it when `flags` maps the field name to one."""
     clean = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return Settings(**clean)
+        return cls(**clean)
     except ValidationError as err:
-        parts = [f"WILTON_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in err.errors()]
+        names = flags or {}
+        parts = []
+        for e in err.errors():
+            key = "_".join(str(p) for p in e["loc"])
+            env = f"WILTON_{key.upper()}"
+            parts.append(f"{names[key]} ({env}): {e['msg']}" if key in names else f"{env}: {e['msg']}")
         raise ConfigError("invalid settings: " + "; ".join(parts)) from None

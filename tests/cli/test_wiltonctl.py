@@ -55,10 +55,10 @@ def test_router_serve_shows_the_routers_options_and_errors_as_itself() -> None:
     assert h.returncode == 0, h.stderr
     for flag in ("--config", "--port", "--store-url", "--workers", "--validate-and-exit"):
         assert flag in h.stdout, flag
-    assert h.stdout.startswith("usage: wiltonctl router serve")
+    assert "Usage: wiltonctl router serve [OPTIONS]" in h.stdout
     b = subprocess.run([*run, "--bogus"], capture_output=True, text=True, timeout=60)
     assert b.returncode == 2
-    assert "wiltonctl router serve: error: unrecognized arguments: --bogus" in b.stderr
+    assert "Usage: wiltonctl router serve" in b.stderr and "No such option: --bogus" in b.stderr
     assert "wilton-router" not in b.stderr
 
 

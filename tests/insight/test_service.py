@@ -126,7 +126,7 @@ async def test_failures_give_a_stats_only_report_that_says_why(
     second = await svc.run_once(NOW + 60)
     await svc.aclose()
     expected = {"no_key": "auth: no OpenAI key: set OPENAI_API_KEY",
-                "rate_limited": "rate_limited: openai answered HTTP 429: quota exceeded (retry after 30 s)",
+                "rate_limited": "rate_limited: openai gpt-4o: HTTP 429: quota exceeded (retry after 30 s)",
                 "refused": "unavailable: OpenAI unreachable"}[failure]
     for res in (first, second):
         assert res.report.status == "stats_only" and res.report.analysis is None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import orjson
@@ -427,7 +427,7 @@ def fake(fake_server: FakeUpstream) -> FakeUpstream:
     return fake_server
 
 
-CLIENTS = {"http1": {}, "httpx": {"WILTON_UPSTREAM_HTTP": "httpx"}}
+CLIENTS: dict[str, Literal["auto", "httpx"]] = {"http1": "auto", "httpx": "httpx"}
 
 
 async def _sent_bytes(fake: FakeUpstream, model: str) -> int:
@@ -441,7 +441,7 @@ async def _sent_bytes(fake: FakeUpstream, model: str) -> int:
 
 
 def real(kind: str, fake: FakeUpstream, client: str = "http1", **kw: Any) -> Provider:
-    return make_provider(model_config(kind, fake.url, **kw), environ={**ENV, **CLIENTS[client]})
+    return make_provider(model_config(kind, fake.url, **kw), environ=ENV, upstream_http=CLIENTS[client])
 
 
 @pytest.mark.parametrize("client", CLIENTS)

@@ -49,7 +49,7 @@ class MemoryStore:
 def fast_writer(store: object, **kw: object) -> LedgerWriter:
     opts: dict[str, object] = dict(flush_interval_s=0.005, retry_base_s=0.002, retry_max_s=0.01)
     opts.update(kw)
-    return LedgerWriter(store, **opts)  # type: ignore[arg-type]
+    return LedgerWriter(store, **opts)  # type: ignore[arg-type]  # a MemoryStore of this file
 
 
 def test_writes_everything_in_bounded_batches_and_stop_flushes() -> None:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from wilton_core.access.keys import KeyAdminError, KeySpec, parse_duration, parse_models
+from wilton_core.router.asgi import Receive, Scope, Send
 from wilton_core.router.wire import error_body
 
 if TYPE_CHECKING:
@@ -28,9 +28,6 @@ if TYPE_CHECKING:
 
 __all__ = ["handle_admin"]
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _MAX_BODY = 16 * 1024
 _CREATE_FIELDS = {"name", "budget_usd", "budget_period", "rpm", "tpm", "models", "local_only", "expires"}

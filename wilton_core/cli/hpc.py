@@ -84,7 +84,7 @@ def _console() -> Console:
 
 
 def _run_dir(settings: Settings) -> Path:
-    return settings.run_dir or Path(os.environ.get("WILTON_RUN_DIR", "./run"))
+    return settings.run_dir
 
 
 def _spawn(batch_id: str, concurrency: int, settings: Settings) -> Path:
@@ -107,7 +107,8 @@ def _run_with_progress(repo: TaskRepo, batch_id: str, settings: Settings, concur
 
     info = repo.batch(batch_id)
     todo = info.unfinished if info else 0
-    runner = BatchRunner(repo, settings.resolved_router_url(), concurrency=concurrency)
+    runner = BatchRunner(repo, settings.resolved_router_url(), concurrency=concurrency,
+                         api_key=settings.router_api_key_value())
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("local {task.fields[local]} · api {task.fields[api]} · errors {task.fields[err]}"),
                   TimeElapsedColumn(), console=console, disable=not show_progress, transient=False) as bar:

@@ -73,19 +73,15 @@ def config_show(
 ROUTER_SERVE_PROG = "wiltonctl router serve"
 
 
-# every argument, --help included, goes to wilton-router's own parser: one list of options, whose
-# help and errors name this command
+# every argument, --help included, goes to wilton-router's own typer app: one list of options,
+# whose help and errors name this command
 @router_app.command("serve", add_help_option=False,
                     context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def router_serve(ctx: typer.Context) -> None:
     """Run the router in the foreground (same flags as `wilton-router`; see `--help`)."""
     from wilton_core.router.cli import main as router_main
 
-    try:
-        code = router_main(list(ctx.args), prog=ROUTER_SERVE_PROG)
-    except SystemExit as e:  # argparse: --help (0) or a usage error (2), already printed
-        code = e.code if isinstance(e.code, int) else 2
-    raise typer.Exit(code)
+    raise typer.Exit(router_main(list(ctx.args), prog=ROUTER_SERVE_PROG))
 
 
 def _register_areas() -> None:
@@ -112,25 +108,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from wilton_core.router.cli import quiet_client_loggers
 
     quiet_client_loggers()  # per-request INFO lines of HTTP clients never belong in a CLI's output
+    from wilton_core.cli.entry import run_app
+
     try:
-        # standalone_mode=False: click returns typer.Exit's code instead of raising it
-        rv = app(args=list(argv) if argv is not None else None, standalone_mode=False, prog_name="wiltonctl")
+        return run_app(app, argv, "wiltonctl")
     except WiltonError as e:
         print(f"wiltonctl: {e}", file=sys.stderr)
         return 2
-    except typer.Exit as e:
-        return int(e.exit_code or 0)
-    except typer.Abort:
-        print("wiltonctl: aborted", file=sys.stderr)
-        return 130
-    except Exception as e:  # usage errors (typer ships its own click: match by duck type)
-        show = getattr(e, "show", None)
-        if show is not None and hasattr(e, "exit_code"):
-            show()
-            return int(e.exit_code)
-        raise
-    return rv if isinstance(rv, int) else 0
-
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

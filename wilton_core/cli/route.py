@@ -128,15 +128,14 @@ def _published_control(flag: str | None, phi_target: float) -> tuple[Any, str]:
 
 def _served_models(flag: str | None) -> tuple[Any, str]:
     """What the running router serves (its GET /v1/models), else None: the config's models."""
-    import os
-
     import httpx
 
     from wilton_core.cli.explain import models_from_router
     from wilton_core.settings import load_settings
 
-    url = (flag or load_settings().resolved_router_url()).rstrip("/")
-    key = os.environ.get("WILTON_ROUTER_API_KEY")
+    settings = load_settings()
+    url = (flag or settings.resolved_router_url()).rstrip("/")
+    key = settings.router_api_key_value()
     try:
         r = httpx.get(url + "/v1/models", timeout=2.0, headers={"authorization": f"Bearer {key}"} if key else {})
         models = models_from_router(r.json()) if r.is_success else None

@@ -16,10 +16,13 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import typer
+
+if TYPE_CHECKING:
+    from wilton_core.settings import Settings
 
 __all__ = ["ProcessSpec", "ProcessStatus", "api_tier", "api_tier_from_router", "app", "ask_router_tier",
            "collect_status", "default_specs", "exit_code", "register", "status"]
@@ -131,7 +134,7 @@ def exit_code(rows: list[ProcessStatus]) -> int:
     return 1 if any(r.state == DOWN for r in rows) else 0
 
 
-def default_specs(settings: Any) -> list[ProcessSpec]:
+def default_specs(settings: Settings) -> list[ProcessSpec]:
     """The stack's processes from settings, plus each distinct local model server of the config."""
     specs = [
         ProcessSpec("router", settings.resolved_router_url(), "/healthz", "/readyz", "router"),
@@ -158,8 +161,7 @@ def default_specs(settings: Any) -> list[ProcessSpec]:
         # Ollama lists models at /api/tags; OpenAI-compatible servers (llama.cpp, vLLM) at /models
         path = "/api/tags" if m.provider == "ollama" else "/models"
         # scripts/start_local_model.sh runs the embedded llama.cpp server under the pid name "local-model"
-        local_port = os.environ.get("WILTON_LOCAL_PORT", "8081")
-        pid_name = "local-model" if m.base_url.rstrip("/").endswith(f":{local_port}/v1") else None
+        pid_name = "local-model" if m.base_url.rstrip("/").endswith(f":{settings.local_port}/v1") else None
         specs.append(ProcessSpec(f"local model {m.id}", m.base_url, path, None, pid_name))
     return specs
 
@@ -270,10 +272,10 @@ def status(
     from wilton_core.settings import load_settings
 
     settings = load_settings()
-    rd = run_dir or settings.run_dir or Path(os.environ.get("WILTON_RUN_DIR", "./run"))
+    rd = run_dir or settings.run_dir
     rows = collect_status(default_specs(settings), rd, timeout_s=timeout)
     router_url = settings.resolved_router_url()
-    tier = ask_router_tier(router_url, timeout_s=timeout, api_key=os.environ.get("WILTON_ROUTER_API_KEY") or None)
+    tier = ask_router_tier(router_url, timeout_s=timeout, api_key=settings.router_api_key_value())
     if tier is None:
         try:
             tier = api_tier(settings.stack_config(), source=f"from the config: the router at {router_url} "

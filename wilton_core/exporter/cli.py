@@ -5,42 +5,45 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import Annotated
+
+import typer
 
 from wilton_core.errors import ConfigError, StoreError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["app", "main"]
 
 log = logging.getLogger("wilton_core.exporter")
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="wilton-exporter", description="Prometheus metrics from the WiltonOS store.")
-    p.add_argument("--host", default=None, help="bind address (WILTON_HOST, default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=None, help="port (WILTON_EXPORTER_PORT, default 8000; 0 = any free)")
-    p.add_argument("--config", default=None, help="stack config TOML (WILTON_CONFIG)")
-    p.add_argument("--store-url", default=None, help="sqlite:///path or postgresql://... (WILTON_STORE_URL)")
-    p.add_argument("--api-budget-usd-per-hour", type=float, default=None,
-                   help="API spend budget exported for the alert (WILTON_API_BUDGET_USD_PER_HOUR)")
-    p.add_argument("--log-level", default=None, help="debug|info|warning (WILTON_LOG_LEVEL)")
-    return p
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address (WILTON_HOST, default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (WILTON_EXPORTER_PORT, default 8000; 0 = any free)")] = None,
+    config: Annotated[str | None, typer.Option(help="stack config TOML (WILTON_CONFIG)")] = None,
+    store_url: Annotated[str | None, typer.Option(help="sqlite:///path or postgresql://... (WILTON_STORE_URL)")] = None,
+    api_budget_usd_per_hour: Annotated[float | None, typer.Option(
+        help="API spend budget exported for the alert (WILTON_API_BUDGET_USD_PER_HOUR)")] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug|info|warning (WILTON_LOG_LEVEL)")] = None,
+) -> int:
+    """Prometheus metrics from the WiltonOS store.
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    Exit codes: 0 clean stop (SIGTERM), 1 store or port unavailable, 2 bad flags, settings or config.
+    """
     # lazy: settings pull pydantic and the config; keep --help instant
     from wilton_core.exporter.service import ExporterService
     from wilton_core.exporter.settings import load_exporter_settings
 
     try:
         settings = load_exporter_settings(
-            host=args.host, exporter_port=args.port, config=args.config, store_url=args.store_url,
-            api_budget_usd_per_hour=args.api_budget_usd_per_hour, log_level=args.log_level,
+            host=host, exporter_port=port, config=config, store_url=store_url,
+            api_budget_usd_per_hour=api_budget_usd_per_hour, log_level=log_level,
         )
         options = settings.export_options()
     except ConfigError as e:
@@ -79,5 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def main(argv: Sequence[str] | None = None) -> int:
+    from wilton_core.cli.entry import run_app
+
+    return run_app(app, argv, "wilton-exporter")
+
+
+if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
-from wilton_core.errors import ConfigError
 from wilton_core.exporter.families import ExportOptions
-from wilton_core.settings import Settings
+from wilton_core.settings import Settings, load_settings_as
 
 __all__ = ["ExporterSettings", "load_exporter_settings"]
 
@@ -40,9 +39,4 @@ class ExporterSettings(Settings):
 
 
 def load_exporter_settings(**overrides: Any) -> ExporterSettings:
-    clean = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return ExporterSettings(**clean)
-    except ValidationError as err:
-        parts = [f"WILTON_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in err.errors()]
-        raise ConfigError("invalid settings: " + "; ".join(parts)) from None
+    return load_settings_as(ExporterSettings, **overrides)

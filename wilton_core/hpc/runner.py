@@ -120,8 +120,8 @@ class BatchRunner:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.lease_ttl_s = lease_ttl_s
         self.request_timeout_s = request_timeout_s
-        # the router's client key (docs/access.md); default: $WILTON_ROUTER_API_KEY, as the insight hook
-        self.api_key = api_key if api_key is not None else (os.environ.get("WILTON_ROUTER_API_KEY") or None)
+        # the router's client key (docs/access.md): Settings.router_api_key, passed by the CLI and worker
+        self.api_key = api_key
 
     async def _db(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         # the store is synchronous: keep its round trips off the event loop

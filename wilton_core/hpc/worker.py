@@ -37,7 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             info = repo.batch(args.batch_id)
             if info is None:
                 raise WiltonError(f"no batch {args.batch_id}")
-            runner = BatchRunner(repo, settings.resolved_router_url(), concurrency=args.concurrency or info.concurrency)
+            runner = BatchRunner(repo, settings.resolved_router_url(), concurrency=args.concurrency or info.concurrency,
+                                 api_key=settings.router_api_key_value())
             out = asyncio.run(runner.run(args.batch_id))
         finally:
             store.close()

@@ -16,13 +16,8 @@ from typing import Any, Literal, Protocol
 import httpx
 
 from wilton_core.config import GEMINI_KEY_ENVS
-from wilton_core.errors import (
-    AuthError,
-    BadRequestError,
-    ProviderError,
-    RateLimitedError,
-    UnavailableError,
-)
+from wilton_core.errors import AuthError, BadRequestError, UnavailableError
+from wilton_core.providers.errors_map import error_from_http
 
 __all__ = [
     "BACKEND_NAMES",
@@ -77,28 +72,6 @@ def default_backend_name(environ: Mapping[str, str] | None = None) -> BackendNam
     return "local"
 
 
-def _status_error(status: int, message: str, provider: str, model: str,
-                  retry_after: float | None = None) -> ProviderError:
-    cls: type[ProviderError]
-    if status == 429:
-        cls = RateLimitedError
-    elif status in (401, 403):
-        cls = AuthError
-    elif status >= 500 or status in (404, 408):
-        cls = UnavailableError
-    else:
-        cls = BadRequestError
-    return cls(f"{provider} answered HTTP {status}: {message}", provider=provider, model=model,
-               status=status, retry_after=retry_after)
-
-
-def _retry_after(headers: Mapping[str, str] | None) -> float | None:
-    try:
-        return float(headers["retry-after"]) if headers and "retry-after" in headers else None
-    except ValueError:
-        return None
-
-
 # ------------------------------------------------------------------ OpenAI (official SDK)
 
 
@@ -134,8 +107,8 @@ class OpenAIBackend:
                 max_tokens=max_tokens,
             )
         except openai.APIStatusError as e:
-            raise _status_error(e.status_code, _sdk_message(e), self.name, self.model,
-                                _retry_after(e.response.headers)) from None
+            raise error_from_http(e.status_code, e.response.headers, _sdk_message(e), provider=self.name,
+                                  model=self.model, secrets=(self._api_key,)) from None
         except openai.APIConnectionError as e:  # includes timeouts
             raise UnavailableError(f"OpenAI unreachable: {type(e).__name__}", provider=self.name,
                                    model=self.model) from None
@@ -206,9 +179,9 @@ class GeminiBackend:
                 config=types.GenerateContentConfig(system_instruction=system, max_output_tokens=max_tokens),
             )
         except genai_errors.APIError as e:
-            headers = getattr(getattr(e, "response", None), "headers", None)
-            raise _status_error(int(e.code or 0), str(e.message or e.status or "")[:300], self.name,
-                                self.model, _retry_after(headers)) from None
+            headers = getattr(getattr(e, "response", None), "headers", None) or {}
+            raise error_from_http(int(e.code or 0), headers, str(e.message or e.status or ""), provider=self.name,
+                                  model=self.model, secrets=(self._api_key,)) from None
         except _transport_errors() as e:
             raise UnavailableError(f"Gemini unreachable: {type(e).__name__}", provider=self.name,
                                    model=self.model) from None
@@ -277,8 +250,8 @@ class RouterBackend:
             raise UnavailableError(f"router at {self._base_url} unreachable: {type(e).__name__}",
                                    provider=self.name, model=self.model) from None
         if r.status_code != 200:
-            raise _status_error(r.status_code, _error_message(r), self.name, self.model,
-                                _retry_after(r.headers))
+            raise error_from_http(r.status_code, r.headers, r.content, provider=self.name, model=self.model,
+                                  secrets=(self._api_key,))
         try:
             data = r.json()
             text = data["choices"][0]["message"]["content"]
@@ -304,14 +277,6 @@ class RouterBackend:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
-
-
-def _error_message(r: httpx.Response) -> str:
-    try:
-        err = r.json().get("error", {})
-        return str(err.get("message", ""))[:300] if isinstance(err, dict) else ""
-    except (ValueError, AttributeError):
-        return ""
 
 
 def make_backend(

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from wilton_core.errors import ConfigError
 from wilton_core.insight.backends import DEFAULT_GEMINI_MODEL, DEFAULT_OPENAI_MODEL
-from wilton_core.settings import Settings
+from wilton_core.settings import Settings, load_settings_as
 
 __all__ = ["InsightSettings", "load_insight_settings"]
 
@@ -28,20 +27,12 @@ class InsightSettings(Settings):
     insight_include_prompts: bool = False
 
 
+# the flags of `wilton-insight` that set these fields, named in a settings error
+_FLAGS = {"insight_interval_s": "--interval", "insight_first_delay_s": "--first-delay", "insight_model": "--model",
+          "insight_history_hours": "--history", "insight_max_tasks": "--max-tasks",
+          "insight_token_budget": "--token-budget", "insight_include_prompts": "--include-prompts",
+          "config": "--config", "store_url": "--store-url", "reports_dir": "--reports-dir"}
+
+
 def load_insight_settings(**overrides: Any) -> InsightSettings:
-    clean = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return InsightSettings(**clean)
-    except ValidationError as err:
-        parts = []
-        for e in err.errors():
-            key = "_".join(str(p) for p in e["loc"])
-            parts.append(f"{_flag(key)} (WILTON_{key.upper()}): {e['msg']}")
-        raise ConfigError("invalid insight settings: " + "; ".join(parts)) from None
-
-
-def _flag(key: str) -> str:
-    names = {"insight_interval_s": "--interval", "insight_first_delay_s": "--first-delay", "insight_model": "--model",
-             "insight_history_hours": "--history", "insight_max_tasks": "--max-tasks",
-             "insight_token_budget": "--token-budget"}
-    return names.get(key, "--" + key.replace("_", "-"))
+    return load_settings_as(InsightSettings, flags=_FLAGS, **overrides)

@@ -11,7 +11,6 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import httpx
 import orjson
 
 from wilton_core.config import ModelConfig
@@ -22,14 +21,14 @@ from wilton_core.providers._common import (
     dumps,
     estimate_tokens,
     iter_sse,
-    make_client,
     max_tokens_of,
     parse_data_url,
     prompt_chars,
     stop_list,
 )
-from wilton_core.providers.errors_map import ErrorScope, error_from_http, upstream_call
-from wilton_core.providers.limits import Deadline, UpstreamLimits
+from wilton_core.providers.errors_map import error_from_http, upstream_call
+from wilton_core.providers.http_base import HttpProvider
+from wilton_core.providers.limits import Deadline
 from wilton_core.types import Completion, Usage, token_count
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicProvider", "finish_reason_of", "to_anthropic_request"]
@@ -212,32 +211,18 @@ def to_anthropic_request(body: Mapping[str, Any], model: ModelConfig, stream: bo
     return req
 
 
-class AnthropicProvider:
+class AnthropicProvider(HttpProvider):
     name = "anthropic"
+    default_base_url = DEFAULT_ANTHROPIC_URL
 
-    def __init__(
-        self,
-        model: ModelConfig,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        environ: Mapping[str, str] | None = None,
-        client: httpx.AsyncClient | None = None,
-        limits: UpstreamLimits | None = None,
-    ) -> None:
-        self.model = model
-        self._environ = environ
-        self._limits = limits or UpstreamLimits.of(model)
-        self._label = f"{self.name} {model.id}"
-        self._base = (model.base_url or DEFAULT_ANTHROPIC_URL).rstrip("/").removesuffix("/v1")
-        self._owns_client = client is None
-        self._client = client if client is not None else make_client(model, transport, self._limits)
-
-    def error_scope(self) -> ErrorScope:
-        return ErrorScope(self.name, self.model.id, (self.model.api_key(self._environ),))
+    @classmethod
+    def base_url_of(cls, model: ModelConfig, environ: Mapping[str, str]) -> str:
+        # the paths below carry /v1 themselves; a base_url copied with it must not double it
+        return super().base_url_of(model, environ).removesuffix("/v1")
 
     def _headers(self) -> tuple[dict[str, str], str | None]:
         headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
-        key = self.model.api_key(self._environ)
+        key = self.api_key()
         if key:
             headers["x-api-key"] = key
         return headers, key
@@ -386,6 +371,3 @@ class AnthropicProvider:
             raise self._http_error(resp, resp.content, key)
         return [str(m["id"]) for m in orjson.loads(resp.content)["data"]]
 
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()

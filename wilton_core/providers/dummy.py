@@ -83,6 +83,7 @@ class DummyProvider:
         seed: int | str | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         limits: object = None,  # accepted for factory symmetry: no upstream, nothing to limit
+        upstream_http: str = "auto",  # accepted for factory symmetry: no HTTP client
     ) -> None:
         self.model = model
         self.script, self.arg = parse_script(model.model)

@@ -13,6 +13,7 @@ from wilton_core.providers.anthropic import AnthropicProvider
 from wilton_core.providers.base import Provider
 from wilton_core.providers.dummy import DummyProvider
 from wilton_core.providers.gemini import GeminiProvider
+from wilton_core.providers.http_base import UpstreamHttp
 from wilton_core.providers.limits import UpstreamLimits
 from wilton_core.providers.minilm import MiniLMProvider
 from wilton_core.providers.ollama import OllamaProvider
@@ -36,11 +37,13 @@ def make_provider(
     transport: httpx.AsyncBaseTransport | None = None,
     environ: Mapping[str, str] | None = None,
     routing: RoutingConfig | None = None,
+    upstream_http: UpstreamHttp = "auto",
 ) -> Provider:
     """A provider for `model`; no network is touched until its first call.
 
     `routing` supplies the upstream limits the model does not set itself (max_response_bytes,
-    max_event_bytes, max_duration_s); without it the [routing] defaults apply.
+    max_event_bytes, max_duration_s); without it the [routing] defaults apply. `upstream_http`
+    is `Settings.upstream_http`: "httpx" keeps plain-http upstreams off the lean http1 client.
     """
     try:
         cls = PROVIDER_CLASSES[model.provider]
@@ -50,5 +53,5 @@ def make_provider(
             f"use one of {', '.join(sorted(PROVIDER_CLASSES))}"
         ) from None
     limits = UpstreamLimits.of(model, routing)
-    provider: Provider = cls(model, transport=transport, environ=environ, limits=limits)
+    provider: Provider = cls(model, transport=transport, environ=environ, limits=limits, upstream_http=upstream_http)
     return provider

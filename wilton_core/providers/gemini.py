@@ -31,6 +31,7 @@ from wilton_core.providers._common import (
 )
 from wilton_core.providers.base import Embeddings, check_embeddings
 from wilton_core.providers.errors_map import ErrorScope, error_from_http, upstream_call
+from wilton_core.providers.http_base import UpstreamHttp, UpstreamProvider
 from wilton_core.providers.limits import Deadline, UpstreamLimits
 from wilton_core.types import Completion, Usage, token_count
 
@@ -183,8 +184,9 @@ def _usage(response: Any) -> Usage | None:
                     token_count(um.candidates_token_count) + token_count(um.thoughts_token_count))
 
 
-class GeminiProvider:
+class GeminiProvider(UpstreamProvider):
     name = "gemini"
+    default_base_url = DEFAULT_GEMINI_URL
 
     def __init__(
         self,
@@ -193,13 +195,9 @@ class GeminiProvider:
         transport: httpx.AsyncBaseTransport | None = None,
         environ: Mapping[str, str] | None = None,
         limits: UpstreamLimits | None = None,
+        upstream_http: UpstreamHttp = "auto",  # the SDK's client is httpx whatever this says
     ) -> None:
-        self.model = model
-        self._environ = environ
-        self._limits = limits or UpstreamLimits.of(model)
-        self._label = f"{self.name} {model.id}"
-        self._transport = transport
-        self._base = (model.base_url or DEFAULT_GEMINI_URL).rstrip("/")
+        super().__init__(model, transport=transport, environ=environ, limits=limits, upstream_http=upstream_http)
         self._http: httpx.AsyncClient | None = None
         self._sync_http: httpx.Client | None = None
         self._sdk: Any = None
@@ -207,7 +205,7 @@ class GeminiProvider:
 
     def _client(self) -> tuple[Any, str]:
         """The SDK client for the current key (re-made when the key in the environment changes)."""
-        key = self.model.api_key(self._environ)
+        key = self.api_key()
         if not key:
             names = ", ".join(self.model.key_env_names) or "(none configured)"
             raise AuthError(f"gemini {self.model.id}: no API key set (env {names})",
@@ -231,7 +229,7 @@ class GeminiProvider:
         return self._sdk, key
 
     def error_scope(self) -> ErrorScope:
-        return ErrorScope(self.name, self.model.id, (self.model.api_key(self._environ),), self._sdk_error)
+        return ErrorScope(self.name, self.model.id, (self.api_key(),), self._sdk_error)
 
     def _sdk_error(self, e: Exception) -> ProviderError | None:
         """The SDK's own HTTP errors carry the upstream's status: map them like any HTTP reply."""
@@ -244,7 +242,7 @@ class GeminiProvider:
         body = e.details if e.details else (e.message or "")
         code = e.code if isinstance(e.code, int) and 100 <= e.code <= 599 else 502
         return error_from_http(code, headers, body, provider=self.name, model=self.model.id,
-                               secrets=(self.model.api_key(self._environ),))
+                               secrets=(self.api_key(),))
 
     def _request(self, body: Mapping[str, Any]) -> tuple[list[Any], Any]:
         """The SDK's typed (contents, config): validated here, so a wrong shape is the request's fault."""

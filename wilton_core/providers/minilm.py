@@ -26,7 +26,8 @@ class MiniLMProvider:
     name = "minilm"
 
     def __init__(self, model: ModelConfig, *, transport: httpx.AsyncBaseTransport | None = None,
-                 environ: Mapping[str, str] | None = None, limits: UpstreamLimits | None = None) -> None:
+                 environ: Mapping[str, str] | None = None, limits: UpstreamLimits | None = None,
+                 upstream_http: str = "auto") -> None:
         # in-process: no upstream, so the transport and the upstream limits do not apply
         self.model = model
         self._encoder: Any = None

@@ -7,11 +7,9 @@ The native API rather than Ollama's /v1 shim because it reports real token count
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import httpx
 import orjson
 
 from wilton_core.config import ModelConfig
@@ -21,15 +19,15 @@ from wilton_core.providers._common import (
     RequestShape,
     dumps,
     estimate_tokens,
-    make_client,
     new_id,
     parse_data_url,
     prompt_chars,
     stop_list,
 )
 from wilton_core.providers.base import Embeddings, check_embeddings
-from wilton_core.providers.errors_map import ErrorScope, error_from_http, upstream_call
-from wilton_core.providers.limits import Deadline, UpstreamLimits
+from wilton_core.providers.errors_map import error_from_http, upstream_call
+from wilton_core.providers.http_base import HttpProvider
+from wilton_core.providers.limits import Deadline
 from wilton_core.types import Completion, Usage, token_count
 
 __all__ = ["OllamaProvider", "ollama_base_url", "to_ollama_request"]
@@ -163,33 +161,18 @@ def _finish(data: Mapping[str, Any], has_tools: bool) -> str:
     return "length" if data.get("done_reason") == "length" else "stop"
 
 
-class OllamaProvider:
+class OllamaProvider(HttpProvider):
     name = "ollama"
+    default_base_url = DEFAULT_OLLAMA_URL
 
-    def __init__(
-        self,
-        model: ModelConfig,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        environ: Mapping[str, str] | None = None,
-        client: httpx.AsyncClient | None = None,
-        limits: UpstreamLimits | None = None,
-    ) -> None:
-        self.model = model
-        self._environ = environ
-        self._limits = limits or UpstreamLimits.of(model)
-        self._label = f"{self.name} {model.id}"
-        self._base = ollama_base_url(model.base_url, os.environ if environ is None else environ)
-        self._owns_client = client is None
-        self._client = client if client is not None else make_client(model, transport, self._limits)
-
-    def error_scope(self) -> ErrorScope:
-        return ErrorScope(self.name, self.model.id, (self.model.api_key(self._environ),))
+    @classmethod
+    def base_url_of(cls, model: ModelConfig, environ: Mapping[str, str]) -> str:
+        return ollama_base_url(model.base_url, environ)
 
     def _headers(self) -> dict[str, str]:
         headers = {"content-type": "application/json"}
         # Local Ollama needs no key; ollama.com and auth proxies take a Bearer token.
-        key = self.model.api_key(self._environ)
+        key = self.api_key()
         if key:
             headers["authorization"] = f"Bearer {key}"
         return headers
@@ -313,6 +296,3 @@ class OllamaProvider:
             raise self._upstream_error(resp.status_code, resp.headers, resp.content)
         return [str(m.get("name") or m["model"]) for m in orjson.loads(resp.content)["models"]]
 
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()

@@ -5,20 +5,17 @@ stream flags), so every OpenAI field the upstream knows (tools, response_format,
 works without this module knowing it. No SDK: one pooled client, orjson, SSE parsed by hand.
 Plain-http upstreams with no proxy (self-hosted models: the router's most frequent hop) go
 through the lean `http1.Http1Client`; https, proxies and injected transports go through httpx.
-`WILTON_UPSTREAM_HTTP=httpx` forces httpx everywhere (an escape hatch, and the benchmark's A/B).
+`upstream_http="httpx"` (Settings.upstream_http, `WILTON_UPSTREAM_HTTP=httpx`) forces httpx everywhere (an escape hatch, and the benchmark's A/B).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import httpx
 import orjson
 
-from wilton_core.config import ModelConfig
 from wilton_core.errors import ProviderError, UnavailableError
 from wilton_core.providers._common import (
     CONNECT_TIMEOUT_S,
@@ -29,13 +26,13 @@ from wilton_core.providers._common import (
     dumps,
     estimate_tokens,
     iter_sse,
-    make_client,
     prompt_chars,
 )
 from wilton_core.providers.base import Embeddings, check_embeddings
-from wilton_core.providers.errors_map import ErrorScope, error_from_http, upstream_call
+from wilton_core.providers.errors_map import error_from_http, upstream_call
 from wilton_core.providers.http1 import Http1Client, wants_http1
-from wilton_core.providers.limits import Deadline, UpstreamLimits
+from wilton_core.providers.http_base import HttpProvider, UpstreamClient
+from wilton_core.providers.limits import Deadline
 from wilton_core.types import Completion, Usage
 
 __all__ = ["DEFAULT_OPENAI_BASE_URL", "OpenAICompatProvider"]
@@ -67,45 +64,25 @@ def _choice_problem(c: Any, key: str) -> str | None:
     return None
 
 
-class OpenAICompatProvider:
+class OpenAICompatProvider(HttpProvider):
     name = "openai"
+    default_base_url = DEFAULT_OPENAI_BASE_URL
 
-    def __init__(
-        self,
-        model: ModelConfig,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        environ: Mapping[str, str] | None = None,
-        client: httpx.AsyncClient | None = None,
-        limits: UpstreamLimits | None = None,
-    ) -> None:
-        self.model = model
-        self._environ = environ
-        self._limits = limits or UpstreamLimits.of(model)
-        self._label = f"{self.name} {model.id}"
-        self._base = (model.base_url or DEFAULT_OPENAI_BASE_URL).rstrip("/")
-        self._owns_client = client is None
-        self._client: Any = client if client is not None else self._make_client(transport)
-
-    def _make_client(self, transport: httpx.AsyncBaseTransport | None) -> Any:
-        env = os.environ if self._environ is None else self._environ
-        if transport is None and env.get("WILTON_UPSTREAM_HTTP", "auto") != "httpx" and wants_http1(self._base):
+    def _make_client(self) -> UpstreamClient:
+        if self._transport is None and self._upstream_http == "auto" and wants_http1(self._base):
             return Http1Client(self._base, timeout_s=self.model.timeout_s,
                                connect_timeout_s=min(CONNECT_TIMEOUT_S, self.model.timeout_s),
                                max_connections=POOL_LIMITS.max_connections or 128,
                                keepalive_expiry=POOL_LIMITS.keepalive_expiry or 30.0,
                                max_response_bytes=self._limits.max_response_bytes,
                                max_line_bytes=self._limits.max_event_bytes, label=self._label)
-        return make_client(self.model, transport, self._limits)
+        return super()._make_client()
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def error_scope(self) -> ErrorScope:
-        return ErrorScope(self.name, self.model.id, (self.model.api_key(self._environ),))
-
     def _headers(self) -> tuple[dict[str, str], str | None]:
         headers = {"content-type": "application/json", "accept": "application/json"}
-        key = self.model.api_key(self._environ)
+        key = self.api_key()
         if key:
             headers["authorization"] = f"Bearer {key}"
         return headers, key
@@ -263,6 +240,3 @@ class OpenAICompatProvider:
         data = orjson.loads(resp.content)
         return [str(m["id"]) for m in data["data"]]
 
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -21,6 +21,7 @@ from wilton_core.access.caller import Caller
 from wilton_core.access.gate import Gate, Refusal
 from wilton_core.audio.service import AudioService
 from wilton_core.errors import NoHealthyModelError, RequestError
+from wilton_core.router.asgi import Receive, Scope, Send
 from wilton_core.router.audio_routes import CALLER_KEY, AudioRoutes
 from wilton_core.router.endpoints import ApiError, Endpoint, JsonReply
 from wilton_core.router.request_ids import client_request_id
@@ -31,9 +32,6 @@ __all__ = ["RouterApp"]
 
 log = logging.getLogger("wilton.router")
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _JSON = (b"content-type", b"application/json")
 _SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),

@@ -17,8 +17,6 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 from urllib.parse import parse_qs
 
 from wilton_core.audio.decode import Pcm
@@ -26,13 +24,11 @@ from wilton_core.audio.live import Final, LiveConfig, LiveSegmenter, Partial, pc
 from wilton_core.audio.service import AudioService
 from wilton_core.audio.stt import TranscriptionRequest
 from wilton_core.errors import ProviderError, RequestError
+from wilton_core.router.asgi import Receive, Scope, Send
 from wilton_core.router.wire import sse_event
 
 __all__ = ["LiveRoute", "strip_wav_header"]
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _SSE = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
         (b"x-accel-buffering", b"no")]

@@ -13,8 +13,7 @@ import contextlib
 import logging
 import math
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
 
@@ -25,6 +24,7 @@ from wilton_core.audio.service import AudioService
 from wilton_core.audio.stt import Segment, Transcript, TranscriptionRequest
 from wilton_core.audio.tts import MAX_INPUT_CHARS, SpeechRequest
 from wilton_core.errors import NoHealthyModelError, ProviderError, RequestError
+from wilton_core.router.asgi import Receive, Scope, Send
 from wilton_core.router.audio_live import LiveRoute
 from wilton_core.router.fallback import Attempt
 from wilton_core.router.wire import error_body, sse_event
@@ -33,9 +33,6 @@ __all__ = ["AudioRoutes", "parse_speech_body", "parse_transcription_form"]
 
 log = logging.getLogger("wilton.router")
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _SPEECH_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
 _LANG_RE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$")

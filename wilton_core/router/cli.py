@@ -5,53 +5,88 @@ fastest at the load a router sees and passes the hostile-client suite (docs/benc
 server decision"); it enforces the server limits from the settings (docs/reliability.md "Server
 limits").
 
-Exit codes: 0 clean stop, 2 bad config/settings, 3 store unreachable.
+Exit codes: 0 clean stop, 1 cannot serve, 2 bad flags/config/settings, 3 store unreachable.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
 
 from wilton_core.errors import ConfigError, StoreError
 
-__all__ = ["build_app", "main"]
+if TYPE_CHECKING:
+    from wilton_core.settings import Settings
+
+__all__ = ["app", "build_app", "main", "run"]
 
 log = logging.getLogger("wilton.router")
 
 
 
-def _parser(prog: str = "wilton-router") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description="OpenAI-compatible, phi-balanced LLM router")
-    p.add_argument("--config", help="TOML config file (default: $WILTON_CONFIG, else embedded defaults)")
-    p.add_argument("--host", help="bind address (default 127.0.0.1, $WILTON_HOST)")
-    p.add_argument("--port", type=int, help="port (default 8080, $WILTON_ROUTER_PORT)")
-    p.add_argument("--store-url", help="sqlite:///path or postgresql://... ($WILTON_STORE_URL)")
-    p.add_argument("--replica-id", help="name of this replica in the ledger (default: hostname)")
-    p.add_argument("--log-level", default=None)
-    p.add_argument("--workers", type=int, default=None,
-                   help="router processes sharing the port (default 1, $WILTON_ROUTER_WORKERS)")
-    p.add_argument("--header-timeout", type=float, default=None, metavar="S",
-                   help="seconds to receive a request's line and headers (default 10, $WILTON_ROUTER_HEADER_TIMEOUT_S)")
-    p.add_argument("--body-timeout", type=float, default=None, metavar="S",
-                   help="seconds to receive a request's body; for a streamed (chunked) upload, the longest "
-                        "silence between two chunks (default 30, $WILTON_ROUTER_BODY_TIMEOUT_S)")
-    p.add_argument("--keep-alive", type=float, default=None, metavar="S",
-                   help="an idle connection is closed after (default 5, $WILTON_ROUTER_KEEP_ALIVE_S)")
-    p.add_argument("--max-header-bytes", type=int, default=None, metavar="N",
-                   help="request line + headers, above it 431 (default 16384, $WILTON_ROUTER_MAX_HEADER_BYTES)")
-    p.add_argument("--max-headers", type=int, default=None, metavar="N",
-                   help="request header count, above it 431 (default 100, $WILTON_ROUTER_MAX_HEADERS)")
-    p.add_argument("--max-connections", type=int, default=None, metavar="N",
-                   help="open connections per worker (default 1000, $WILTON_ROUTER_MAX_CONNECTIONS)")
-    p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # set for --workers' children
-    p.add_argument("--validate-and-exit", action="store_true", help="check settings, config and store, then exit")
-    p.add_argument("--allow-unauthenticated", action="store_true", default=None,
-                   help="serve a non-loopback address without WILTON_MASTER_KEY (anyone may spend)")
-    return p
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+_S = "S"  # metavar of the durations in seconds
+_N = "N"
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    config: Annotated[str | None, typer.Option(help="TOML config file (default: $WILTON_CONFIG, else embedded defaults)")] = None,
+    host: Annotated[str | None, typer.Option(help="bind address (default 127.0.0.1, $WILTON_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default 8080, $WILTON_ROUTER_PORT)")] = None,
+    store_url: Annotated[str | None, typer.Option(help="sqlite:///path or postgresql://... ($WILTON_STORE_URL)")] = None,
+    replica_id: Annotated[str | None, typer.Option(help="name of this replica in the ledger (default: hostname)")] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug|info|warning ($WILTON_LOG_LEVEL, default info)")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="router processes sharing the port (default 1, $WILTON_ROUTER_WORKERS)")] = None,
+    header_timeout: Annotated[float | None, typer.Option(metavar=_S, help=(
+        "seconds to receive a request's line and headers (default 10, $WILTON_ROUTER_HEADER_TIMEOUT_S)"))] = None,
+    body_timeout: Annotated[float | None, typer.Option(metavar=_S, help=(
+        "seconds to receive a request's body; for a streamed (chunked) upload, the longest silence "
+        "between two chunks (default 30, $WILTON_ROUTER_BODY_TIMEOUT_S)"))] = None,
+    keep_alive: Annotated[float | None, typer.Option(metavar=_S, help=(
+        "an idle connection is closed after (default 5, $WILTON_ROUTER_KEEP_ALIVE_S)"))] = None,
+    max_header_bytes: Annotated[int | None, typer.Option(metavar=_N, help=(
+        "request line + headers, above it 431 (default 16384, $WILTON_ROUTER_MAX_HEADER_BYTES)"))] = None,
+    max_headers: Annotated[int | None, typer.Option(metavar=_N, help=(
+        "request header count, above it 431 (default 100, $WILTON_ROUTER_MAX_HEADERS)"))] = None,
+    max_connections: Annotated[int | None, typer.Option(metavar=_N, help=(
+        "open connections per worker (default 1000, $WILTON_ROUTER_MAX_CONNECTIONS)"))] = None,
+    # set on --workers' children: they share the parent's port
+    reuse_port: Annotated[bool, typer.Option("--reuse-port", hidden=True)] = False,
+    validate_and_exit: Annotated[bool, typer.Option(
+        "--validate-and-exit", help="check settings, config and store, then exit")] = False,
+    allow_unauthenticated: Annotated[bool | None, typer.Option(
+        "--allow-unauthenticated", help="serve a non-loopback address without WILTON_MASTER_KEY (anyone may spend)")] = None,
+) -> int:
+    """OpenAI-compatible, phi-balanced LLM router, in the foreground.
+
+    Exit codes: 0 clean stop, 1 cannot serve (port taken), 2 bad flags, settings or config,
+    3 store unreachable.
+    """
+    from wilton_core.settings import load_settings
+
+    try:
+        settings = load_settings(config=config, host=host, router_port=port, store_url=store_url,
+                                 replica_id=replica_id, log_level=log_level, router_workers=workers,
+                                 router_header_timeout_s=header_timeout, router_body_timeout_s=body_timeout,
+                                 router_keep_alive_s=keep_alive, router_max_header_bytes=max_header_bytes,
+                                 router_max_headers=max_headers, router_max_connections=max_connections,
+                                 allow_unauthenticated=allow_unauthenticated)
+    except ConfigError as e:
+        return _fail(str(e), 2)
+    return run(settings, validate_and_exit=validate_and_exit, reuse_port=reuse_port, worker_flags=_flags(ctx.params))
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"wilton-router: {message}", file=sys.stderr)
+    return code
 
 
 def build_app(settings: Any, *, store: Any = None, providers: Any = None) -> tuple[Any, Any, Any]:
@@ -78,6 +113,11 @@ def build_app(settings: Any, *, store: Any = None, providers: Any = None) -> tup
     if store is None:
         store = open_store(settings.resolved_store_url())
         store.migrate()
+    if providers is None:  # built here, where the settings are: which HTTP client serves the upstreams
+        from wilton_core.providers.factory import make_provider
+
+        providers = {m.id: make_provider(m, routing=config.routing, upstream_http=settings.upstream_http)
+                     for m in config.models}
     ledger = LedgerWriter(store, flush_interval_s=settings.ledger_flush_s, batch_size=settings.ledger_batch)
     registry = CollectorRegistry()
     process_collector.ProcessCollector(registry=registry)
@@ -122,40 +162,45 @@ def _event_loop() -> str:
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "wilton-router") -> int:
-    args = _parser(prog).parse_args(argv)
-    from wilton_core.settings import load_settings
+    from wilton_core.cli.entry import run_app
 
+    return run_app(app, argv, prog)
+
+
+def _flags(params: Mapping[str, Any]) -> list[str]:
+    """The command line of the flags given (their parsed values), for --workers to hand on."""
+    out: list[str] = []
+    for name, value in params.items():
+        if value is None or value is False:
+            continue
+        flag = "--" + name.replace("_", "-")
+        out += [flag] if value is True else [flag, str(value)]
+    return out
+
+
+def run(settings: Settings, *, validate_and_exit: bool = False, reuse_port: bool = False,
+        worker_flags: Sequence[str] = ()) -> int:
+    """Settings → store → service → server; the process's exit code."""
     try:
-        settings = load_settings(config=args.config, host=args.host, router_port=args.port,
-                                 store_url=args.store_url, replica_id=args.replica_id,
-                                 log_level=args.log_level, router_workers=args.workers,
-                                 router_header_timeout_s=args.header_timeout,
-                                 router_body_timeout_s=args.body_timeout, router_keep_alive_s=args.keep_alive,
-                                 router_max_header_bytes=args.max_header_bytes, router_max_headers=args.max_headers,
-                                 router_max_connections=args.max_connections,
-                                 allow_unauthenticated=args.allow_unauthenticated)
         level = getattr(logging, settings.log_level.upper(), logging.INFO)
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         quiet_client_loggers()
         config = settings.stack_config()
     except ConfigError as e:
-        print(f"wilton-router: {e}", file=sys.stderr)
-        return 2
+        return _fail(str(e), 2)
     from wilton_core.access.gate import exposure_error
 
     exposed = exposure_error(settings.host, settings.master_key is not None, settings.allow_unauthenticated)
     if exposed:
-        print(f"wilton-router: {exposed}", file=sys.stderr)
-        return 2
+        return _fail(exposed, 2)
     try:
         from wilton_core.store import open_store
 
         store = open_store(settings.resolved_store_url())
         store.migrate()
     except StoreError as e:
-        print(f"wilton-router: store unavailable: {e}", file=sys.stderr)
-        return 3
-    if args.validate_and_exit:
+        return _fail(f"store unavailable: {e}", 3)
+    if validate_and_exit:
         usable = [m.id for m in config.models if m.is_configured()]
         print(f"ok: {len(config.models)} models ({len(usable)} configured: {', '.join(usable)}); "
               f"store {store.url}")
@@ -164,19 +209,16 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "wilton-router") -> i
 
     if settings.router_workers > 1:
         store.close()  # each worker opens its own
-        return _run_workers(settings, argv)
-    app, _service, _ledger = build_app(settings, store=store)
-    return _run_fast(app, settings, config, store, reuse_port=args.reuse_port)
+        return _run_workers(settings, list(worker_flags))
+    app_, _service, _ledger = build_app(settings, store=store)
+    return _run_fast(app_, settings, config, store, reuse_port=reuse_port)
 
 
-def _run_workers(settings: Any, argv: Sequence[str] | None) -> int:
+def _run_workers(settings: Settings, base: list[str]) -> int:
     from wilton_core.router.workers import Supervisor, worker_argv
 
     if settings.router_port == 0:
-        print("wilton-router: --workers needs a fixed --port (port 0 would give each worker its own)",
-              file=sys.stderr)
-        return 2
-    base = list(sys.argv[1:] if argv is None else argv)
+        return _fail("--workers needs a fixed --port (port 0 would give each worker its own)", 2)
     log.info("router: %d workers on http://%s:%d", settings.router_workers, settings.host, settings.router_port)
     supervisor = Supervisor(lambda i: worker_argv(base, i, settings.replica_id), settings.router_workers)
     return supervisor.run()

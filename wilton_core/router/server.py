@@ -45,21 +45,19 @@ import signal
 import socket
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any, cast
 
+from wilton_core.router.asgi import ASGIApp, Message
 from wilton_core.router.wire import error_body
 
 __all__ = ["FastServer", "Limits", "limits_from", "serve"]
 
 log = logging.getLogger("wilton.router.server")
 
-Message = MutableMapping[str, Any]
-ASGIApp = Callable[[MutableMapping[str, Any], Callable[[], Awaitable[Message]],
-                    Callable[[Message], Awaitable[None]]], Awaitable[None]]
 
 _STATUS_LINES: dict[int, bytes] = {}
 # a pipelining client may queue this many parsed requests before we stop reading its socket

@@ -125,6 +125,10 @@ class Store(Protocol):
         """Create or upgrade the schema (idempotent, versioned)."""
         ...
 
+    def ping(self) -> None:
+        """Return if the store answers (one round trip), raise StoreError otherwise."""
+        ...
+
     def insert_ledger(self, records: Sequence[LedgerRecord]) -> None:
         """Insert a batch in one transaction and update the running aggregates with it."""
         ...

@@ -26,15 +26,27 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 from wilton_core.core.health import exponential_delay
 from wilton_core.errors import StoreError
 from wilton_core.types import LedgerRecord
 
-__all__ = ["LedgerWriter", "WriterStats"]
+__all__ = ["LedgerSink", "LedgerWriter", "WriterStats"]
+
+
+class LedgerSink(Protocol):
+    """What the writer needs of a store (SqlStore, or a test's fake): write a batch, say if it answers."""
+
+    def insert_ledger(self, records: Sequence[LedgerRecord]) -> None:
+        """Write the batch in one transaction; raise StoreError (outage) or anything else (a bad record)."""
+        ...
+
+    def ping(self) -> None:
+        """Return if the store answers, raise otherwise."""
+        ...
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +65,7 @@ class WriterStats:
 class LedgerWriter:
     def __init__(
         self,
-        store: Any,
+        store: LedgerSink,
         *,
         flush_interval_s: float = 0.2,
         batch_size: int = 500,
@@ -231,11 +243,8 @@ class LedgerWriter:
         return "refused"
 
     def _store_answers(self) -> bool:
-        ping = getattr(self.store, "ping", None)
-        if ping is None:
-            return False  # cannot tell a bad record from an outage: keep retrying it
         try:
-            ping()
+            self.store.ping()
             return True
         except Exception:
             return False

@@ -33,19 +33,20 @@ CLI:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
 import random
 import socket
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 import orjson
+import typer
 
 from wilton_core.testing.fake_script import PROFILES, Action, Script, ScriptBook
 from wilton_core.testing.fake_wire import (
@@ -475,50 +476,70 @@ class FakeUpstream:
         raise LookupError(f"no request recorded for model {model!r}")
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m wilton_core.testing.fake_upstream",
-                                description="Scriptable fake LLM upstream (OpenAI, Ollama, Gemini, Anthropic wire formats).")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8090)
-    p.add_argument("--name", default="fake", help="served model name (listed by the /models endpoints)")
-    p.add_argument("--models", default="", help="more comma-separated model names to list")
-    p.add_argument("--profile", choices=sorted(PROFILES), default=None,
-                   help="latency shape: local, edge, frontier (lognormal TTFT + tokens/s)")
-    p.add_argument("--latency-ms", type=float, default=0.0, help="fixed delay before every reply")
-    p.add_argument("--ttft-ms", type=float, default=None, help="time to first token for streams")
-    p.add_argument("--tokens-per-s", type=float, default=None)
-    p.add_argument("--reply-words", type=int, default=None, help="pad answers to this many words")
-    p.add_argument("--status", type=int, default=None, help="answer every request with this status")
-    p.add_argument("--flap", type=int, default=None, help="alternate up/down every N requests")
-    p.add_argument("--script", default=None, help="JSON script object or list (same as POST /_fake/script)")
-    p.add_argument("--api-key-env", default=None, help="NAME of an env var holding the key clients must send")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--log-level", default="warning")
-    return p
+cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port (0: any free one, printed on the first line)")] = 8090,
+    name: Annotated[str, typer.Option(help="served model name (listed by the /models endpoints)")] = "fake",
+    models: Annotated[str, typer.Option(help="more comma-separated model names to list")] = "",
+    profile: Annotated[str | None, typer.Option(
+        help=f"latency shape: {', '.join(sorted(PROFILES))} (lognormal TTFT + tokens/s)")] = None,
+    latency_ms: Annotated[float, typer.Option(help="fixed delay before every reply")] = 0.0,
+    ttft_ms: Annotated[float | None, typer.Option(help="time to first token for streams")] = None,
+    tokens_per_s: Annotated[float | None, typer.Option(help="stream speed after the first token")] = None,
+    reply_words: Annotated[int | None, typer.Option(help="pad answers to this many words")] = None,
+    status: Annotated[int | None, typer.Option(help="answer every request with this status")] = None,
+    flap: Annotated[int | None, typer.Option(help="alternate up/down every N requests")] = None,
+    script: Annotated[str | None, typer.Option(help="JSON script object or list (same as POST /_fake/script)")] = None,
+    api_key_env: Annotated[str | None, typer.Option(
+        help="NAME of an env var holding the key clients must send")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the latency draws")] = 0,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
+) -> int:
+    """Scriptable fake LLM upstream (OpenAI, Ollama, Gemini, Anthropic wire formats).
+
+    Exit codes: 0 clean stop, 2 bad flags (an unknown profile, a script that is not JSON, an unset --api-key-env).
+    """
     import uvicorn
 
-    default = Script(model="*", latency_ms=args.latency_ms, ttft_ms=args.ttft_ms, tokens_per_s=args.tokens_per_s,
-                     reply_words=args.reply_words, profile=args.profile, status=args.status, flap=args.flap)
+    if profile is not None and profile not in PROFILES:
+        return _fail(f"--profile {profile}: use one of {', '.join(sorted(PROFILES))}")
+    default = Script(model="*", latency_ms=latency_ms, ttft_ms=ttft_ms, tokens_per_s=tokens_per_s,
+                     reply_words=reply_words, profile=profile, status=status, flap=flap)
     book = ScriptBook(default)
-    if args.script:
-        data = orjson.loads(args.script)
-        for item in data if isinstance(data, list) else [data]:
-            book.set(Script.from_json(item))
-    api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
-    if args.api_key_env and not api_key:
-        raise SystemExit(f"--api-key-env {args.api_key_env}: that environment variable is not set")
-    models = [args.name, *[m for m in args.models.split(",") if m]]
-    app = FakeApp(book, models=models, api_key=api_key, seed=args.seed, name=args.name)
-    sock = _bind(args.host, args.port)
-    print(f"fake upstream '{args.name}' on http://{args.host}:{sock.getsockname()[1]}", flush=True)
+    if script:
+        try:
+            data = orjson.loads(script)
+            for item in data if isinstance(data, list) else [data]:
+                book.set(Script.from_json(item))
+        except (orjson.JSONDecodeError, TypeError, ValueError) as e:
+            return _fail(f"--script: {e}")
+    api_key = os.environ.get(api_key_env) if api_key_env else None
+    if api_key_env and not api_key:
+        return _fail(f"--api-key-env {api_key_env}: that environment variable is not set")
+    served = [name, *[m for m in models.split(",") if m]]
+    app = FakeApp(book, models=served, api_key=api_key, seed=seed, name=name)
+    sock = _bind(host, port)
+    print(f"fake upstream '{name}' on http://{host}:{sock.getsockname()[1]}", flush=True)
     config = uvicorn.Config(app, http="httptools", loop="auto", lifespan="off", access_log=False,
-                            log_level=args.log_level, timeout_graceful_shutdown=2)
+                            log_level=log_level, timeout_graceful_shutdown=2)
     uvicorn.Server(config).run(sockets=[sock])
+    return 0
 
 
-if __name__ == "__main__":
-    main()
+def _fail(message: str) -> int:
+    print(f"wilton-fake-upstream: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    from wilton_core.cli.entry import run_app
+
+    return run_app(cli, argv, "wilton-fake-upstream")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
