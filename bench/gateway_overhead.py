@@ -35,7 +35,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,6 +46,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from wilton_core.testing.procs import ManagedProcess, free_port
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_LITELLM = "/tmp/litellm-venv/bin/litellm"
@@ -147,47 +148,9 @@ class Report:
 # ---- processes -------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
-    import urllib.error
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url}: process exited ({proc.returncode}); log:\n{log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} not ready after {timeout:.0f}s; log:\n{log.read_text()[-2000:]}")
-
-
-class Proc:
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], workdir: Path) -> None:
-        self.name = name
-        self.log = workdir / f"{name}.log"
-        self._fh = open(self.log, "wb")  # noqa: SIM115 — closed in stop()
-        self.proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=self._fh, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, cwd=workdir)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self._fh.close()
+def _pid(p: ManagedProcess) -> int:
+    assert p.proc is not None  # started
+    return p.proc.pid
 
 
 class RssSampler:
@@ -473,15 +436,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="wilton-gw-bench-"))
     script = work / "post.lua"
     script.write_text(WRK_LUA)
-    procs: list[Proc] = []
+    procs: list[ManagedProcess] = []
     py = sys.executable
     try:
         up_port = free_port()
         upstream_url = f"http://127.0.0.1:{up_port}"
-        up = Proc("upstream", [py, "-m", "wilton_core.testing.fake_upstream", "--port", str(up_port),
-                               "--name", MODEL], {}, work)
+        up = ManagedProcess([py, "-m", "wilton_core.testing.fake_upstream", "--port", str(up_port), "--name", MODEL],
+                            log=work / "upstream.log", cwd=work)
         procs.append(up)
-        wait_ready(upstream_url + "/healthz", up.proc, 30, up.log)
+        up.start(upstream_url + "/healthz", timeout=30)
         urls = {"direct": upstream_url + "/v1/chat/completions"}
         pids: dict[str, int] = {}
         routers: dict[str, dict[str, str]] = {}
@@ -498,24 +461,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             port = free_port()
             store_url = f"sqlite:///{work / (name + '.db')}"
             auth[name], extra = _client_key(extra, store_url)
-            router = Proc(name, [py, "-m", "wilton_core.router.cli", "--port", str(port), "--log-level", "warning"],
-                          {"WILTON_CONFIG": str(cfg), "WILTON_STORE_URL": store_url,
-                           "WILTON_DATA_DIR": str(work / "data"), **extra}, work)
+            router = ManagedProcess([py, "-m", "wilton_core.router.cli", "--port", str(port), "--log-level", "warning"],
+                                    env={"WILTON_CONFIG": str(cfg), "WILTON_STORE_URL": store_url,
+                                         "WILTON_DATA_DIR": str(work / "data"), **extra},
+                                    log=work / f"{name}.log", cwd=work)
             procs.append(router)
-            wait_ready(f"http://127.0.0.1:{port}/readyz", router.proc, 60, router.log)
+            router.start(f"http://127.0.0.1:{port}/readyz", timeout=60)
             urls[name] = f"http://127.0.0.1:{port}/v1/chat/completions"
-            pids[name] = router.proc.pid
+            pids[name] = _pid(router)
         if "litellm" in arms:
             cfg = work / "litellm.yaml"
             cfg.write_text(LITELLM_CONFIG.format(model=MODEL, upstream=upstream_url))
             port = free_port()
-            lit = Proc("litellm", [args.litellm_bin, "--config", str(cfg), "--port", str(port), "--host",
-                                   "127.0.0.1", "--num_workers", "1"],
-                       {"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "DISABLE_SCHEMA_UPDATE": "True"}, work)
+            lit = ManagedProcess([args.litellm_bin, "--config", str(cfg), "--port", str(port), "--host",
+                                  "127.0.0.1", "--num_workers", "1"],
+                                 env={"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False",
+                                      "DISABLE_SCHEMA_UPDATE": "True"}, log=work / "litellm.log", cwd=work)
             procs.append(lit)
-            wait_ready(f"http://127.0.0.1:{port}/health/liveliness", lit.proc, 180, lit.log)
+            lit.start(f"http://127.0.0.1:{port}/health/liveliness", timeout=180)
             urls["litellm"] = f"http://127.0.0.1:{port}/v1/chat/completions"
-            pids["litellm"] = lit.proc.pid
+            pids["litellm"] = _pid(lit)
         runs: list[Run] = []
 
         def once(arm: str, mode: str, c: int, rnd: int, seconds: float) -> Run:

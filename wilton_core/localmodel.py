@@ -12,13 +12,14 @@ CLI (used by scripts/start_local_model.sh)::
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from wilton_core.errors import ConfigError
 
@@ -88,37 +89,58 @@ def server_argv(spec: LocalServerSpec, python: str = sys.executable,
     return argv
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m wilton_core.localmodel",
-                                description="Find the bundled SmolLM2 model and build the llama.cpp server command.")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("check", help="exit 0 when the [local] extra is installed; prints the model path")
-    a = sub.add_parser("argv", help="print the server command, one argument per line")
-    a.add_argument("--host", default="127.0.0.1")
-    a.add_argument("--port", type=int, default=int(os.environ.get("WILTON_LOCAL_PORT", DEFAULT_PORT)))
-    a.add_argument("--alias", default=os.environ.get("WILTON_LOCAL_MODEL", DEFAULT_ALIAS))
-    a.add_argument("--n-ctx", type=int, default=2048)
-    a.add_argument("--n-threads", type=int, default=None)
-    a.add_argument("--model", default=None, help="a .gguf file (default: the bundled SmolLM2)")
-    return p
+cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+                  help="Find the bundled SmolLM2 model and build the llama.cpp server command. "
+                       "Exit 3 when the [local] extra or the model is missing.")
+
+
+@cli.command()
+def check() -> int:
+    """Exit 0 when the [local] extra is installed; prints the model path."""
+    try:
+        path = find_gguf()
+        server_argv(LocalServerSpec(path))
+    except LocalModelMissing as e:
+        return _missing(e)
+    print(path)
+    return 0
+
+
+@cli.command("argv")
+def argv_(
+    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help=f"port (default $WILTON_LOCAL_PORT, {DEFAULT_PORT})")] = None,
+    alias: Annotated[str | None, typer.Option(
+        help=f"served model name (default $WILTON_LOCAL_MODEL, {DEFAULT_ALIAS})")] = None,
+    n_ctx: Annotated[int, typer.Option(help="context window in tokens")] = 2048,
+    n_threads: Annotated[int | None, typer.Option(help="CPU threads (default: llama.cpp's choice)")] = None,
+    model: Annotated[str | None, typer.Option(help="a .gguf file (default: the bundled SmolLM2)")] = None,
+) -> int:
+    """Print the server command, one argument per line."""
+    from wilton_core.settings import load_settings
+
+    try:
+        settings = load_settings(local_port=port, local_model=alias)
+        spec = LocalServerSpec(Path(model) if model else find_gguf(), host=host, port=settings.local_port,
+                               alias=settings.local_model, n_ctx=n_ctx, n_threads=n_threads)
+    except ConfigError as e:
+        print(f"wilton local model: {e}", file=sys.stderr)
+        return 2
+    except LocalModelMissing as e:
+        return _missing(e)
+    print("\n".join(server_argv(spec)))
+    return 0
+
+
+def _missing(e: LocalModelMissing) -> int:
+    print(f"wilton local model: {e}", file=sys.stderr)
+    return 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        if args.cmd == "check":
-            path = find_gguf()
-            server_argv(LocalServerSpec(path))
-            print(path)
-            return 0
-        model = Path(args.model) if args.model else find_gguf()
-        spec = LocalServerSpec(model, host=args.host, port=args.port, alias=args.alias, n_ctx=args.n_ctx,
-                               n_threads=args.n_threads)
-        print("\n".join(server_argv(spec)))
-        return 0
-    except LocalModelMissing as e:
-        print(f"wilton local model: {e}", file=sys.stderr)
-        return 3
+    from wilton_core.cli.entry import run_app
+
+    return run_app(cli, argv, "python -m wilton_core.localmodel")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
         "the client key wiltonctl, the hpc runner and the insight hook send to the router"))
     local_port: int = Field(default=8081, ge=1, le=65535, description=(
         "port of the embedded llama.cpp server (scripts/start_local_model.sh)"))
+    local_model: str = Field(default="smollm2", min_length=1, max_length=200, description=(
+        "the name the embedded llama.cpp server serves its model as"))
+    demo_port: int = Field(default=8090, ge=1, le=65535, description="port of the --demo fake upstream")
 
     @field_validator("store_url")
     @classmethod

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -23,6 +22,7 @@ from wilton_core.exporter.families import ExportOptions
 from wilton_core.exporter.service import ExporterService
 from wilton_core.exporter.synthetic import seed_side_tables, synthetic_records
 from wilton_core.store.sqlite import SqliteStore
+from wilton_core.testing.procs import free_port
 
 from .conftest import DASHBOARDS, PROM, dashboard_panels, recording_rule_names
 
@@ -31,12 +31,6 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(PROMETHEUS is None, reason="prometheus binary not installed (apt-get install prometheus)"),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _substitute(expr: str) -> str:
@@ -75,7 +69,7 @@ def stack(tmp_path: Path) -> Iterator[str]:
     )
     exporter.start()
     traffic.start()
-    port = _free_port()
+    port = free_port()
     cfg = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(p) for p in sorted((PROM / "rules").glob("*.yml"))],

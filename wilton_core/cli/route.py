@@ -203,12 +203,11 @@ def _versions(store_url: str | None, *, create: bool = False) -> Any:
 def cli_scorer(store_url: str | None) -> Any:
     """The active learned version when a store is named (--store-url or WILTON_STORE_URL), else
     the shipped scorer (no store file is created just to score)."""
-    import os
-
     from wilton_core.core.difficulty import load_default_scorer
+    from wilton_core.settings import load_settings
     from wilton_core.store import StoreNotFoundError
 
-    if store_url is None and not os.environ.get("WILTON_STORE_URL"):
+    if store_url is None and load_settings().store_url is None:
         return load_default_scorer()
     try:
         return _versions(store_url).active_scorer()[1]

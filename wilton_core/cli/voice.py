@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -40,8 +39,9 @@ def ask(
         raise WiltonError(f"{file}: cannot read ({e.strerror})") from None
     from wilton_core.settings import load_settings
 
-    router = load_settings(router_url=router_url).resolved_router_url()
-    key = os.environ.get("WILTON_API_KEY", "")  # a client key, when the router asks for one
+    settings = load_settings(router_url=router_url)
+    router = settings.resolved_router_url()
+    key = settings.router_api_key_value()  # a client key (WILTON_ROUTER_API_KEY), when the router asks for one
     headers = {"authorization": f"Bearer {key}"} if key else {}
     base = router.rstrip("/") + ("" if router.rstrip("/").endswith("/v1") else "/v1")
     try:

@@ -284,6 +284,7 @@ def make_backend(
     *,
     environ: Mapping[str, str] | None = None,
     router_url: str = "http://127.0.0.1:8080",
+    router_api_key: str | None = None,
     openai_model: str = DEFAULT_OPENAI_MODEL,
     gemini_model: str = DEFAULT_GEMINI_MODEL,
     router_transport: httpx.AsyncBaseTransport | None = None,
@@ -296,5 +297,5 @@ def make_backend(
         return GeminiBackend.from_env(env, model=gemini_model)
     if name == "local":
         return RouterBackend(base_url=router_url,
-                             api_key=env.get("WILTON_ROUTER_API_KEY") or None, transport=router_transport)
+                             api_key=router_api_key, transport=router_transport)
     raise ValueError(f"unknown insight model backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")

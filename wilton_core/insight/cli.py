@@ -34,7 +34,8 @@ def build_service(settings: InsightSettings, *, store: Any, environ: Mapping[str
     stack = settings.stack_config()
     backend = make_backend(
         settings.insight_model or default_backend_name(env), environ=env,
-        router_url=settings.resolved_router_url(), openai_model=settings.insight_openai_model,
+        router_url=settings.resolved_router_url(), router_api_key=settings.router_api_key_value(),
+        openai_model=settings.insight_openai_model,
         gemini_model=settings.insight_gemini_model, max_retries=max_retries,
     )
     key_names = [n for m in stack.models for n in m.key_env_names]
