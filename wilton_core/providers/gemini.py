@@ -31,8 +31,8 @@ from wilton_core.providers._common import (
 )
 from wilton_core.providers.base import Embeddings, check_embeddings
 from wilton_core.providers.errors_map import ErrorScope, error_from_http, upstream_call
-from wilton_core.providers.http_base import UpstreamHttp, UpstreamProvider
-from wilton_core.providers.limits import Deadline, UpstreamLimits
+from wilton_core.providers.http_base import UpstreamProvider
+from wilton_core.providers.limits import Deadline
 from wilton_core.types import Completion, Usage, token_count
 
 __all__ = ["GeminiProvider", "finish_reason_of", "to_gemini_request"]
@@ -188,20 +188,12 @@ class GeminiProvider(UpstreamProvider):
     name = "gemini"
     default_base_url = DEFAULT_GEMINI_URL
 
-    def __init__(
-        self,
-        model: ModelConfig,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        environ: Mapping[str, str] | None = None,
-        limits: UpstreamLimits | None = None,
-        upstream_http: UpstreamHttp = "auto",  # the SDK's client is httpx whatever this says
-    ) -> None:
-        super().__init__(model, transport=transport, environ=environ, limits=limits, upstream_http=upstream_http)
-        self._http: httpx.AsyncClient | None = None
-        self._sync_http: httpx.Client | None = None
-        self._sdk: Any = None
-        self._sdk_key: str | None = None
+    # made at the first call, and again when the key in the environment changes (the SDK client
+    # holds it); upstream_http does not apply: the SDK's client is httpx
+    _http: httpx.AsyncClient | None = None
+    _sync_http: httpx.Client | None = None
+    _sdk: Any = None
+    _sdk_key: str | None = None
 
     def _client(self) -> tuple[Any, str]:
         """The SDK client for the current key (re-made when the key in the environment changes)."""
