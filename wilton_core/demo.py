@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from wilton_core.cli.entry import new_app
 from wilton_core.config import ModelConfig, StackConfig, default_config, load_config, parse_config
 from wilton_core.errors import ConfigError
 
@@ -75,8 +76,8 @@ def config_to_toml(cfg: StackConfig, header: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
-                  help="The demo config: embedded defaults plus one SIMULATED API model.")
+cli = new_app(no_args_is_help=True,
+              help="The demo config: embedded defaults plus one SIMULATED API model.")
 
 
 @cli.command()

@@ -21,6 +21,7 @@ from typing import Annotated
 
 import typer
 
+from wilton_core.cli.entry import new_app
 from wilton_core.errors import ConfigError
 
 __all__ = [
@@ -89,9 +90,9 @@ def server_argv(spec: LocalServerSpec, python: str = sys.executable,
     return argv
 
 
-cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
-                  help="Find the bundled SmolLM2 model and build the llama.cpp server command. "
-                       "Exit 3 when the [local] extra or the model is missing.")
+cli = new_app(no_args_is_help=True,
+              help="Find the bundled SmolLM2 model and build the llama.cpp server command. "
+                   "Exit 3 when the [local] extra or the model is missing.")
 
 
 @cli.command()

@@ -1,6 +1,6 @@
 """Run a typer app as a process's entry point and return its exit code (never a traceback for a usage error).
 
-Shared by `wiltonctl` and the single-command process CLIs (`wilton-router`, `wilton-coherence`,
+Shared by `wiltonctl`, `wilton-insight` and the single-command process CLIs (`wilton-router`, `wilton-coherence`,
 `wilton-exporter`, the fake upstream), so they parse, print help and fail the same way. Kept to
 sys + typer: `--help` must not import the stack.
 """
@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import typer
 
-__all__ = ["run_app"]
+__all__ = ["new_app", "run_app"]
+
+
+def new_app(**kwargs: Any) -> typer.Typer:
+    """A root typer app in the stack's one help style: plain click help and errors (no rich
+    rendering: it costs `--help` about half a second), no shell-completion options, and no
+    pretty tracebacks (an unexpected error is a bug to report as it is)."""
+    return typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None, **kwargs)
 
 
 def run_app(app: typer.Typer, argv: Sequence[str] | None, prog: str) -> int:

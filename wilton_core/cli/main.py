@@ -12,12 +12,12 @@ from typing import Annotated
 
 import typer
 
+from wilton_core.cli.entry import new_app
 from wilton_core.errors import WiltonError
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(name="wiltonctl", help="WiltonOS LLM stack control.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+app = new_app(name="wiltonctl", help="WiltonOS LLM stack control.", no_args_is_help=True)
 config_app = typer.Typer(help="Validate and inspect configuration.", no_args_is_help=True)
 router_app = typer.Typer(help="The OpenAI-compatible router (gateway).", no_args_is_help=True)
 app.add_typer(config_app, name="config")

@@ -14,12 +14,13 @@ from typing import Annotated
 
 import typer
 
+from wilton_core.cli.entry import new_app
 from wilton_core.errors import ConfigError, StoreError
 
 __all__ = ["app", "main"]
 
 log = logging.getLogger("wilton_core.exporter")
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app = new_app()
 
 
 @app.command()

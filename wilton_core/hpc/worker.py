@@ -15,12 +15,13 @@ from typing import Annotated
 
 import typer
 
+from wilton_core.cli.entry import new_app
 from wilton_core.errors import WiltonError
 
 __all__ = ["main"]
 
 
-cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+cli = new_app()
 
 
 @cli.command()

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from wilton_core.cli.entry import new_app
 from wilton_core.errors import ConfigError, StoreError
 from wilton_core.insight.archive import StorePromptSource
 from wilton_core.insight.backends import default_backend_name, make_backend
@@ -25,7 +26,7 @@ from wilton_core.insight.settings import InsightSettings, load_insight_settings
 __all__ = ["app", "build_service", "main"]
 
 log = logging.getLogger("wilton.insight")
-app = typer.Typer(add_completion=False, help=__doc__)
+app = new_app(help=__doc__)
 
 
 def build_service(settings: InsightSettings, *, store: Any, environ: Mapping[str, str] | None = None,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from wilton_core.cli.entry import new_app
 from wilton_core.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ log = logging.getLogger("wilton.router")
 
 
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app = new_app()
 
 _S = "S"  # metavar of the durations in seconds
 _N = "N"

@@ -48,6 +48,7 @@ from urllib.parse import parse_qs
 import orjson
 import typer
 
+from wilton_core.cli.entry import new_app
 from wilton_core.testing.fake_script import PROFILES, Action, Script, ScriptBook
 from wilton_core.testing.fake_wire import (
     CONTENT_TYPES,
@@ -476,7 +477,7 @@ class FakeUpstream:
         raise LookupError(f"no request recorded for model {model!r}")
 
 
-cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+cli = new_app()
 
 
 @cli.command()
