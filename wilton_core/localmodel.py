@@ -124,12 +124,13 @@ def argv_(
         settings = load_settings(local_port=port, local_model=alias)
         spec = LocalServerSpec(Path(model) if model else find_gguf(), host=host, port=settings.local_port,
                                alias=settings.local_model, n_ctx=n_ctx, n_threads=n_threads)
+        argv = server_argv(spec)
+    except LocalModelMissing as e:  # a ConfigError too: first
+        return _missing(e)
     except ConfigError as e:
         print(f"wilton local model: {e}", file=sys.stderr)
         return 2
-    except LocalModelMissing as e:
-        return _missing(e)
-    print("\n".join(server_argv(spec)))
+    print("\n".join(argv))
     return 0
 
 

@@ -47,6 +47,20 @@ def test_server_argv(tmp_path):
     assert spec.base_url == "http://127.0.0.1:9123/v1"
 
 
+def test_cli_without_the_extra_exits_3_with_the_hint(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is not None:
+        pytest.skip("the [local] extra is installed")
+    assert localmodel_main(["argv", "--model", str(tmp_path / "m.gguf"), "--port", "9123"]) == 3
+    assert localmodel_main(["check"]) == 3
+    err = capsys.readouterr().err
+    assert err.count("pip install -e '.[local]'") == 2 and "Traceback" not in err
+    monkeypatch.setenv("WILTON_LOCAL_PORT", "0")
+    assert localmodel_main(["argv", "--model", str(tmp_path / "m.gguf")]) == 2
+    assert "WILTON_LOCAL_PORT" in capsys.readouterr().err
+
+
 @pytest.mark.llama
 def test_bundled_model_is_found_when_extra_installed(capsys):
     pytest.importorskip("llama_cpp", reason="the [local] extra is not installed")
