@@ -7,7 +7,7 @@ import binascii
 import os
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import orjson
@@ -20,6 +20,7 @@ from wilton_core.types import Usage
 
 __all__ = [
     "ChunkFactory",
+    "LineStream",
     "RequestShape",
     "content_text",
     "dumps",
@@ -88,10 +89,16 @@ def parse_data_url(url: str, *, provider: str, model: str) -> tuple[str, str]:
     return mime, data
 
 
-async def iter_sse(response: Any, max_event_chars: int | None = None) -> AsyncIterator[tuple[str, str]]:
+class LineStream(Protocol):
+    """A streamed reply read line by line (httpx.Response, http1.Http1Response)."""
+
+    def aiter_lines(self) -> AsyncIterator[str]: ...
+
+
+async def iter_sse(response: LineStream, max_event_chars: int | None = None) -> AsyncIterator[tuple[str, str]]:
     """(event, data) pairs of a text/event-stream reply; `event` is "" when the server names none.
 
-    `response` is anything with `aiter_lines()`: an httpx.Response or an http1.Http1Response.
+    `response` is an httpx.Response or an http1.Http1Response.
     Comments (`: ping`) and blank lines yield nothing, so a caller's idle timer that restarts on
     each yielded event is not fed by keep-alives. One line is capped by the byte budget below
     (providers/limits.py); an event of many `data:` lines is capped here by `max_event_chars`.

@@ -27,7 +27,7 @@ from wilton_core.providers._common import (
     stop_list,
 )
 from wilton_core.providers.errors_map import error_from_http, upstream_call
-from wilton_core.providers.http_base import HttpProvider
+from wilton_core.providers.http_base import HttpProvider, UpstreamResponse
 from wilton_core.providers.limits import Deadline
 from wilton_core.types import Completion, Usage, token_count
 
@@ -231,7 +231,7 @@ class AnthropicProvider(HttpProvider):
         with self.error_scope().request():
             return dumps(to_anthropic_request(body, self.model, stream=stream))
 
-    def _http_error(self, resp: Any, raw: bytes, key: str | None) -> ProviderError:
+    def _http_error(self, resp: UpstreamResponse, raw: bytes, key: str | None) -> ProviderError:
         return error_from_http(resp.status_code, resp.headers, raw, provider=self.name, model=self.model.id,
                                secrets=(key,))
 

@@ -14,14 +14,14 @@ typed behind one seam (no `Any`).
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import ClassVar, Literal, Protocol
 
 import httpx
 
 from wilton_core.config import ModelConfig
-from wilton_core.providers._common import make_client
+from wilton_core.providers._common import LineStream, make_client
 from wilton_core.providers.errors_map import ErrorScope
 from wilton_core.providers.limits import UpstreamLimits
 
@@ -32,7 +32,7 @@ __all__ = ["HttpProvider", "UpstreamClient", "UpstreamHttp", "UpstreamProvider",
 UpstreamHttp = Literal["auto", "httpx"]
 
 
-class UpstreamResponse(Protocol):
+class UpstreamResponse(LineStream, Protocol):
     """What a provider reads of an upstream reply (httpx.Response and http1.Http1Response)."""
 
     @property
@@ -45,8 +45,6 @@ class UpstreamResponse(Protocol):
     def content(self) -> bytes: ...
 
     async def aread(self) -> bytes: ...
-
-    def aiter_lines(self) -> AsyncIterator[str]: ...
 
 
 class UpstreamClient(Protocol):

@@ -16,6 +16,7 @@ from wilton_core.config import ModelConfig
 from wilton_core.errors import ProviderError, ResponseTooLargeError, UnavailableError
 from wilton_core.providers._common import (
     ChunkFactory,
+    LineStream,
     RequestShape,
     dumps,
     estimate_tokens,
@@ -145,7 +146,7 @@ def _tool_calls(message: Mapping[str, Any]) -> list[dict[str, Any]]:
     return calls
 
 
-async def _ndjson_lines(resp: Any, max_line: int) -> AsyncIterator[str]:
+async def _ndjson_lines(resp: LineStream, max_line: int) -> AsyncIterator[str]:
     """The non-blank lines of an NDJSON stream: blank keep-alives yield nothing (and so do not
     reset the caller's idle timer); a line over `max_line` characters fails the stream."""
     async for line in resp.aiter_lines():

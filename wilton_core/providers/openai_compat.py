@@ -31,7 +31,7 @@ from wilton_core.providers._common import (
 from wilton_core.providers.base import Embeddings, check_embeddings
 from wilton_core.providers.errors_map import error_from_http, upstream_call
 from wilton_core.providers.http1 import Http1Client, wants_http1
-from wilton_core.providers.http_base import HttpProvider, UpstreamClient
+from wilton_core.providers.http_base import HttpProvider, UpstreamClient, UpstreamResponse
 from wilton_core.providers.limits import Deadline
 from wilton_core.types import Completion, Usage
 
@@ -101,7 +101,7 @@ class OpenAICompatProvider(HttpProvider):
             out.pop("stream_options", None)
         return out
 
-    def _http_error(self, resp: Any, body: bytes, key: str | None) -> ProviderError:
+    def _http_error(self, resp: UpstreamResponse, body: bytes, key: str | None) -> ProviderError:
         return error_from_http(resp.status_code, resp.headers, body, provider=self.name,
                                model=self.model.id, secrets=(key,))
 
