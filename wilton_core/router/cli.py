@@ -21,7 +21,13 @@ from wilton_core.cli.entry import new_app
 from wilton_core.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
+    from wilton_core.config import StackConfig
+    from wilton_core.providers.base import Provider
+    from wilton_core.router.app import RouterApp
+    from wilton_core.router.service import RouterService
     from wilton_core.settings import Settings
+    from wilton_core.store.ledger_writer import LedgerWriter
+    from wilton_core.store.sql import SqlStore
 
 __all__ = ["app", "build_app", "main", "run"]
 
@@ -90,7 +96,8 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def build_app(settings: Any, *, store: Any = None, providers: Any = None) -> tuple[Any, Any, Any]:
+def build_app(settings: Settings, *, store: SqlStore | None = None,
+              providers: Mapping[str, Provider] | None = None) -> tuple[RouterApp, RouterService, LedgerWriter]:
     """Wire settings → store → ledger writer → service → ASGI app. Returns (app, service, ledger)."""
     from prometheus_client import (
         CONTENT_TYPE_LATEST,
@@ -225,7 +232,8 @@ def _run_workers(settings: Settings, base: list[str]) -> int:
     return supervisor.run()
 
 
-def _run_fast(app: Any, settings: Any, config: Any, store: Any, *, reuse_port: bool = False) -> int:
+def _run_fast(app: RouterApp, settings: Settings, config: StackConfig, store: SqlStore, *,
+              reuse_port: bool = False) -> int:
     from wilton_core.router.server import limits_from, serve
 
     try:
