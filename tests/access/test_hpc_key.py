@@ -1,4 +1,4 @@
-"""The hpc batch runner presents the router's client key (WILTON_ROUTER_API_KEY or api_key=)."""
+"""The hpc batch runner presents the router's client key (api_key=, from Settings.router_api_key: WILTON_ROUTER_API_KEY)."""
 
 from __future__ import annotations
 
@@ -33,11 +33,13 @@ async def test_runner_sends_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     from wilton_core.hpc.model import parse_task_file
 
     bid = repo.create_batch(parse_task_file({"name": "keys", "tasks": [{"prompt": "hello"}]}), now=0, concurrency=1)
-    kw: dict[str, str] = {}
     if how == "argument":
-        kw["api_key"] = "sk-wilton-test"
-    else:
+        key = "sk-wilton-test"
+    else:  # what `wiltonctl hpc` and the detached worker do: the key is a field of the settings
+        from wilton_core.settings import load_settings
+
         monkeypatch.setenv("WILTON_ROUTER_API_KEY", "sk-wilton-test")
-    out = await BatchRunner(repo, "http://router.test", transport=httpx.MockTransport(router), **kw).run(bid)
+        key = load_settings().router_api_key_value()
+    out = await BatchRunner(repo, "http://router.test", transport=httpx.MockTransport(router), api_key=key).run(bid)
     store.close()
     assert out.ran == 1 and seen and all(h == "Bearer sk-wilton-test" for h in seen)
