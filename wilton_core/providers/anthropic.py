@@ -370,4 +370,3 @@ class AnthropicProvider(HttpProvider):
         if resp.status_code >= 400:
             raise self._http_error(resp, resp.content, key)
         return [str(m["id"]) for m in orjson.loads(resp.content)["data"]]
-

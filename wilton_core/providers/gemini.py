@@ -329,4 +329,3 @@ class GeminiProvider(UpstreamProvider):
         if self._sync_http is not None:
             self._sync_http.close()
         self._http = self._sync_http = self._sdk = None
-

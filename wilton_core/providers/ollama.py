@@ -296,4 +296,3 @@ class OllamaProvider(HttpProvider):
         if resp.status_code >= 400:
             raise self._upstream_error(resp.status_code, resp.headers, resp.content)
         return [str(m.get("name") or m["model"]) for m in orjson.loads(resp.content)["models"]]
-

@@ -5,7 +5,8 @@ stream flags), so every OpenAI field the upstream knows (tools, response_format,
 works without this module knowing it. No SDK: one pooled client, orjson, SSE parsed by hand.
 Plain-http upstreams with no proxy (self-hosted models: the router's most frequent hop) go
 through the lean `http1.Http1Client`; https, proxies and injected transports go through httpx.
-`upstream_http="httpx"` (Settings.upstream_http, `WILTON_UPSTREAM_HTTP=httpx`) forces httpx everywhere (an escape hatch, and the benchmark's A/B).
+`upstream_http="httpx"` (Settings.upstream_http, `WILTON_UPSTREAM_HTTP=httpx`) forces httpx
+everywhere (an escape hatch, and the benchmark's A/B).
 """
 
 from __future__ import annotations
@@ -239,4 +240,3 @@ class OpenAICompatProvider(HttpProvider):
             raise self._http_error(resp, resp.content, key)
         data = orjson.loads(resp.content)
         return [str(m["id"]) for m in data["data"]]
-
