@@ -21,7 +21,7 @@ from wilton_core.providers.base import Provider
 from wilton_core.providers.factory import make_provider
 from wilton_core.router.app import RouterApp
 from wilton_core.router.service import RouterService
-from wilton_core.router.shadow import ShadowJudge, ShadowMetrics
+from wilton_core.router.shadow import ShadowJudge
 from wilton_core.store import open_store
 from wilton_core.store.base import Store
 from wilton_core.store.route_labels import read_labels
@@ -103,18 +103,13 @@ def _service(fake: FakeUpstream, store: Store, *, share: float = 0.2, budget: fl
     svc = RouterService(cfg, environ=ENV, providers=providers, capture_prompts=capture)
     learning = LearningConfig(shadow_share=share, shadow_budget_usd_per_hour=budget, shadow_max_in_flight=in_flight,
                               judge="judge")
-    svc.shadow = ShadowJudge(learning, svc.runtimes, store=store, capture_prompts=capture, metrics=ShadowMetrics(),
+    svc.shadow = ShadowJudge(learning, svc.runtimes, store=store, capture_prompts=capture,
                              rng=Draws(*draws))
     return svc, svc.shadow
 
 
 def _client(svc: RouterService, gate: Gate | None = None) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=RouterApp(svc, gate=gate)), base_url="http://r")
-
-
-def _count(judge: ShadowJudge, name: str, **labels: str) -> float:
-    value = judge.metrics.registry.get_sample_value(name, labels or None)
-    return value or 0.0
 
 
 def _calls(fake: FakeUpstream, model: str) -> int:
@@ -156,8 +151,8 @@ async def test_a_local_answer_is_compared_with_the_best_api_model_and_labelled(f
     assert "what is the capital of France?" in str(asked["messages"][-1]["content"])  # Anthropic's blocks
     shown = str(fake.last_body("judge")["messages"])
     assert "[local-a] what is the capital of France?" in shown and "[api-a] what is the capital" in shown
-    assert _count(judge, "wilton_shadow_sampled_total") == 1 and _count(judge, "wilton_shadow_judged_total") == 1
-    assert _count(judge, "wilton_shadow_spend_usd_total") == pytest.approx(lb.detail["cost_usd"])
+    assert judge.counts.sampled == 1 and judge.counts.judged == 1
+    assert judge.counts.spend_usd == pytest.approx(lb.detail["cost_usd"])
 
 
 async def test_an_api_answer_is_compared_with_a_local_one_and_the_order_is_undone(fake: FakeUpstream,
@@ -192,7 +187,7 @@ async def test_share_zero_samples_nothing(fake: FakeUpstream, store: Store) -> N
         await svc.stop()
     assert read_labels(store) == []
     assert _calls(fake, "api-a") == 0 and _calls(fake, "judge") == 0
-    assert _count(judge, "wilton_shadow_sampled_total") == 0
+    assert judge.counts.sampled == 0
 
 
 async def test_local_only_requests_never_reach_an_api_model(fake: FakeUpstream, store: Store) -> None:
@@ -212,7 +207,7 @@ async def test_local_only_requests_never_reach_an_api_model(fake: FakeUpstream, 
     assert _calls(fake, "local-a") == 3
     assert _calls(fake, "api-a") == 0 and _calls(fake, "judge") == 0
     assert read_labels(store) == []
-    assert _count(judge, "wilton_shadow_skipped_total", reason="local_only") == 3
+    assert judge.counts.skipped["local_only"] == 3
 
 
 async def test_unsupported_requests_are_skipped(fake: FakeUpstream, store: Store) -> None:
@@ -226,7 +221,7 @@ async def test_unsupported_requests_are_skipped(fake: FakeUpstream, store: Store
     finally:
         await svc.stop()
     assert _calls(fake, "api-a") == 0 and read_labels(store) == []
-    assert _count(judge, "wilton_shadow_skipped_total", reason="unsupported") == 1
+    assert judge.counts.skipped["unsupported"] == 1
 
 
 async def test_the_budget_cap_stops_sampling(fake: FakeUpstream, store: Store) -> None:
@@ -250,8 +245,8 @@ async def test_the_budget_cap_stops_sampling(fake: FakeUpstream, store: Store) -
     finally:
         await svc.stop()
     assert _calls(fake, "api-a") == 1 and len(read_labels(store)) == 1
-    assert _count(judge, "wilton_shadow_skipped_total", reason="budget") == 2
-    assert _count(judge, "wilton_shadow_budget_spent_usd") == pytest.approx(first)
+    assert judge.counts.skipped["budget"] == 2
+    assert judge.stats()["budget_spent_usd"] == pytest.approx(first)
 
 
 async def test_busy_drops_instead_of_queueing_and_the_client_never_waits(fake: FakeUpstream, store: Store) -> None:
@@ -279,7 +274,7 @@ async def test_busy_drops_instead_of_queueing_and_the_client_never_waits(fake: F
         await svc.stop()
     assert [lb.request_id for lb in read_labels(store)] == [r1.headers["x-request-id"]]
     assert gated.calls == 1
-    assert _count(judge, "wilton_shadow_skipped_total", reason="busy") == 2
+    assert judge.counts.skipped["busy"] == 2
 
 
 @pytest.mark.parametrize("reply", ["A is better than B.", '{"A": 1.5, "B": 0.3}', '{"A": "high", "B": 0}', "[0.1, 0.2]"])
@@ -295,8 +290,8 @@ async def test_a_judge_reply_that_does_not_parse_is_no_label(fake: FakeUpstream,
     finally:
         await svc.stop()
     assert read_labels(store) == []
-    assert _count(judge, "wilton_shadow_judge_unparsable_total") == 1
-    assert _count(judge, "wilton_shadow_judged_total") == 0
+    assert judge.counts.judge_unparsable == 1
+    assert judge.counts.judged == 0
 
 
 async def test_shadow_failures_touch_no_breaker_and_no_client(fake: FakeUpstream, store: Store) -> None:
@@ -315,5 +310,54 @@ async def test_shadow_failures_touch_no_breaker_and_no_client(fake: FakeUpstream
         fake.clear()
         await svc.stop()
     assert read_labels(store) == []
-    assert _count(judge, "wilton_shadow_failed_total", stage="answer") == 3
+    assert judge.counts.failed["answer"] == 3
     assert _calls(fake, "judge") == 0
+
+
+def _toml(url: str, learning: str) -> str:
+    return f"""
+[[models]]
+id = "local-a"
+provider = "openai"
+model = "local-a"
+base_url = "{url}/v1"
+tier = "selfhost"
+is_local = true
+
+[[models]]
+id = "judge"
+provider = "openai"
+model = "judge"
+base_url = "{url}/v1"
+api_key_env = "FAKE_JUDGE_KEY"
+tier = "edge"
+is_local = false
+
+[routing]
+probe_models = false
+{learning}
+"""
+
+
+@pytest.mark.parametrize("learning", ["", "[learning]\nshadow_share = 0.01\nshadow_budget_usd_per_hour = 0.5"])
+async def test_the_router_wiring_is_opt_in_published_with_health_and_capped_per_worker(fake: FakeUpstream, tmp_path: Path,
+                                                                            learning: str) -> None:
+    from wilton_core.router.cli import build_app
+    from wilton_core.settings import load_settings
+
+    cfg = tmp_path / "wilton.toml"
+    cfg.write_text(_toml(fake.url, learning))
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    store = open_store(url)
+    store.migrate()
+    _app, service, _ledger = build_app(load_settings(config=cfg, store_url=url, router_workers=2), store=store)
+    try:
+        snap = service.health_snapshot()
+        if not learning:
+            assert service.shadow is None and "shadow" not in snap
+        else:
+            assert service.shadow is not None and service.shadow.window.cap_usd == pytest.approx(0.25)
+            assert service.shadow.store is store
+            assert snap["shadow"]["skipped"]["budget"] == 0 and snap["shadow"]["sampled"] == 0
+    finally:
+        store.close()

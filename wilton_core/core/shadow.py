@@ -17,6 +17,7 @@ from typing import Any
 from wilton_core.core.messages import estimate_tokens, has_images
 
 __all__ = [
+    "FAIL_STAGES",
     "SKIP_REASONS",
     "ShadowModel",
     "SpendWindow",
@@ -30,6 +31,8 @@ __all__ = [
 
 # why a drawn request was not shadowed (the `reason` label of wilton_shadow_skipped_total)
 SKIP_REASONS = ("local_only", "unsupported", "no_model", "budget", "busy")
+# where a started comparison failed (the `stage` label of wilton_shadow_failed_total)
+FAIL_STAGES = ("answer", "judge", "store")
 
 # the shadow answer is capped: a comparison needs a comparable answer, not an unbounded bill
 SHADOW_MAX_TOKENS = 1024

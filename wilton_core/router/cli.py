@@ -99,7 +99,7 @@ def build_app(settings: Any, *, store: Any = None, providers: Any = None) -> tup
                             capture_prompts=settings.capture_prompts)
     from wilton_core.router.shadow import attach_shadow
 
-    attach_shadow(service, registry=registry, workers=settings.router_workers)  # issue 16: opt-in
+    attach_shadow(service, workers=settings.router_workers)  # issue 16: opt-in
 
     def metrics() -> tuple[bytes, str]:
         return generate_latest(registry), CONTENT_TYPE_LATEST

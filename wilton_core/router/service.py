@@ -301,6 +301,8 @@ class RouterService:
         if self.ledger is not None and hasattr(self.ledger, "stats"):
             st = self.ledger.stats()
             snap["ledger"] = {"pending": st.queued, "dropped": st.dropped, "written": st.written}
+        if self.shadow is not None:  # issue 16: the exporter's wilton_shadow_* metrics
+            snap["shadow"] = self.shadow.stats()
         return snap
 
     def _publish_health(self) -> None:

@@ -26,6 +26,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -39,49 +40,35 @@ from wilton_core.store.route_labels import RouteLabel, add_labels
 from wilton_core.types import Usage
 
 if TYPE_CHECKING:
-    from prometheus_client import CollectorRegistry
-
     from wilton_core.access.caller import Caller
     from wilton_core.router.fallback import ModelRuntime
     from wilton_core.router.service import RouterService
     from wilton_core.store.base import Store
 
-__all__ = ["ShadowJudge", "ShadowMetrics", "ShadowTicket", "attach_shadow"]
+__all__ = ["ShadowCounts", "ShadowJudge", "ShadowTicket", "attach_shadow"]
 
 log = logging.getLogger("wilton.router.shadow")
 
 MAX_STREAM_CHARS = 64 * 1024  # a streamed answer is collected up to this for the judge
 
 
-class ShadowMetrics:
-    """The comparisons' counters, on the router's own /metrics (per process, like the overhead)."""
+@dataclass(slots=True)
+class ShadowCounts:
+    """What this process's comparisons did, since it started. Published with the router's health
+    snapshot (kv `router_health:<replica>`, about once a second), so the exporter's
+    `wilton_shadow_*` metrics count every worker and replica."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge
+    sampled: int = 0      # comparisons started (the other tier was asked)
+    judged: int = 0       # labels written
+    judge_unparsable: int = 0
+    spend_usd: float = 0.0
+    skipped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(policy.SKIP_REASONS, 0))
+    failed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(policy.FAIL_STAGES, 0))
 
-        reg = registry if registry is not None else CollectorRegistry()
-        self.registry = reg
-        self.sampled = Counter("wilton_shadow_sampled", "Shadow comparisons started (the other tier was asked).",
-                               registry=reg)
-        self.skipped = Counter("wilton_shadow_skipped", "Requests drawn for shadow judging but not compared, by reason.",
-                               ["reason"], registry=reg)
-        for reason in policy.SKIP_REASONS:
-            self.skipped.labels(reason)
-        self.judged = Counter("wilton_shadow_judged", "Shadow comparisons judged and written as route labels.",
-                              registry=reg)
-        self.unparsable = Counter("wilton_shadow_judge_unparsable",
-                                  "Judge replies that were not the asked-for JSON scores (no label written).",
-                                  registry=reg)
-        self.failed = Counter("wilton_shadow_failed", "Shadow comparisons that failed, by stage.", ["stage"],
-                              registry=reg)
-        for stage in ("answer", "judge", "store"):
-            self.failed.labels(stage)
-        self.spend = Counter("wilton_shadow_spend_usd", "USD spent on shadow answers and judging (model prices).",
-                             registry=reg)
-        self.in_flight = Gauge("wilton_shadow_in_flight", "Shadow comparisons running now.", registry=reg)
-        self.budget = Gauge("wilton_shadow_budget_spent_usd",
-                            "USD spent on shadow comparisons in the last rolling hour (this process).",
-                            registry=reg)
+    def as_json(self, in_flight: int, budget_spent_usd: float) -> dict[str, Any]:
+        return {"sampled": self.sampled, "judged": self.judged, "judge_unparsable": self.judge_unparsable,
+                "spend_usd": self.spend_usd, "skipped": dict(self.skipped), "failed": dict(self.failed),
+                "in_flight": in_flight, "budget_spent_usd": budget_spent_usd}
 
 
 def _answer_text(data: Mapping[str, Any]) -> str:
@@ -155,14 +142,14 @@ class ShadowJudge:
 
     def __init__(self, learning: LearningConfig, runtimes: Mapping[str, ModelRuntime], *,
                  store: Store | None = None, capture_prompts: bool = False,
-                 metrics: ShadowMetrics | None = None, model_status: Callable[[], Mapping[str, str]] | None = None,
+                 model_status: Callable[[], Mapping[str, str]] | None = None,
                  budget_usd_per_hour: float | None = None, rng: random.Random | None = None,
                  clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.learning = learning
         self.runtimes = runtimes
         self.store = store
         self.capture_prompts = capture_prompts
-        self.metrics = metrics or ShadowMetrics()
+        self.counts = ShadowCounts()
         self._model_status = model_status or dict
         cap = learning.shadow_budget_usd_per_hour if budget_usd_per_hour is None else budget_usd_per_hour
         self.window = policy.SpendWindow(cap)
@@ -176,7 +163,11 @@ class ShadowJudge:
         return len(self._tasks)
 
     def _skip(self, reason: str) -> None:
-        self.metrics.skipped.labels(reason).inc()
+        self.counts.skipped[reason] += 1
+
+    def stats(self) -> dict[str, Any]:
+        """The counts for the health snapshot, with the rolling hour's spend as of now."""
+        return self.counts.as_json(self.in_flight, self.window.spent(self._clock()))
 
     # ---- sampling (on the request path: memory only, no awaits) -------------------------------
 
@@ -239,16 +230,14 @@ class ShadowJudge:
         if not self.window.admit(self._clock(), estimate):
             self._skip("budget")
             return
-        self.metrics.sampled.inc()
+        self.counts.sampled += 1
         task = asyncio.get_running_loop().create_task(
             self._compare(t, served, text, other, judge, estimate), name=f"shadow:{t.request_id}")
         self._tasks.add(task)
-        self.metrics.in_flight.set(len(self._tasks))
         task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        self.metrics.in_flight.set(len(self._tasks))
 
     async def drain(self, timeout_s: float = 10.0) -> None:
         """Wait (bounded) for the comparisons running now to end."""
@@ -284,7 +273,7 @@ class ShadowJudge:
             shadow_text, used = await self._ask(other.id, body)
             spent += other.cost_usd(used.prompt_tokens, used.completion_tokens)
             if not shadow_text.strip():
-                self.metrics.failed.labels("answer").inc()
+                self.counts.failed["answer"] += 1
                 return
             local_text, api_text = (client_text, shadow_text) if served.is_local else (shadow_text, client_text)
             swapped = self._rng.random() < 0.5  # which answer is shown first: position bias is real
@@ -297,7 +286,7 @@ class ShadowJudge:
             spent += judge.cost_usd(used.prompt_tokens, used.completion_tokens)
             verdict = parse_verdict(verdict_text)
             if verdict is None:
-                self.metrics.unparsable.inc()
+                self.counts.judge_unparsable += 1
                 log.info("shadow %s: the judge %s did not reply with the asked-for scores", t.request_id, judge.id)
                 return
             weak, strong = (verdict.b, verdict.a) if swapped else (verdict.a, verdict.b)
@@ -312,25 +301,23 @@ class ShadowJudge:
             stage = "store"
             if self.store is not None:
                 await asyncio.to_thread(add_labels, self.store, [label])
-            self.metrics.judged.inc()
+            self.counts.judged += 1
         except asyncio.CancelledError:
             raise
         except ProviderError as err:
-            self.metrics.failed.labels(stage).inc()
+            self.counts.failed[stage] += 1
             log.info("shadow %s: %s failed (%s)", t.request_id, stage, err.kind)
         except Exception:
-            self.metrics.failed.labels(stage).inc()
+            self.counts.failed[stage] += 1
             log.exception("shadow %s: %s failed", t.request_id, stage)
         finally:
             now = self._clock()
             self.window.settle(now, reserved, spent)
-            self.metrics.spend.inc(spent)
-            self.metrics.budget.set(self.window.spent(now))
+            self.counts.spend_usd += spent
 
 
 
-def attach_shadow(service: RouterService, *, registry: CollectorRegistry | None = None,
-                  workers: int = 1) -> ShadowJudge | None:
+def attach_shadow(service: RouterService, *, workers: int = 1) -> ShadowJudge | None:
     """Give the service a shadow judge when `[learning] shadow_share` > 0 (else leave it off).
 
     The hourly cap is the whole router's: with `--workers N` each process gets cap / N (a
@@ -341,6 +328,6 @@ def attach_shadow(service: RouterService, *, registry: CollectorRegistry | None 
         return None
     service.shadow = ShadowJudge(
         learning, service.runtimes, store=service.store, capture_prompts=service.capture_prompts,
-        metrics=ShadowMetrics(registry), model_status=lambda: service.model_status,
+        model_status=lambda: service.model_status,
         budget_usd_per_hour=learning.shadow_budget_usd_per_hour / max(1, workers))
     return service.shadow
