@@ -174,6 +174,26 @@ async def test_an_api_answer_is_compared_with_a_local_one_and_the_order_is_undon
     assert fake.last_body("local-a")["messages"][-1]["content"] == "explain entropy"
 
 
+@pytest.mark.parametrize("stream", [False, True])
+async def test_the_anthropic_messages_api_is_sampled_too(fake: FakeUpstream, store: Store, stream: bool) -> None:
+    fake.clear()
+    fake.script("judge", reply=VERDICT)
+    svc, judge = _service(fake, store, draws=(0.0, 0.9))
+    await svc.start()
+    try:
+        async with _client(svc) as c:
+            r = await c.post("/v1/messages", json={"model": "local-a", "max_tokens": 64, "stream": stream,
+                                                   "messages": [{"role": "user", "content": "name a prime"}]})
+            assert r.status_code == 200, r.text
+            await judge.drain()
+    finally:
+        await svc.stop()
+    (lb,) = read_labels(store)
+    assert (lb.weak_score, lb.strong_score) == (0.2, 0.9) and lb.detail["local_model"] == "local-a"
+    assert "[local-a] name a prime" in str(fake.last_body("judge")["messages"])
+    assert fake.last_body("api-a")["max_tokens"] == 64  # the client's own output cap
+
+
 async def test_share_zero_samples_nothing(fake: FakeUpstream, store: Store) -> None:
     fake.clear()
     svc, judge = _service(fake, store, share=0.0, draws=(0.0,))
