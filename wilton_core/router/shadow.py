@@ -35,7 +35,7 @@ from wilton_core.config import LearningConfig, ModelConfig
 from wilton_core.core import shadow as policy
 from wilton_core.core.judge import judge_messages, parse_verdict
 from wilton_core.core.messages import content_text, transcript
-from wilton_core.errors import ProviderError
+from wilton_core.errors import BadRequestError, ProviderError
 from wilton_core.store.route_labels import RouteLabel, add_labels
 from wilton_core.types import Usage
 
@@ -174,7 +174,15 @@ class ShadowJudge:
     def ticket(self, body: Mapping[str, Any], request_id: str, caller: Caller | None, *, key_id: str = "",
                prompt: str | None = None) -> ShadowTicket | None:
         """A ticket when this request is drawn and may be compared, else None (a drawn request that
-        may not is counted by reason)."""
+        may not is counted by reason). Never raises: it runs inside the client's routing decision."""
+        try:
+            return self._ticket(body, request_id, caller, key_id, prompt)
+        except Exception:
+            log.exception("shadow sampling failed for %s", request_id)
+            return None
+
+    def _ticket(self, body: Mapping[str, Any], request_id: str, caller: Caller | None, key_id: str,
+                prompt: str | None) -> ShadowTicket | None:
         if not policy.draw(self.learning.shadow_share, self._rng.random()):
             return None
         # privacy first (issue 14): a local-only key or request, or one that asked for the local
@@ -263,6 +271,17 @@ class ShadowJudge:
         res = await rt.provider.complete(body)
         return _answer_text(res.data), res.usage
 
+    async def _judge(self, model_id: str, messages: list[dict[str, str]]) -> tuple[str, Usage]:
+        body: dict[str, Any] = {"model": model_id, "messages": messages, "max_tokens": policy.JUDGE_MAX_TOKENS,
+                                "temperature": 0.0, "response_format": {"type": "json_object"}}
+        try:
+            return await self._ask(model_id, body)
+        except BadRequestError:
+            # some OpenAI-compatible servers refuse JSON mode: the prompt asks for JSON anyway,
+            # and the verdict is parsed just as strictly
+            body.pop("response_format")
+            return await self._ask(model_id, body)
+
     async def _compare(self, t: ShadowTicket, served: ModelConfig, client_text: str,
                        other: policy.ShadowModel, judge: policy.ShadowModel, reserved: float) -> None:
         spent = 0.0
@@ -279,10 +298,8 @@ class ShadowJudge:
             swapped = self._rng.random() < 0.5  # which answer is shown first: position bias is real
             first, second = (api_text, local_text) if swapped else (local_text, api_text)
             stage = "judge"
-            verdict_text, used = await self._ask(judge.id, {
-                "model": judge.id, "messages": judge_messages(transcript(t.messages, limit=1 << 20), first, second),
-                "max_tokens": policy.JUDGE_MAX_TOKENS, "temperature": 0.0,
-                "response_format": {"type": "json_object"}})
+            verdict_text, used = await self._judge(judge.id, judge_messages(
+                transcript(t.messages, limit=1 << 20), first, second))
             spent += judge.cost_usd(used.prompt_tokens, used.completion_tokens)
             verdict = parse_verdict(verdict_text)
             if verdict is None:

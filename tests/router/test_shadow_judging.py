@@ -314,6 +314,22 @@ async def test_a_judge_reply_that_does_not_parse_is_no_label(fake: FakeUpstream,
     assert judge.counts.judged == 0
 
 
+async def test_a_judge_that_refuses_json_mode_is_asked_again_without_it(fake: FakeUpstream, store: Store) -> None:
+    fake.clear()
+    fake.script("judge", status=400, times=1, reply=VERDICT)
+    svc, judge = _service(fake, store, draws=(0.0, 0.9))
+    await svc.start()
+    try:
+        async with _client(svc) as c:
+            await _chat(c, "local-a", "hello")
+            await judge.drain()
+    finally:
+        await svc.stop()
+    assert len(read_labels(store)) == 1 and _calls(fake, "judge") == 2
+    assert "response_format" not in fake.last_body("judge")
+    assert svc.runtimes["judge"].breaker.consecutive_failures == 0
+
+
 async def test_shadow_failures_touch_no_breaker_and_no_client(fake: FakeUpstream, store: Store) -> None:
     fake.clear()
     fake.script("api-a", status=500)
