@@ -5,6 +5,7 @@ scripted judge. The random draws are scripted so sampling and answer order are k
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
 import time
@@ -112,6 +113,19 @@ def _client(svc: RouterService, gate: Gate | None = None) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=RouterApp(svc, gate=gate)), base_url="http://r")
 
 
+@contextlib.asynccontextmanager
+async def _serving(svc: RouterService, gate: Gate | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    """The service started, a client on its app; on the way out every comparison ran to its end."""
+    await svc.start()
+    try:
+        async with _client(svc, gate) as c:
+            yield c
+            assert svc.shadow is not None
+            await svc.shadow.drain()
+    finally:
+        await svc.stop()
+
+
 def _calls(fake: FakeUpstream, model: str) -> int:
     return int(fake.stats()["by_model"].get(model, 0))
 
@@ -130,13 +144,8 @@ async def test_a_local_answer_is_compared_with_the_best_api_model_and_labelled(f
     fake.clear()
     fake.script("judge", reply=VERDICT)
     svc, judge = _service(fake, store, draws=(0.0, 0.9), capture=True)  # drawn; not swapped: A = local
-    await svc.start()
-    try:
-        async with _client(svc) as c:
-            r = await _chat(c, "local-a", "what is the capital of France?", stream=stream)
-            await judge.drain()
-    finally:
-        await svc.stop()
+    async with _serving(svc) as c:
+        r = await _chat(c, "local-a", "what is the capital of France?", stream=stream)
     labels = read_labels(store)
     assert len(labels) == 1
     lb = labels[0]
@@ -159,14 +168,9 @@ async def test_an_api_answer_is_compared_with_a_local_one_and_the_order_is_undon
                                                                                  store: Store) -> None:
     fake.clear()
     fake.script("judge", reply=VERDICT)
-    svc, judge = _service(fake, store, draws=(0.0, 0.1))  # drawn; swapped: A = the API answer
-    await svc.start()
-    try:
-        async with _client(svc) as c:
-            await _chat(c, "api-a", "explain entropy")
-            await judge.drain()
-    finally:
-        await svc.stop()
+    svc, _judge = _service(fake, store, draws=(0.0, 0.1))  # drawn; swapped: A = the API answer
+    async with _serving(svc) as c:
+        await _chat(c, "api-a", "explain entropy")
     (lb,) = read_labels(store)
     assert (lb.weak_score, lb.strong_score) == (0.9, 0.2)  # B was the local answer
     assert lb.detail["swapped"] is True and lb.detail["served"] == "api" and lb.detail["local_model"] == "local-a"
@@ -178,16 +182,11 @@ async def test_an_api_answer_is_compared_with_a_local_one_and_the_order_is_undon
 async def test_the_anthropic_messages_api_is_sampled_too(fake: FakeUpstream, store: Store, stream: bool) -> None:
     fake.clear()
     fake.script("judge", reply=VERDICT)
-    svc, judge = _service(fake, store, draws=(0.0, 0.9))
-    await svc.start()
-    try:
-        async with _client(svc) as c:
-            r = await c.post("/v1/messages", json={"model": "local-a", "max_tokens": 64, "stream": stream,
-                                                   "messages": [{"role": "user", "content": "name a prime"}]})
-            assert r.status_code == 200, r.text
-            await judge.drain()
-    finally:
-        await svc.stop()
+    svc, _judge = _service(fake, store, draws=(0.0, 0.9))
+    async with _serving(svc) as c:
+        r = await c.post("/v1/messages", json={"model": "local-a", "max_tokens": 64, "stream": stream,
+                                               "messages": [{"role": "user", "content": "name a prime"}]})
+        assert r.status_code == 200, r.text
     (lb,) = read_labels(store)
     assert (lb.weak_score, lb.strong_score) == (0.2, 0.9) and lb.detail["local_model"] == "local-a"
     assert "[local-a] name a prime" in str(fake.last_body("judge")["messages"])
@@ -197,14 +196,9 @@ async def test_the_anthropic_messages_api_is_sampled_too(fake: FakeUpstream, sto
 async def test_share_zero_samples_nothing(fake: FakeUpstream, store: Store) -> None:
     fake.clear()
     svc, judge = _service(fake, store, share=0.0, draws=(0.0,))
-    await svc.start()
-    try:
-        async with _client(svc) as c:
-            for _ in range(3):
-                await _chat(c, "local-a", "hello")
-            await judge.drain()
-    finally:
-        await svc.stop()
+    async with _serving(svc) as c:
+        for _ in range(3):
+            await _chat(c, "local-a", "hello")
     assert read_labels(store) == []
     assert _calls(fake, "api-a") == 0 and _calls(fake, "judge") == 0
     assert judge.counts.sampled == 0
@@ -215,15 +209,10 @@ async def test_local_only_requests_never_reach_an_api_model(fake: FakeUpstream, 
     fake.script("judge", reply=VERDICT)
     svc, judge = _service(fake, store)
     gate = Gate(models={m.id: m.is_local for m in svc.config.models})
-    await svc.start()
-    try:
-        async with _client(svc, gate) as c:
-            await _chat(c, "auto", "my private diary", headers={"x-wilton-privacy": "local-only"})
-            await _chat(c, "local-a", "my private diary", headers={"x-wilton-privacy": "local-only"}, stream=True)
-            await _chat(c, "local", "my private diary")  # asked for the local class
-            await judge.drain()
-    finally:
-        await svc.stop()
+    async with _serving(svc, gate) as c:
+        await _chat(c, "auto", "my private diary", headers={"x-wilton-privacy": "local-only"})
+        await _chat(c, "local-a", "my private diary", headers={"x-wilton-privacy": "local-only"}, stream=True)
+        await _chat(c, "local", "my private diary")  # asked for the local class
     assert _calls(fake, "local-a") == 3
     assert _calls(fake, "api-a") == 0 and _calls(fake, "judge") == 0
     assert read_labels(store) == []
@@ -233,13 +222,8 @@ async def test_local_only_requests_never_reach_an_api_model(fake: FakeUpstream, 
 async def test_unsupported_requests_are_skipped(fake: FakeUpstream, store: Store) -> None:
     fake.clear()
     svc, judge = _service(fake, store)
-    await svc.start()
-    try:
-        async with _client(svc) as c:
-            await _chat(c, "local-a", "json please", response_format={"type": "json_object"})
-            await judge.drain()
-    finally:
-        await svc.stop()
+    async with _serving(svc) as c:
+        await _chat(c, "local-a", "json please", response_format={"type": "json_object"})
     assert _calls(fake, "api-a") == 0 and read_labels(store) == []
     assert judge.counts.skipped["unsupported"] == 1
 
@@ -275,23 +259,18 @@ async def test_busy_drops_instead_of_queueing_and_the_client_never_waits(fake: F
     cfg = _config(fake.url)
     gated = Gated(make_provider(cfg.by_id()["api-a"], environ=ENV, routing=cfg.routing))
     svc, judge = _service(fake, store, in_flight=1, providers={"api-a": gated})
-    await svc.start()
-    try:
-        async with _client(svc) as c:
-            r1 = await _chat(c, "local-a", "first")
-            # the client has its answer while its comparison is still held at the API model
-            for _ in range(100):
-                if gated.calls:
-                    break
-                await asyncio.sleep(0.01)
-            assert gated.calls == 1 and judge.in_flight == 1 and read_labels(store) == []
-            await _chat(c, "local-a", "second", stream=True)
-            await _chat(c, "local-a", "third")
-            assert judge.in_flight == 1  # dropped, not queued
-            gated.go.set()
-            await judge.drain()
-    finally:
-        await svc.stop()
+    async with _serving(svc) as c:
+        r1 = await _chat(c, "local-a", "first")
+        # the client has its answer while its comparison is still held at the API model
+        for _ in range(100):
+            if gated.calls:
+                break
+            await asyncio.sleep(0.01)
+        assert gated.calls == 1 and judge.in_flight == 1 and read_labels(store) == []
+        await _chat(c, "local-a", "second", stream=True)
+        await _chat(c, "local-a", "third")
+        assert judge.in_flight == 1  # dropped, not queued
+        gated.go.set()
     assert [lb.request_id for lb in read_labels(store)] == [r1.headers["x-request-id"]]
     assert gated.calls == 1
     assert judge.counts.skipped["busy"] == 2
@@ -302,13 +281,8 @@ async def test_a_judge_reply_that_does_not_parse_is_no_label(fake: FakeUpstream,
     fake.clear()
     fake.script("judge", reply=reply)
     svc, judge = _service(fake, store)
-    await svc.start()
-    try:
-        async with _client(svc) as c:
-            await _chat(c, "local-a", "hello")
-            await judge.drain()
-    finally:
-        await svc.stop()
+    async with _serving(svc) as c:
+        await _chat(c, "local-a", "hello")
     assert read_labels(store) == []
     assert judge.counts.judge_unparsable == 1
     assert judge.counts.judged == 0
@@ -317,14 +291,9 @@ async def test_a_judge_reply_that_does_not_parse_is_no_label(fake: FakeUpstream,
 async def test_a_judge_that_refuses_json_mode_is_asked_again_without_it(fake: FakeUpstream, store: Store) -> None:
     fake.clear()
     fake.script("judge", status=400, times=1, reply=VERDICT)
-    svc, judge = _service(fake, store, draws=(0.0, 0.9))
-    await svc.start()
-    try:
-        async with _client(svc) as c:
-            await _chat(c, "local-a", "hello")
-            await judge.drain()
-    finally:
-        await svc.stop()
+    svc, _judge = _service(fake, store, draws=(0.0, 0.9))
+    async with _serving(svc) as c:
+        await _chat(c, "local-a", "hello")
     assert len(read_labels(store)) == 1 and _calls(fake, "judge") == 2
     assert "response_format" not in fake.last_body("judge")
     assert svc.runtimes["judge"].breaker.consecutive_failures == 0
