@@ -355,7 +355,8 @@ async def test_the_router_wiring_is_opt_in_published_with_health_and_capped_per_
     url = f"sqlite:///{tmp_path / 'w.db'}"
     store = open_store(url)
     store.migrate()
-    _app, service, _ledger = build_app(load_settings(config=cfg, store_url=url, router_workers=2), store=store)
+    # a worker of `--workers 2` runs with --workers 1 and WILTON_ROUTER_SIBLINGS=2
+    _app, service, _ledger = build_app(load_settings(config=cfg, store_url=url, router_siblings=2), store=store)
     try:
         snap = service.health_snapshot()
         if not learning:
