@@ -272,6 +272,17 @@ class StackConfig(_Strict):
             seen.add(m.id)
         return self
 
+    @model_validator(mode="after")
+    def _judge_is_a_chat_model(self) -> StackConfig:
+        judge = self.learning.judge
+        if judge is not None:
+            m = next((m for m in self.models if m.id == judge), None)
+            if m is None:
+                raise ValueError(f"learning.judge = '{judge}' is not a model id of [[models]]")
+            if m.kind != "chat":
+                raise ValueError(f"learning.judge = '{judge}' is not a chat model (kind = \"{m.kind}\")")
+        return self
+
     def by_id(self) -> dict[str, ModelConfig]:
         return {m.id: m for m in self.models}
 

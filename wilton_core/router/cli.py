@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -71,6 +72,7 @@ def build_app(settings: Any, *, store: Any = None, providers: Any = None) -> tup
     from wilton_core.router.app import RouterApp
     from wilton_core.router.openapi import openapi_schema
     from wilton_core.router.service import RouterService
+    from wilton_core.router.shadow import attach_shadow
     from wilton_core.store import open_store
     from wilton_core.store.ledger_writer import LedgerWriter
 
@@ -97,6 +99,8 @@ def build_app(settings: Any, *, store: Any = None, providers: Any = None) -> tup
                             replica=settings.replica_id, overhead_observer=overhead.observe,
                             probe_models=config.routing.probe_models,
                             capture_prompts=settings.capture_prompts)
+    # issue 16: opt-in; the hourly cap is split across the processes of one `--workers N` router
+    attach_shadow(service, workers=max(settings.router_workers, settings.router_siblings))
 
     def metrics() -> tuple[bytes, str]:
         return generate_latest(registry), CONTENT_TYPE_LATEST
@@ -178,7 +182,9 @@ def _run_workers(settings: Any, argv: Sequence[str] | None) -> int:
         return 2
     base = list(sys.argv[1:] if argv is None else argv)
     log.info("router: %d workers on http://%s:%d", settings.router_workers, settings.host, settings.router_port)
-    supervisor = Supervisor(lambda i: worker_argv(base, i, settings.replica_id), settings.router_workers)
+    # each worker learns how many share the port: per-process caps (shadow judging's budget) split N ways
+    env = {**os.environ, "WILTON_ROUTER_SIBLINGS": str(settings.router_workers)}
+    supervisor = Supervisor(lambda i: worker_argv(base, i, settings.replica_id), settings.router_workers, env=env)
     return supervisor.run()
 
 
