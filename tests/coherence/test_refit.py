@@ -128,7 +128,7 @@ def test_wiltonctl_route_labels_and_refit(tmp_path: Path, capsys: pytest.Capture
     s = SqliteStore(tmp_path / "w.db")
     s.migrate()
     labels = _feedback_labels(_sample(600))
-    add_labels(s, labels + [RouteLabel("x", "shadow", 1.0, weak_score=1.0, strong_score=1.0)])
+    add_labels(s, [*labels, RouteLabel("x", "shadow", 1.0, weak_score=1.0, strong_score=1.0)])
     s.close()
     assert wiltonctl(["route", "labels", "--store-url", url, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)

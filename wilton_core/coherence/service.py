@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from argon2 import PasswordHasher
 
     from wilton_core.coherence.refit import RefitOutcome
-
     from wilton_core.store.base import Store
 
 __all__ = ["ADMIN_PASSWORD_FILE", "CoherenceOptions", "CoherenceService", "validate_target"]
