@@ -11,8 +11,10 @@ the same for both:
    filled from the active scorer's own head).
 3. `learn()` from the active version (the shipped scorer when none is): warm start, L2 toward it,
    20% of the labels held back by a hash of the prompt and never fitted.
-4. Publish (add + activate, one transaction) ONLY when the new model's PGR@25% on the held-back
-   labels beats the active one's; never a worse or an equal model. Routers load it within ~1 s.
+4. Judge both on the held-back labels as they were observed (`label_rows.heldback_pgr`: a tier
+   nobody observed gets that tier's mean, never a model's own prediction) and publish (add +
+   activate, one transaction) ONLY when the new model's PGR@25% there beats the active one's;
+   never a worse or an equal model. Routers load it within ~1 s.
 
 Both figures are always recorded: in the published version's summary (`route model show`), and,
 published or not, in `kv` under `route_refit:last` (`route labels` and the daemon's log show it).
@@ -22,22 +24,26 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from wilton_core.core.difficulty import DifficultyScorer
+from wilton_core.core.difficulty_eval import is_heldout
 from wilton_core.core.difficulty_train import LabelError, learn
 from wilton_core.core.difficulty_versions import DifficultyVersions
-from wilton_core.core.label_rows import PartialLabel, head_predictions, to_labelled
+from wilton_core.core.label_rows import PartialLabel, head_predictions, heldback_pgr, to_labelled
 from wilton_core.store.route_labels import read_labels
 
 if TYPE_CHECKING:
     from wilton_core.store.base import Store
 
-__all__ = ["LAST_REFIT_KEY", "MAX_REFIT_ROWS", "RefitOutcome", "last_refit", "refit"]
+__all__ = ["LAST_REFIT_KEY", "MAX_REFIT_ROWS", "Candidate", "RefitOutcome", "fit_candidate", "last_refit", "refit"]
 
 log = logging.getLogger("wilton.coherence.refit")
 
 LAST_REFIT_KEY = "route_refit:last"
+HELDBACK_SHARE = 0.2  # by a hash of the prompt, as `learn` holds back: never fitted
 MAX_REFIT_ROWS = 5000  # ~15 s of one core on this machine's class of CPU (docs/learning.md)
 
 
@@ -62,6 +68,34 @@ class RefitOutcome:
         return asdict(self)
 
 
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A model fitted on the labels outside the held-back share, and both figures on that share."""
+
+    scorer: DifficultyScorer
+    rows: int
+    train_rows: int
+    heldback_rows: int
+    before: float | None  # the anchor's held-back PGR@25%
+    after: float | None   # the candidate's
+
+    @property
+    def better(self) -> bool:
+        return self.before is not None and self.after is not None and self.after > self.before
+
+
+def fit_candidate(anchor: DifficultyScorer, labels: Sequence[PartialLabel], fill: str = "anchor",
+                  metadata: Mapping[str, Any] | None = None) -> Candidate:
+    """learn() from `anchor` on the labels (filled per `fill`) outside the hash-held-back share,
+    then judge both on the held-back labels as observed (label_rows.heldback_pgr: no model's own
+    fills). Raises LabelError when there are too few rows to fit."""
+    rows = to_labelled(labels, fill, lambda prompts: head_predictions(anchor, prompts))
+    result = learn(anchor, rows, heldback_share=HELDBACK_SHARE, metadata=metadata)
+    held = [lb for lb in labels if is_heldout(lb.prompt, HELDBACK_SHARE)]
+    return Candidate(result.scorer, len(rows), result.train_rows, len(held), heldback_pgr(anchor, held),
+                     heldback_pgr(result.scorer, held))
+
+
 def _newest_since(store: Store, max_rows: int) -> float:
     """The ts from which at most `max_rows` learnable labels remain (0: all of them)."""
     row = store.query_one(
@@ -81,24 +115,22 @@ def refit(store: Store, *, now: float, min_labels: int, max_rows: int = MAX_REFI
                        parent=parent)
     if len(labels) < min_labels:
         return _record(store, out)
-    rows = to_labelled(partial, fill, lambda prompts: head_predictions(anchor, prompts))
-    out = replace(out, rows=len(rows))
     inherited = {k: v for k, v in anchor.metadata.items() if k not in ("heldout", "heldout_rows")}
     try:
-        result = learn(anchor, rows, metadata={**inherited, "version": "learned", "learned_from": "route_labels",
-                                               "parent": parent})
+        cand = fit_candidate(anchor, partial, fill, metadata={
+            **inherited, "version": "learned", "learned_from": "route_labels", "parent": parent})
     except LabelError:
         return _record(store, out)
-    out = replace(out, train_rows=result.train_rows, heldback_rows=result.heldback_rows,
-                  heldback_pgr_25_before=result.before_pgr_25, heldback_pgr_25_after=result.after_pgr_25)
-    if not result.improved:
-        undefined = result.before_pgr_25 is None or result.after_pgr_25 is None
-        return _record(store, replace(out, reason="undefined" if undefined else "not_better"))
+    out = replace(out, rows=cand.rows, train_rows=cand.train_rows, heldback_rows=cand.heldback_rows,
+                  heldback_pgr_25_before=cand.before, heldback_pgr_25_after=cand.after)
+    if not cand.better:
+        return _record(store, replace(out, reason="undefined" if cand.before is None or cand.after is None
+                                      else "not_better"))
     summary = {"rows": out.rows, "train_rows": out.train_rows, "heldback_rows": out.heldback_rows,
                "heldback_pgr_25_before": out.heldback_pgr_25_before,
                "heldback_pgr_25_after": out.heldback_pgr_25_after, "improved": True, "source": "refit",
                "labels": out.labels, "fill": fill, "parent": parent}
-    version = versions.add(result.scorer, summary, parent, now, activate=True)
+    version = versions.add(cand.scorer, summary, parent, now, activate=True)
     return _record(store, replace(out, published=True, reason="published", version=version))
 
 
