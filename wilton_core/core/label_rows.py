@@ -31,7 +31,7 @@ import numpy as np
 from wilton_core.core.difficulty import Array, DifficultyScorer
 from wilton_core.core.difficulty_train import LabelledRow, featurize
 
-__all__ = ["FILLS", "PartialLabel", "heldback_pgr", "head_predictions", "to_labelled"]
+__all__ = ["FILLS", "PartialLabel", "head_predictions", "heldback_pgr", "to_labelled"]
 
 FILLS = ("anchor", "mean", "both")
 
