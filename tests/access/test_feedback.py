@@ -183,3 +183,35 @@ def test_pick_row_prefers_the_callers_served_row() -> None:
     assert pick_row([refused], alice) is refused
     assert pick_row([other, served], Caller()) is other  # admin: the newest served row
     assert validate_feedback({"request_id": "r", "score": 1}).score == 1.0
+
+
+class _SlowLedger:
+    """A writer whose flush takes a while: counts how many flushes the endpoint asks for."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def flush(self, timeout: float | None = None) -> bool:
+        import time
+
+        self.calls += 1
+        time.sleep(0.1)
+        return True
+
+
+async def test_a_burst_of_unknown_ids_shares_one_flush(make_gateway: Any) -> None:
+    import asyncio
+
+    gw = await make_gateway()
+    ledger = _SlowLedger()
+    endpoint = Feedback(gw.store, ledger)
+
+    async def one(i: int) -> int:
+        try:
+            await endpoint.handle({"request_id": f"unknown-{i}", "score": 1}, None, 0.0, None)
+        except RequestError as e:
+            return e.status
+        return 200
+
+    assert await asyncio.gather(*(one(i) for i in range(20))) == [404] * 20
+    assert ledger.calls <= 3  # one shared flush, and one more shared re-check: never one per request

@@ -158,6 +158,14 @@ class Feedback(OpenAIErrors):
         self.enabled = enabled
         self.flush_timeout_s = flush_timeout_s
         self._clock = clock
+        self._flushing: asyncio.Future[bool] | None = None
+
+    async def _flush(self, ledger: LedgerFlush) -> bool:
+        """One flush at a time, shared by every feedback waiting for one: a burst of unknown ids
+        costs one writer thread for at most `flush_timeout_s`, not one each."""
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.ensure_future(asyncio.to_thread(ledger.flush, self.flush_timeout_s))
+        return await asyncio.shield(self._flushing)
 
     @classmethod
     def of(cls, service: RouterService) -> Feedback:
@@ -173,8 +181,13 @@ class Feedback(OpenAIErrors):
         row = pick_row(await asyncio.to_thread(_find, store, fb.request_id), caller)
         if row is None and self.ledger is not None:
             # Not written yet? The writer batches rows off the request path: flush it, look again.
-            flushed = await asyncio.to_thread(self.ledger.flush, self.flush_timeout_s)
-            row = pick_row(await asyncio.to_thread(_find, store, fb.request_id), caller)
+            # Twice at most: a shared flush joined while finishing may predate this row's submit.
+            flushed = False
+            for _ in range(2):
+                flushed = await self._flush(self.ledger)
+                row = pick_row(await asyncio.to_thread(_find, store, fb.request_id), caller)
+                if row is not None or not flushed:
+                    break
             if row is None and not flushed:
                 raise RequestError("The ledger is behind (the store is slow or down); retry this feedback shortly.",
                                    code="ledger_behind", status=503, type_="server_error")
