@@ -50,7 +50,8 @@ def _options(args: argparse.Namespace) -> tuple[Settings, CoherenceOptions]:
 
     settings = load_settings(config=args.config, store_url=args.store_url, host=args.host,
                              coherence_port=args.port, data_dir=args.data_dir, log_level=args.log_level)
-    routing = settings.stack_config().routing
+    stack = settings.stack_config()
+    routing = stack.routing
     try:
         opts = CoherenceOptions(
             interval_s=args.interval,
@@ -62,6 +63,8 @@ def _options(args: argparse.Namespace) -> tuple[Settings, CoherenceOptions]:
             window_s=routing.window_s,
             difficulty_window_s=max(60.0, 6 * args.interval),
             controller=ControllerConfig(phi_basis=routing.phi_basis, default_target=routing.phi_target),
+            refit_interval_s=stack.learning.refit_interval_s,
+            refit_min_labels=stack.learning.refit_min_labels,
         )
     except ValueError as e:
         raise WiltonError(str(e).splitlines()[0]) from None

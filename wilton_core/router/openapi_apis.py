@@ -142,8 +142,16 @@ class EmbeddingsRequest(_Open):
     dimensions: int | None = Field(default=None, ge=1)
 
 
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # unknown fields are refused (router/feedback.py)
+    request_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]*$",
+                            description="the x-request-id header of the answer being rated")
+    score: float = Field(ge=0.0, le=1.0, description="0 = a bad answer, 1 = a good one")
+    comment: str | None = Field(default=None, max_length=1000)
+
+
 _MODELS = (AnthropicCountTokensRequest, AnthropicMessagesRequest, AnthropicErrorResponse, ResponsesRequest,
-           EmbeddingsRequest)
+           EmbeddingsRequest, FeedbackRequest)
 
 
 def api_components() -> dict[str, Any]:
@@ -187,6 +195,9 @@ def api_paths() -> dict[str, Any]:
                                "EmbeddingsRequest", "list of embeddings", openai_err,
                                ("400", "404", "413", "429", "503")),
         **_audio_paths(openai_err),
+        "/v1/feedback": post("Rate an answer (0..1) by its request id: a routing label (docs/learning.md)",
+                             "FeedbackRequest", "the stored label", openai_err,
+                             ("400", "401", "404", "409", "503")),
         "/v1/models/{model_id}": {"get": {
             "summary": "One model, as OpenAI's models.retrieve returns it",
             "parameters": [{"name": "model_id", "in": "path", "required": True, "schema": {"type": "string"}}],
