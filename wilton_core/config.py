@@ -215,12 +215,38 @@ class LatencyTargets(_Strict):
         return self.model_dump()
 
 
+class LearningConfig(_Strict):
+    """Labels from live traffic and the periodic refit of the difficulty scorer (issue 16 §2).
+
+    Everything here is opt-in: the defaults collect nothing and spend nothing.
+    """
+
+    feedback: bool = Field(default=True, description="accept POST /v1/feedback (behind the key gate)")
+    shadow_share: float = Field(default=0.0, ge=0.0, le=0.2, description=(
+        "share of chat requests also answered by the other tier and compared by the judge (0.01 = 1%)"))
+    shadow_budget_usd_per_hour: float = Field(default=0.10, ge=0.0, description=(
+        "spend cap of shadow answers plus judging per rolling hour; sampling pauses once reached"))
+    shadow_max_in_flight: int = Field(default=2, ge=1, le=32, description="concurrent shadow comparisons")
+    judge: str | None = Field(default=None, min_length=1, max_length=128, description=(
+        "model id (from [[models]]) that judges shadow answers; unset = the strongest API chat model"))
+    refit_interval_s: float = Field(default=3600.0, ge=60.0, description="coherence daemon: how often to refit")
+    refit_min_labels: int = Field(default=200, ge=20, description="labels with prompt text needed to refit")
+
+    @field_validator("shadow_share", "shadow_budget_usd_per_hour", "refit_interval_s")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+
 class StackConfig(_Strict):
     models: list[ModelConfig] = Field(default_factory=list)
     # voice bridge: the [[models]] entries whose kind is stt or tts, in file order
     audio_models: list[ModelConfig] = Field(default_factory=list)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     latency_targets: LatencyTargets = Field(default_factory=LatencyTargets)
+    learning: LearningConfig = Field(default_factory=LearningConfig)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> StackConfig:
@@ -244,6 +270,17 @@ class StackConfig(_Strict):
             if m.id in seen:
                 raise ValueError(f"audio_models (id='{m.id}'): duplicate model id")
             seen.add(m.id)
+        return self
+
+    @model_validator(mode="after")
+    def _judge_is_a_chat_model(self) -> StackConfig:
+        judge = self.learning.judge
+        if judge is not None:
+            m = next((m for m in self.models if m.id == judge), None)
+            if m is None:
+                raise ValueError(f"learning.judge = '{judge}' is not a model id of [[models]]")
+            if m.kind != "chat":
+                raise ValueError(f"learning.judge = '{judge}' is not a chat model (kind = \"{m.kind}\")")
         return self
 
     def by_id(self) -> dict[str, ModelConfig]:

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     router_port: int = Field(default=8080, ge=0, le=65535)
     router_workers: int = Field(default=1, ge=1, le=64, description="router processes sharing the port")
+    router_siblings: int = Field(default=1, ge=1, le=64, description=(
+        "set by `--workers N` for each of its workers (WILTON_ROUTER_SIBLINGS=N): per-process caps such as "
+        "the shadow judging budget are divided by it"))
     # the router's limits against hostile or broken clients, per worker (docs/reliability.md,
     # "Server limits")
     router_max_header_bytes: int = Field(default=16384, ge=8192, le=1 << 20,

@@ -114,7 +114,7 @@ async def make_gateway(tmp_path: Path, fake: FakeUpstream, monkeypatch: pytest.M
     async def make(master_key: str | None = MASTER, store_url: str | None = None, **settings: Any) -> Gateway:
         cfg = write_config(tmp_path / "wilton.toml", fake.url)
         url = store_url or f"sqlite:///{tmp_path / 'wilton.db'}"
-        s = load_settings(config=cfg, store_url=url, master_key=master_key, ledger_flush_s=0.05, **settings)
+        s = load_settings(config=cfg, store_url=url, master_key=master_key, **{"ledger_flush_s": 0.05, **settings})
         store = open_store(url)
         store.migrate()
         store.put_control_state(ControlState(phi_target=0.75, threshold=1.0))  # auto stays local first

@@ -11,7 +11,7 @@ from wilton_core.router.openapi import openapi_schema
 
 pytestmark = pytest.mark.e2e
 
-NEW_PATHS = ("/v1/messages", "/v1/responses", "/v1/embeddings", "/v1/models/{model_id}")
+NEW_PATHS = ("/v1/messages", "/v1/responses", "/v1/embeddings", "/v1/feedback", "/v1/models/{model_id}")
 OPERATIONS = [o for o in operations(schemathesis.openapi.from_dict(openapi_schema()))
               if o[0].split(" ", 1)[1].startswith(NEW_PATHS)
               # any string is a valid model id in a path: there is no negative case to generate
@@ -41,7 +41,8 @@ def check(case, response) -> None:
 
 def test_every_new_operation_is_covered() -> None:
     assert {o[0] for o in OPERATIONS} == {"POST /v1/messages", "POST /v1/messages/count_tokens",
-                                          "POST /v1/responses", "POST /v1/embeddings", "GET /v1/models/{model_id}"}
+                                          "POST /v1/responses", "POST /v1/embeddings", "POST /v1/feedback",
+                                          "GET /v1/models/{model_id}"}
 
 
 @pytest.mark.parametrize(("label", "mode"), OPERATIONS)

@@ -190,3 +190,22 @@ def test_histograms_with_different_bounds_merge_into_a_correct_p95() -> None:
     assert g("wilton_request_latency_seconds_count", {"tier": "selfhost", "model": "a"}) == 10
     # merged over the standard bounds: <=2.5: 10, <=5.0: 20 -> rank 19 lies in (2.5, 5.0]
     assert g("wilton_stage_latency_p95_seconds", {"stage": "llm"}) == pytest.approx(2.5 + 2.5 * 9 / 10)
+
+
+def test_shadow_judging_counts_per_replica() -> None:
+    shadow = {"sampled": 7, "judged": 5, "judge_unparsable": 1, "spend_usd": 0.042, "in_flight": 1,
+              "budget_spent_usd": 0.03, "skipped": {"budget": 2, "local_only": 3, "made-up": 9},
+              "failed": {"answer": 1, "judge": 0, "store": 0}}
+    snap = Snapshot(now=1000.0, router_health={"r1": {"ts": 999.0, "models": {}, "shadow": shadow},
+                                               "r2": {"ts": 999.0, "models": {}}})
+    g = _registry(snap, ExportOptions()).get_sample_value
+    assert g("wilton_shadow_sampled_total", {"replica": "r1"}) == 7
+    assert g("wilton_shadow_judged_total", {"replica": "r1"}) == 5
+    assert g("wilton_shadow_judge_unparsable_total", {"replica": "r1"}) == 1
+    assert g("wilton_shadow_spend_usd_total", {"replica": "r1"}) == pytest.approx(0.042)
+    assert g("wilton_shadow_skipped_total", {"replica": "r1", "reason": "local_only"}) == 3
+    assert g("wilton_shadow_skipped_total", {"replica": "r1", "reason": "made-up"}) is None  # bounded labels
+    assert g("wilton_shadow_failed_total", {"replica": "r1", "stage": "answer"}) == 1
+    assert g("wilton_shadow_in_flight", {"replica": "r1"}) == 1
+    assert g("wilton_shadow_hour_spend_usd", {"replica": "r1"}) == pytest.approx(0.03)
+    assert g("wilton_shadow_sampled_total", {"replica": "r2"}) is None  # off there

@@ -31,7 +31,8 @@ KINDS = ("openai", "ollama", "anthropic", "gemini")
 # stay well under a minute on a 2-core VM; the other operations take no body.
 MAX_EXAMPLES = 20
 # the extra client APIs have their own error shapes and are fuzzed in tests/api/test_fuzz_apis.py
-_OTHER_APIS = ("/v1/messages", "/v1/responses", "/v1/embeddings", "/v1/models/{model_id}")
+_OTHER_APIS = ("/v1/messages", "/v1/responses", "/v1/embeddings", "/v1/feedback", "/v1/models/{model_id}",
+               "/v1/audio")
 OPERATIONS = [o for o in operations(schemathesis.openapi.from_dict(openapi_schema()))
               if not o[0].split(" ", 1)[1].startswith(_OTHER_APIS)]
 FUZZ_ENV = {"FUZZ_UPSTREAM_KEY": "sk-fuzz-not-a-real-key-0123456789"}

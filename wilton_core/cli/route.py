@@ -305,3 +305,91 @@ def model_rollback(store_url: _StoreUrl = None) -> None:
     except VersionError as e:
         raise WiltonError(str(e)) from None
     typer.echo(f"active: {parent if parent is not None else 'shipped'}")
+
+
+# -- labels from live traffic and the refit on them (issue 16 §2; docs/learning.md) ------------
+
+
+def _label_store(store_url: str | None) -> Any:
+    """The shared store for labels (never created: no store means no labels)."""
+    from wilton_core.settings import load_settings
+    from wilton_core.store import StoreNotFoundError, open_store
+
+    url = load_settings(store_url=store_url).resolved_store_url()
+    try:
+        return open_store(url, create=False)
+    except StoreNotFoundError:
+        raise WiltonError("no store yet: labels come from a running router (POST /v1/feedback)") from None
+
+
+@app.command("labels")
+def labels(store_url: _StoreUrl = None, json_out: _Json = False) -> None:
+    """Routing labels from live traffic, by source: how many, how many kept their prompt (only those
+    can be learned from), how many scored both tiers; and the last refit's figures."""
+    from wilton_core.coherence.refit import last_refit
+    from wilton_core.store.route_labels import count_labels
+
+    store = _label_store(store_url)
+    try:
+        counts = count_labels(store)
+        last = last_refit(store)
+    finally:
+        store.close()
+    if json_out:
+        typer.echo(json.dumps({"sources": [{"source": c.source, "total": c.total, "with_prompt": c.with_prompt,
+                                            "both_tiers": c.both_tiers} for c in counts],
+                               "last_refit": last}, indent=2))
+        return
+    typer.echo(f"{'source':<10} {'labels':>8} {'with prompt':>12} {'both tiers':>11}")
+    for c in counts:
+        typer.echo(f"{c.source:<10} {c.total:>8} {c.with_prompt:>12} {c.both_tiers:>11}")
+    if not counts:
+        typer.echo("(none yet: POST /v1/feedback, or shadow judging, with WILTON_CAPTURE_PROMPTS=1 to learn)")
+    if last is not None:
+        typer.echo(f"last refit: {_refit_line(last)}")
+
+
+def _refit_line(out: dict[str, Any]) -> str:
+    def fmt(x: Any) -> str:
+        return "n/a" if x is None else f"{float(x):.3f}"
+
+    figures = (f"held-back PGR@25% {fmt(out.get('heldback_pgr_25_before'))} (active) -> "
+               f"{fmt(out.get('heldback_pgr_25_after'))} (candidate) on {out.get('heldback_rows', 0)} labels")
+    reason = out.get("reason")
+    if reason == "published":
+        return f"version {out.get('version')} published and active; {figures}"
+    if reason == "too_few_labels":
+        return f"not fitted: {out.get('labels', 0)} learnable labels, fewer than needed"
+    what = "not better" if reason == "not_better" else "held-back PGR undefined (too few or uniform labels)"
+    return f"kept the active scorer ({what}); {figures}"
+
+
+@app.command("refit")
+def refit(
+    store_url: _StoreUrl = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="config TOML for [learning] refit_min_labels (default: $WILTON_CONFIG)")] = None,
+    min_labels: Annotated[int | None, typer.Option(
+        "--min-labels", min=20, help="learnable labels needed (default: [learning] refit_min_labels)")] = None,
+    json_out: _Json = False,
+) -> None:
+    """One refit now, by the coherence daemon's rule: learn from the newest labels, publish the new
+    version only if it beats the active one on held-back labels. Exit 0 when published or not
+    better; non-zero when it could not be fitted (too few labels) or failed."""
+    import time
+
+    from wilton_core.cli.models import load_stack_config
+    from wilton_core.coherence.refit import refit as run_refit
+
+    needed = min_labels if min_labels is not None else load_stack_config(config).learning.refit_min_labels
+    store = _label_store(store_url)
+    try:
+        out = run_refit(store, now=time.time(), min_labels=needed)
+    finally:
+        store.close()
+    if json_out:
+        typer.echo(json.dumps(out.as_json(), indent=2))
+    else:
+        typer.echo(_refit_line(out.as_json()) + (f" (needs {needed})" if out.reason == "too_few_labels" else ""))
+    if out.reason not in ("published", "not_better"):
+        raise typer.Exit(1)

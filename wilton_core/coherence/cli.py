@@ -77,7 +77,8 @@ def _options(settings: Settings, *, interval: float, username: str, phi_target: 
     from wilton_core.coherence.service import CoherenceOptions
     from wilton_core.core.controller import ControllerConfig
 
-    routing = settings.stack_config().routing
+    stack = settings.stack_config()
+    routing = stack.routing
     try:
         return CoherenceOptions(
             interval_s=interval,
@@ -89,6 +90,8 @@ def _options(settings: Settings, *, interval: float, username: str, phi_target: 
             window_s=routing.window_s,
             difficulty_window_s=max(60.0, 6 * interval),
             controller=ControllerConfig(phi_basis=routing.phi_basis, default_target=routing.phi_target),
+            refit_interval_s=stack.learning.refit_interval_s,
+            refit_min_labels=stack.learning.refit_min_labels,
         )
     except ValueError as e:
         raise WiltonError(str(e).splitlines()[0]) from None

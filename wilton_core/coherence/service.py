@@ -27,6 +27,7 @@ from wilton_core.errors import WiltonError
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
 
+    from wilton_core.coherence.refit import RefitOutcome
     from wilton_core.store.base import Store
 
 __all__ = ["ADMIN_PASSWORD_FILE", "CoherenceOptions", "CoherenceService", "validate_target"]
@@ -54,12 +55,18 @@ class CoherenceOptions:
     difficulty_window_s: float = 60.0    # difficulties feeding the threshold quantile
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    # issue 16: refit the difficulty scorer on live labels (coherence/refit.py); None = never
+    refit_interval_s: float | None = None
+    refit_min_labels: int = 200
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.interval_s) and self.interval_s > 0):
             raise ValueError("interval must be a positive number of seconds")
         if self.phi_target is not None:
             validate_target(self.phi_target)
+        if self.refit_interval_s is not None and not (math.isfinite(self.refit_interval_s)
+                                                      and self.refit_interval_s > 0):
+            raise ValueError("refit interval must be a positive number of seconds")
 
 
 DIFFICULTY_SAMPLE_LIMIT = 20_000
@@ -89,6 +96,7 @@ class CoherenceService:
         self._scheduler: Any = None
         self._auth: AuthService | None = None
         self.last_step_error: str | None = None
+        self.last_refit: RefitOutcome | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -138,6 +146,10 @@ class CoherenceService:
                       max_instances=1, coalesce=True, misfire_grace_time=None)
         sched.add_job(self._maintain, "interval", hours=1, id="auth-maintenance",
                       max_instances=1, coalesce=True)
+        if self.options.refit_interval_s is not None:
+            # Its own job, so its own pool thread: a refit (seconds of CPU) never delays a phi step.
+            sched.add_job(self._refit, "interval", seconds=self.options.refit_interval_s, id="route-refit",
+                          max_instances=1, coalesce=True)
         sched.start()
         self._scheduler = sched
 
@@ -148,6 +160,21 @@ class CoherenceService:
         except WiltonError as e:  # store down: keep the last state, try again next interval
             self.last_step_error = str(e)
             log.warning("control step failed: %s", e)
+
+    def _refit(self) -> None:
+        try:
+            self.refit()
+        except Exception as e:  # a failed refit keeps the active scorer; the next interval tries again
+            log.warning("route refit failed: %s: %s", type(e).__name__, e)
+
+    def refit(self, now: float | None = None) -> RefitOutcome:
+        """One refit on the store's labels (coherence/refit.py): publishes only a better model."""
+        from wilton_core.coherence.refit import refit
+
+        out = refit(self.store, now=self.clock() if now is None else now,
+                    min_labels=self.options.refit_min_labels)
+        self.last_refit = out
+        return out
 
     def _maintain(self) -> None:
         try:

@@ -286,6 +286,30 @@ def _keys(snap: Snapshot) -> Iterator[Metric]:
     yield from (spend, requests, tokens, budget, period, local)
 
 
+def _shadow(snap: Snapshot) -> Iterator[Metric]:
+    """Shadow judging's counts as each router replica published them (bounded label sets only)."""
+    from wilton_core.core.shadow import FAIL_STAGES, SKIP_REASONS
+
+    plain = {key: _counter(name) for key, name in (
+        ("sampled", "wilton_shadow_sampled"), ("judged", "wilton_shadow_judged"),
+        ("judge_unparsable", "wilton_shadow_judge_unparsable"), ("spend_usd", "wilton_shadow_spend_usd"))}
+    gauges = {"in_flight": _gauge("wilton_shadow_in_flight"), "budget_spent_usd": _gauge("wilton_shadow_hour_spend_usd")}
+    skipped, failed = _counter("wilton_shadow_skipped"), _counter("wilton_shadow_failed")
+    for replica, doc in sorted(snap.router_health.items()):
+        sh = doc.get("shadow")
+        if not isinstance(sh, dict):
+            continue  # shadow judging is off on that replica
+        for key, fam in (*plain.items(), *gauges.items()):
+            if (v := _num(sh.get(key))) is not None:
+                fam.add_metric([replica], v)
+        for fam, field_, allowed in ((skipped, "skipped", SKIP_REASONS), (failed, "failed", FAIL_STAGES)):
+            counts = sh.get(field_)
+            for label in allowed:
+                if isinstance(counts, dict) and (v := _num(counts.get(label))) is not None:
+                    fam.add_metric([replica, label], v)
+    yield from (*plain.values(), skipped, failed, *gauges.values())
+
+
 def _num(v: Any) -> float | None:
     if isinstance(v, bool) or not isinstance(v, int | float):
         return None
@@ -302,6 +326,7 @@ def build_families(snap: Snapshot, opts: ExportOptions) -> list[Metric]:
     out.extend(_balance(snap, opts))
     out.extend(_insight(snap))
     out.extend(_keys(snap))
+    out.extend(_shadow(snap))
     return out
 
 

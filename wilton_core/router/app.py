@@ -133,6 +133,7 @@ def _more_apis(service: RouterService) -> dict[str, Endpoint]:
     from wilton_core.router.api_anthropic import AnthropicCountTokens, AnthropicMessages
     from wilton_core.router.api_embeddings import Embeddings
     from wilton_core.router.api_responses import Responses
+    from wilton_core.router.feedback import Feedback
 
     apis: dict[str, Endpoint] = {}
     for prefix in ("/v1", ""):
@@ -140,6 +141,7 @@ def _more_apis(service: RouterService) -> dict[str, Endpoint]:
         apis[prefix + "/messages/count_tokens"] = AnthropicCountTokens(service)
         apis[prefix + "/responses"] = Responses(service)
         apis[prefix + "/embeddings"] = Embeddings(service)
+        apis[prefix + "/feedback"] = Feedback.of(service)  # issue 16: routing labels from apps
     return apis
 
 

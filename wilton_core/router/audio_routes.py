@@ -34,7 +34,7 @@ __all__ = ["AudioRoutes", "parse_speech_body", "parse_transcription_form"]
 log = logging.getLogger("wilton.router")
 
 
-_SPEECH_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
+SPEECH_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
 _LANG_RE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$")
 _SSE = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
         (b"x-accel-buffering", b"no")]
@@ -107,8 +107,8 @@ def parse_speech_body(body: object) -> tuple[SpeechRequest, str]:
     if voice is not None and (not isinstance(voice, str) or not 0 < len(voice) <= 64):
         raise _bad("'voice' must be a voice name.", "voice")
     fmt = body.get("response_format", "mp3")
-    if fmt not in _SPEECH_FORMATS:
-        raise _bad(f"'response_format' must be one of {', '.join(_SPEECH_FORMATS)}.", "response_format")
+    if fmt not in SPEECH_FORMATS:
+        raise _bad(f"'response_format' must be one of {', '.join(SPEECH_FORMATS)}.", "response_format")
     if body.get("stream_format", "audio") != "audio":
         raise _bad("Only stream_format 'audio' is supported.", "stream_format")
     model = body.get("model", "auto")

@@ -11,6 +11,7 @@ Exit codes: 0 clean stop, 1 cannot serve, 2 bad flags/config/settings, 3 store u
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any
@@ -114,6 +115,7 @@ def build_app(settings: Settings, *, store: SqlStore | None = None,
     from wilton_core.router.app import RouterApp
     from wilton_core.router.openapi import openapi_schema
     from wilton_core.router.service import RouterService
+    from wilton_core.router.shadow import attach_shadow
     from wilton_core.store import open_store
     from wilton_core.store.ledger_writer import LedgerWriter
 
@@ -145,6 +147,8 @@ def build_app(settings: Settings, *, store: SqlStore | None = None,
                             replica=settings.replica_id, overhead_observer=overhead.observe,
                             probe_models=config.routing.probe_models,
                             capture_prompts=settings.capture_prompts)
+    # issue 16: opt-in; the hourly cap is split across the processes of one `--workers N` router
+    attach_shadow(service, workers=max(settings.router_workers, settings.router_siblings))
 
     def metrics() -> tuple[bytes, str]:
         return generate_latest(registry), CONTENT_TYPE_LATEST
@@ -228,7 +232,9 @@ def _run_workers(settings: Settings, base: list[str]) -> int:
     if settings.router_port == 0:
         return _fail("--workers needs a fixed --port (port 0 would give each worker its own)", 2)
     log.info("router: %d workers on http://%s:%d", settings.router_workers, settings.host, settings.router_port)
-    supervisor = Supervisor(lambda i: worker_argv(base, i, settings.replica_id), settings.router_workers)
+    # each worker learns how many share the port: per-process caps (shadow judging's budget) split N ways
+    env = {**os.environ, "WILTON_ROUTER_SIBLINGS": str(settings.router_workers)}
+    supervisor = Supervisor(lambda i: worker_argv(base, i, settings.replica_id), settings.router_workers, env=env)
     return supervisor.run()
 
 

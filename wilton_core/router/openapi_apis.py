@@ -142,8 +142,16 @@ class EmbeddingsRequest(_Open):
     dimensions: int | None = Field(default=None, ge=1)
 
 
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # unknown fields are refused (router/feedback.py)
+    request_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]*$",
+                            description="the x-request-id header of the answer being rated")
+    score: float = Field(ge=0.0, le=1.0, description="0 = a bad answer, 1 = a good one")
+    comment: str | None = Field(default=None, max_length=1000)
+
+
 _MODELS = (AnthropicCountTokensRequest, AnthropicMessagesRequest, AnthropicErrorResponse, ResponsesRequest,
-           EmbeddingsRequest)
+           EmbeddingsRequest, FeedbackRequest)
 
 
 def api_components() -> dict[str, Any]:
@@ -186,8 +194,56 @@ def api_paths() -> dict[str, Any]:
         "/v1/embeddings": post("Embeddings from a pinned or the default embedding model (no split)",
                                "EmbeddingsRequest", "list of embeddings", openai_err,
                                ("400", "404", "413", "429", "503")),
+        **_audio_paths(openai_err),
+        "/v1/feedback": post("Rate an answer (0..1) by its request id: a routing label (docs/learning.md)",
+                             "FeedbackRequest", "the stored label", openai_err,
+                             ("400", "401", "404", "409", "503")),
         "/v1/models/{model_id}": {"get": {
             "summary": "One model, as OpenAI's models.retrieve returns it",
             "parameters": [{"name": "model_id", "in": "path", "required": True, "schema": {"type": "string"}}],
             "responses": {"200": {"description": "model", "content": json_obj}, "404": openai_err}}},
+    }
+
+
+def _audio_paths(openai_err: dict[str, Any]) -> dict[str, Any]:
+    """The voice bridge (router/audio_routes.py): OpenAI's audio endpoints, multipart and raw audio in."""
+    from wilton_core.audio.render import TRANSCRIPT_FORMATS
+    from wilton_core.router.audio_routes import SPEECH_FORMATS
+
+    errors = {c: openai_err for c in ("400", "403", "413", "429", "503")}
+    transcript_out = {"application/json": {"schema": {"type": "object"}}, "text/plain": {"schema": {"type": "string"}},
+                      "text/event-stream": {"schema": {"type": "string"}}}
+    form = {"type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary", "description": "wav, mp3, ogg, webm, m4a or flac"},
+        "model": {"type": "string", "description": "an stt model id, 'local', 'api' or omitted (the default)"},
+        "language": {"type": "string"}, "prompt": {"type": "string"},
+        "response_format": {"type": "string", "enum": list(TRANSCRIPT_FORMATS)},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 1},
+        "timestamp_granularities[]": {"type": "array", "items": {"type": "string", "enum": ["word", "segment"]}},
+        "stream": {"type": "boolean"}}}
+    speech = {"type": "object", "required": ["input"], "properties": {
+        "model": {"type": "string"}, "input": {"type": "string", "minLength": 1},
+        "voice": {"type": "string"}, "response_format": {"type": "string", "enum": list(SPEECH_FORMATS)},
+        "speed": {"type": "number", "minimum": 0.25, "maximum": 4.0}}}
+    return {
+        "/v1/audio/transcriptions": {"post": {
+            "summary": "Speech to text (OpenAI's transcriptions; stream=true for transcript.text.delta events)",
+            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": form}}},
+            "responses": {"200": {"description": "the transcript in the asked format", "content": transcript_out},
+                          **errors}}},
+        "/v1/audio/transcriptions/live": {"post": {
+            "summary": "Live speech to text: a chunked upload of 16 kHz mono s16le PCM (a WAV header is skipped); "
+                       "SSE partials while the speaker talks, then finals",
+            "parameters": [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+                           for n in ("model", "language")],
+            "requestBody": {"required": True, "content": {"application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"}}}},
+            "responses": {"200": {"description": "SSE transcript events",
+                                  "content": {"text/event-stream": {"schema": {"type": "string"}}}}, **errors}}},
+        "/v1/audio/speech": {"post": {
+            "summary": "Text to speech (OpenAI's audio.speech)",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": speech}}},
+            "responses": {"200": {"description": "audio bytes", "content": {
+                f"audio/{f}": {"schema": {"type": "string", "format": "binary"}} for f in ("mpeg", "wav", "flac")}},
+                **errors}}},
     }

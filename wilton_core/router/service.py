@@ -53,6 +53,7 @@ from wilton_core.types import LedgerRecord, Usage
 
 if TYPE_CHECKING:
     from wilton_core.core.difficulty_versions import ActiveScorer
+    from wilton_core.router.shadow import ShadowJudge, ShadowTicket
 
 __all__ = ["ChatResult", "ChunkStream", "EmbedResult", "Outcome", "RouterService", "StreamFailure", "StreamOutcome"]
 
@@ -77,6 +78,7 @@ class Decision:
     admin: bool = True
     extra_headers: tuple[tuple[bytes, bytes], ...] = ()
     span: Any = None  # the request's tracing span (RequestSpan), only when tracing is on
+    shadow: ShadowTicket | None = None  # issue 16: drawn for shadow judging (router/shadow.py)
 
 
 @dataclass(slots=True)
@@ -182,6 +184,8 @@ class RouterService:
         self.started_at = clock()
         # h6: OpenTelemetry, opt-in (OTEL_EXPORTER_OTLP_ENDPOINT); None = off, and nothing is imported
         self.tracing = tracing if tracing is not None else tracing_from_env(self._environ)
+        # issue 16 §2: shadow judging, opt-in ([learning] shadow_share); set by the app's wiring
+        self.shadow: ShadowJudge | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -205,6 +209,8 @@ class RouterService:
             self._tasks.append(asyncio.create_task(self._probe_loop(), name="model-probes"))
 
     async def stop(self) -> None:
+        if self.shadow is not None:
+            await self.shadow.stop()
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -295,6 +301,8 @@ class RouterService:
         if self.ledger is not None and hasattr(self.ledger, "stats"):
             st = self.ledger.stats()
             snap["ledger"] = {"pending": st.queued, "dropped": st.dropped, "written": st.written}
+        if self.shadow is not None:  # issue 16: the exporter's wilton_shadow_* metrics
+            snap["shadow"] = self.shadow.stats()
         return snap
 
     def _publish_health(self) -> None:
@@ -369,6 +377,8 @@ class RouterService:
             self._record_crash(d, bool(body.get("stream")))
             raise
         d.decide_s = time.perf_counter() - started
+        if self.shadow is not None:
+            d.shadow = self.shadow.ticket(body, rid, caller, key_id=d.key_id, prompt=d.prompt)
         return d
 
     def _chain(self, body: dict[str, Any], intent: Intent, difficulty: float, caller: Caller | None) -> list[str]:
@@ -573,6 +583,8 @@ class RouterService:
                     usage = Usage.from_openai(u) or usage
                     chunk["usage"] = usage.as_openai()
                 chunk["id"] = d.request_id
+                if d.shadow is not None:
+                    d.shadow.feed(chunk)
                 if chunk.get("choices"):
                     chunk["model"] = mid
                     if u and not include_usage:
@@ -610,6 +622,8 @@ class RouterService:
                     await close()
             self._record(d, rt, start.attempts, status=status, error_class=error_class,
                          latency_s=time.perf_counter() - d.started, ttft_s=ttft, usage=usage, stream=True)
+            if d.shadow is not None and status == "ok":
+                d.shadow.streamed(rt.cfg, usage)
 
     # ---- typed results, for endpoints speaking other APIs (Anthropic Messages, Responses) ---------
     # The same executor, breakers, ledger rows and headers as complete()/stream(); only the output
@@ -639,6 +653,8 @@ class RouterService:
                      ttft_s=None, usage=usage, stream=False)
         if self._observe_overhead is not None:
             self._observe_overhead(overhead)
+        if d.shadow is not None:  # a background comparison; the client's answer is not touched
+            d.shadow.completed(res.runtime.cfg, data, usage)
         return ChatResult(data, usage, self._headers(res.runtime, d, res.attempts, overhead), res.runtime.cfg)
 
     async def stream_result(self, body: dict[str, Any], d: Decision) -> ChunkStream:
@@ -673,6 +689,8 @@ class RouterService:
                     chunk["usage"] = usage.as_openai()
                 chunk["id"] = d.request_id
                 chunk["model"] = mid
+                if d.shadow is not None:
+                    d.shadow.feed(chunk)
                 if chunk.get("choices") or u:
                     yield chunk
                 try:
@@ -699,6 +717,8 @@ class RouterService:
                     await close()
             self._record(d, rt, start.attempts, status=status, error_class=error_class,
                          latency_s=time.perf_counter() - d.started, ttft_s=ttft, usage=usage, stream=True)
+            if d.shadow is not None and status == "ok":
+                d.shadow.streamed(rt.cfg, usage)
 
     # ---- embeddings (h6): no split, a pinned or default model, fallback within its embedding_group ----
 

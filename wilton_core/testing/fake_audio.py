@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
 
 from wilton_core.audio.form import read_form
+from wilton_core.router.asgi import Receive, Scope, Send
 from wilton_core.testing.fake_upstream import _bind
 
 __all__ = ["FakeAudio"]
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 _TYPES = {"mp3": b"audio/mpeg", "opus": b"audio/ogg", "aac": b"audio/aac", "flac": b"audio/flac",
           "wav": b"audio/wav", "pcm": b"audio/pcm"}
 

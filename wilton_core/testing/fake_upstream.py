@@ -19,7 +19,8 @@ Endpoints:
     GET  /healthz
 
 Answers are "[<model>] <last user message>" (plus " [images:N]" when images were sent), or a
-call to the first tool when the request offers tools and its last message is not a tool result.
+call to the first tool when the request offers tools and its last message is not a tool result;
+`FakeUpstream(answer=fn)` makes the text a function of (model, last user message) instead.
 
 In process:
     with FakeUpstream().start() as fake:
@@ -41,7 +42,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
@@ -49,6 +50,7 @@ import orjson
 import typer
 
 from wilton_core.cli.entry import new_app
+from wilton_core.router.asgi import Receive, Scope, Send
 from wilton_core.testing.fake_script import PROFILES, Action, Script, ScriptBook
 from wilton_core.testing.fake_wire import (
     CONTENT_TYPES,
@@ -64,13 +66,13 @@ __all__ = ["FakeApp", "FakeUpstream", "main"]
 
 log = logging.getLogger("wilton.fake_upstream")
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _SECRET_HEADERS = frozenset({b"authorization", b"x-api-key", b"x-goog-api-key"})
 _JSON = b"application/json"
-_MIN_SLEEP_S = 0.002  # sleeping less than this costs more in timer overhead than it simulates
+_MIN_SLEEP_S = 0.002
+# (model, last user message) -> the answer text, or None for the default echo. A scripted `reply`
+# wins. Lets a simulation make a model right or wrong per prompt (bench/learning_curve.py).
+Answer = Callable[[str, str], "str | None"]  # sleeping less than this costs more in timer overhead than it simulates
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -95,8 +97,10 @@ class FakeApp:
     """The ASGI application; all state lives in the `ScriptBook` so tests can script it from any thread."""
 
     def __init__(self, book: ScriptBook, *, models: Iterable[str] = ("fake-model",), api_key: str | None = None,
-                 seed: int = 0, stopping: threading.Event | None = None, name: str = "fake") -> None:
+                 seed: int = 0, stopping: threading.Event | None = None, name: str = "fake",
+                 answer: Answer | None = None) -> None:
         self.book = book
+        self.answer = answer
         self.models = list(models)
         self.api_key = api_key
         self.name = name
@@ -213,7 +217,10 @@ class FakeApp:
             return await _respond(send, 200, malformed_body(wire), CONTENT_TYPES[(wire, False)])
         if action.kind == "hostile":
             return await self._hostile(send, wire, req.model, req.stream, action)
-        reply = build_reply(req, reply=action.reply, reply_words=action.reply_words, tool_call=action.tool_call)
+        text = action.reply
+        if text is None and self.answer is not None:
+            text = self.answer(req.model, req.last_user)
+        reply = build_reply(req, reply=text, reply_words=action.reply_words, tool_call=action.tool_call)
         if not req.stream:
             total = action.ttft_s + (reply.completion_tokens / action.tokens_per_s if action.tokens_per_s else 0.0)
             if total >= _MIN_SLEEP_S:
@@ -409,13 +416,13 @@ class FakeUpstream:
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, default: Script | None = None,
                  models: Iterable[str] = ("fake-model",), api_key: str | None = None, seed: int = 0,
-                 name: str = "fake") -> None:
+                 name: str = "fake", answer: Answer | None = None) -> None:
         self.host = host
         self.port = port
         self.book = ScriptBook(default)
         self._stopping = threading.Event()
         self.app = FakeApp(self.book, models=models, api_key=api_key, seed=seed, stopping=self._stopping,
-                           name=name)
+                           name=name, answer=answer)
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
