@@ -22,14 +22,22 @@ tail (`features.extract_words`):
 
 **Out-of-distribution guard.** Each head has a *prior* twin that reads only length (which
 transfers across workloads; the vocabulary does not). A request's similarity to the training
-data — the mean cosine between its mean word vector and its k nearest training prompts
-(a reference sample shipped in the artefact) — sets a trust `lam` in [0, 1]: 0 at or below the
-training prompts' own `ood_lo` similarity, 1 from `ood_hi` on, linear between. The expected gains
-of the learned heads and of the prior heads (`p_strong - p_weak`) are standardised by their
-training mean and spread, blended as `lam * learned + (1 - lam) * prior` and mapped back to the
-learned gain's scale (so `lam = 1` is exactly the learned score). Blending gains of equal spread,
-rather than raw logits, matters: the learned heads are more confident, and a raw-logit blend lets
-them dominate even at low trust.
+data — the max cosine between its mean word vector and 32 k-means centroids of the training
+prompts' mean word vectors (shipped in the artefact) — sets a trust `lam` in [0, 1]: 0 at or
+below the training prompts' own median similarity (`ood_lo`), 1 from their 95th percentile
+(`ood_hi`) on, linear between. The expected gains of the learned heads and of the prior heads
+(`p_strong - p_weak`) are standardised by their training mean and spread, blended as
+`lam * learned + (1 - lam) * prior` and mapped back to the learned gain's scale (so `lam = 1` is
+exactly the learned score). Blending gains of equal spread, rather than raw logits, matters: the
+learned heads are more confident, and a raw-logit blend lets them dominate even at low trust.
+The ramp is strict on purpose: on an MMLU field held out entirely the learned heads can rank
+worse than random, and only this ramp kept every held-out field at or above the length prior
+(docs/routing_quality.md).
+
+**Request path.** At load the model is folded per key (`_Folded`): each n-gram or word maps to
+one row holding its idf-weighted head weights, its word vector's projections onto the heads
+(the mean vector enters the logits linearly) and the raw vector (for the similarity). Scoring
+is one dict lookup pass over the request's keys, one row sum, one small projection.
 
 `priors` are hand-set log-odds for what the training data (MMLU multiple choice) cannot teach:
 the intent (local models are weaker on code and images; internal commands are trivial), very
