@@ -264,3 +264,15 @@ def test_training_tool_reproduces_the_shipped_artefact(tmp_path: Path, scorer: D
     # numpy's pairwise/SIMD summation order differs across versions and CPUs (seen: the last bit).
     for p in (PROOF, "hi", "Which of the following is not a prime number?\nA. 2\nB. 9\nAnswer:"):
         assert again.score(p) == pytest.approx(scorer.score(p), rel=1e-9, abs=1e-12)
+
+
+def test_capitalised_words_and_options_features() -> None:
+    from wilton_core.core.features import hand_features
+
+    text = "Hello World. I am Bob, São Paulo.\nA) x, y\nB) ÉCOLE\nC) İstanbul"
+    f = dict(zip(HAND_FEATURE_NAMES, hand_features(text), strict=True))
+    # 14 words; title-case with 2+ letters: Hello World Bob São Paulo İstanbul (not I, A, B, C, ÉCOLE).
+    assert f["capitalised_share"] == pytest.approx(6 / 14)
+    assert f["has_options"] == 1.0 and f["paired_options"] == pytest.approx(1 / 3)
+    assert f["stem_share"] == pytest.approx(text.index("A)") / len(text))
+    assert dict(zip(HAND_FEATURE_NAMES, hand_features("no options here"), strict=True))["stem_share"] == 1.0
