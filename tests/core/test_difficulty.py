@@ -276,3 +276,21 @@ def test_capitalised_words_and_options_features() -> None:
     assert f["has_options"] == 1.0 and f["paired_options"] == pytest.approx(1 / 3)
     assert f["stem_share"] == pytest.approx(text.index("A)") / len(text))
     assert dict(zip(HAND_FEATURE_NAMES, hand_features("no options here"), strict=True))["stem_share"] == 1.0
+
+
+def test_scores_are_identical_across_processes() -> None:
+    # Replicas must agree to the bit: the request's keys are a set, whose order follows the
+    # process's string hash seed, and the folded table sums in float32 (order-sensitive).
+    import os
+    import subprocess
+    import sys
+
+    texts = [p for p in PROMPTS if isinstance(p, str) and len(p) < 1000] + [
+        "Explain the difference between a mutex and a semaphore, with an example of each."]
+    code = f"from wilton_core.core.difficulty import load_default_scorer as l; print([l().score(p) for p in {texts!r}])"
+    outs = {
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(outs) == 1, outs

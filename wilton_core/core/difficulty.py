@@ -199,7 +199,6 @@ class Heads(NamedTuple):
 # Columns of `_Folded.table`, one row per known key (n-gram or word); then the raw word vector.
 _IDF2, _NG_S, _NG_W, _KNOWN, _VEC_S, _VEC_W = range(6)
 _N_SCALAR_COLS = 6
-_ONES = np.ones(1024, dtype=np.float32)  # > the keys extract_words gives (400 words + 399 bigrams)
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,11 +327,12 @@ class DifficultyScorer:
         for i, a, b in f.prior_terms:
             ps += a * hand[i]
             pw += b * hand[i]
-        rows = list(filter(None, map(f.row.get, keys)))
+        # Sorted: a set's order changes with the process's string hash seed, and float32 sums
+        # in another order differ in the last bits; sorted rows give every replica the same score.
+        rows = sorted(filter(None, map(f.row.get, keys)))
         if not rows:
             return Heads(ls, lw, ps, pw, 0.0)
-        ones = _ONES[: len(rows)] if len(rows) <= len(_ONES) else np.ones(len(rows), dtype=np.float32)
-        total = ones @ f.table.take(rows, axis=0)  # the row sum, as one BLAS call
+        total = np.add.reduce(f.table.take(rows, axis=0), axis=0)  # row by row, in that order
         idf2, ng_s, ng_w, known, vec_s, vec_w, *cos = (f.project @ total).tolist()
         if idf2 > 0.0:
             norm = math.sqrt(idf2)
