@@ -121,7 +121,8 @@ class TrainConfig:
     # training prompts' mean word vectors; trust 0 at or below the `ood_lo` quantile of the
     # training prompts' own similarity, 1 from the `ood_hi` quantile on (difficulty.py). The
     # ramp 0.50 -> 0.95 is the loosest that keeps every held-out MMLU field at or above its
-    # length prior (bench/routing_quality.py; 0.10 -> 0.60 lost 0.05 to it on STEM and "other").
+    # length prior (bench/routing_quality.py; the earlier kNN guard at 0.10 -> 0.60 was 0.05 below
+    # it on STEM and "other", this one 0.07-0.09).
     guard: bool = True
     ood_centroids: int = 32
     ood_lo_quantile: float = 0.50
