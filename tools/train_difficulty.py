@@ -15,6 +15,7 @@ figure of `bench/routing_quality.py`, not by the hash split.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import sys
 import time
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     curve = pgr_curve([scorer.score(r.prompt) for r in held], [r.strong for r in held], [r.weak for r in held])
     q = routing_quality(curve)
     metadata = {**metadata, "vocab_size": len(scorer.vocab), "heldout": q.as_dict()}
-    scorer = type(scorer)(**{**{f: getattr(scorer, f) for f in scorer.__slots__}, "metadata": metadata})
+    scorer = dataclasses.replace(scorer, metadata=metadata)
     scorer.save_npz(args.out)
     print(f"train {len(train)} rows, held out {len(held)} rows, vocab {len(scorer.vocab)}")
     print(f"held-out PGR@20 {q.pgr_20:.3f}  PGR@25 {q.pgr_25:.3f}  PGR@30 {q.pgr_30:.3f}"

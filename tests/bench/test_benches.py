@@ -44,8 +44,12 @@ def test_routing_quality_numbers(bench: Any, tmp_path: Path) -> None:
     data = json.loads(out.read_text())
     assert data["quick"] is True and data["heldout_rows"] > 300
     assert 0.25 < data["quality"]["scorer"]["pgr_25"] <= data["quality"]["oracle"]["pgr_25"]
-    for key in ("timing", "timing_intent_given", "timing_prompts_up_to_1000_chars"):
-        assert data[key]["p99_us"] >= data[key]["p50_us"] > 0
+    assert len(data["latency"]) == 3
+    for res in data["latency"].values():
+        for name in ("shipped", "v1-style"):
+            assert res[name]["p99_us"] >= res[name]["p50_us"] > 0
+            assert res[name]["best_of_3_p50_us"] <= res[name]["p50_us"]
+        assert res["ratio"]["p50_us"] > 0
     assert set(data["generalisation"]) == set(rq.RECIPES)
     for figs in data["generalisation"].values():
         for split in ("hash_split", "leave_subject_out"):
@@ -54,6 +58,7 @@ def test_routing_quality_numbers(bench: Any, tmp_path: Path) -> None:
     assert len(data["ood_groups"]) >= 3
     for row in data["ood_groups"].values():
         assert 0.0 <= row["mean_trust"] <= 1.0 and row["rows"] > 0
+        assert row["guarded_minus_prior_se"] >= 0.0
 
 
 def test_store_insert_sqlite(bench: Any, capsys: pytest.CaptureFixture[str]) -> None:

@@ -28,11 +28,12 @@ from wilton_core.core.features import HAND_FEATURE_NAMES
 from wilton_core.core.intent import Intent
 
 DATA = default_routing_data()
-# Measured on the held-out split with the shipped artefact: PGR@25% = 0.473 (2,083 rows). The
-# model is chosen by the leave-subject-out figure (docs/routing_quality.md), not by this split:
-# the v1 scorer scored 0.519 here and 0.316 on unseen subjects. The floor leaves room for float
-# noise only; a broken or stale artefact falls far below it (random: 0.25).
-HELDOUT_PGR25_FLOOR = 0.46
+# Measured on the held-out split with the shipped artefact: PGR@25% = 0.444 (2,083 rows). The
+# model is chosen by the leave-subject-out figure and the OOD guard by the held-out fields
+# (docs/routing_quality.md), not by this split: the v1 scorer scored 0.519 here and 0.316 on
+# unseen subjects. The floor leaves room for float noise only; a broken or stale artefact falls
+# far below it (random: 0.25).
+HELDOUT_PGR25_FLOOR = 0.435
 
 PROOF = (
     "Prove step by step that for every integer n >= 1 the sum 1^3 + 2^3 + ... + n^3 equals "
@@ -91,12 +92,13 @@ def test_explain_shape_and_consistency(scorer: DifficultyScorer) -> None:
     for f in e["features"] + e["ngrams"]:
         assert set(f) == {"name", "value", "strong", "weak", "contribution"}
         assert f["contribution"] == pytest.approx(f["strong"] - f["weak"])
-    # The learned heads' logits are exactly the sum of the listed parts.
+    # The learned heads' logits are the sum of the listed parts (to the float32 rounding of the
+    # table `score` reads, where each key's weights are folded).
     assert e["ngrams_matched"] >= len(e["ngrams"]) > 0
     for head in ("strong", "weak"):
         parts = (e["bias"][head] + sum(f[head] for f in e["features"]) + e["ngram_total"][head]
                  + e["word_vector"][head])
-        assert e[f"logit_{head}"] == pytest.approx(parts, abs=1e-9)
+        assert e[f"logit_{head}"] == pytest.approx(parts, abs=1e-5)
     assert 0 <= e["p_strong"] <= 1 and 0 <= e["p_weak"] <= 1
     assert 0.0 <= e["ood"]["trust"] <= 1.0
     if e["ood"]["trust"] == 1.0:
@@ -121,10 +123,12 @@ def test_ood_guard_falls_back_to_the_length_prior(scorer: DifficultyScorer) -> N
     assert shifted.score(text) == scorer.score(text)
     if not DATA.exists():
         return
-    held = [r.prompt for r in load_routing_rows(DATA) if is_heldout(r.id)][:300]
+    held = [r.prompt for r in load_routing_rows(DATA) if is_heldout(r.id)][::7]  # the file is sorted by subject
     trusts = [scorer.explain(p)["ood"]["trust"] for p in held]
-    # Calibrated on training prompts: 0 below their 10th similarity percentile, 1 above the 60th.
-    assert 0.6 < sum(t > 0 for t in trusts) / len(trusts) < 1.0
+    # Calibrated on the training prompts: 0 below their median similarity, 1 above the 95th
+    # percentile (unseen prompts of the same subjects sit a little further from the centroids).
+    assert 0.35 < sum(t > 0 for t in trusts) / len(trusts) < 0.6
+    assert 0.0 < sum(t == 1.0 for t in trusts) / len(trusts) < 0.15
     trusted = max(zip(trusts, held, strict=True))[1]
     assert shifted.score(trusted) > scorer.score(trusted)
 
@@ -260,3 +264,33 @@ def test_training_tool_reproduces_the_shipped_artefact(tmp_path: Path, scorer: D
     # numpy's pairwise/SIMD summation order differs across versions and CPUs (seen: the last bit).
     for p in (PROOF, "hi", "Which of the following is not a prime number?\nA. 2\nB. 9\nAnswer:"):
         assert again.score(p) == pytest.approx(scorer.score(p), rel=1e-9, abs=1e-12)
+
+
+def test_capitalised_words_and_options_features() -> None:
+    from wilton_core.core.features import hand_features
+
+    text = "Hello World. I am Bob, São Paulo.\nA) x, y\nB) ÉCOLE\nC) İstanbul"
+    f = dict(zip(HAND_FEATURE_NAMES, hand_features(text), strict=True))
+    # 14 words; title-case with 2+ letters: Hello World Bob São Paulo İstanbul (not I, A, B, C, ÉCOLE).
+    assert f["capitalised_share"] == pytest.approx(6 / 14)
+    assert f["has_options"] == 1.0 and f["paired_options"] == pytest.approx(1 / 3)
+    assert f["stem_share"] == pytest.approx(text.index("A)") / len(text))
+    assert dict(zip(HAND_FEATURE_NAMES, hand_features("no options here"), strict=True))["stem_share"] == 1.0
+
+
+def test_scores_are_identical_across_processes() -> None:
+    # Replicas must agree to the bit: the request's keys are a set, whose order follows the
+    # process's string hash seed, and the folded table sums in float32 (order-sensitive).
+    import os
+    import subprocess
+    import sys
+
+    texts = [p for p in PROMPTS if isinstance(p, str) and len(p) < 1000] + [
+        "Explain the difference between a mutex and a semaphore, with an example of each."]
+    code = f"from wilton_core.core.difficulty import load_default_scorer as l; print([l().score(p) for p in {texts!r}])"
+    outs = {
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(outs) == 1, outs

@@ -12,8 +12,9 @@ import pytest
 from wilton_core.cli.main import main as wiltonctl
 from wilton_core.core.difficulty import DifficultyScorer, load_default_scorer
 from wilton_core.core.difficulty_train import LabelError, LabelledRow, learn, read_labelled
-from wilton_core.core.difficulty_versions import ActiveScorer, DifficultyVersions, VersionError
+from wilton_core.core.difficulty_versions import ActiveScorer, VersionError
 from wilton_core.store import open_store
+from wilton_core.store.difficulty_models import DifficultyVersions
 
 TOPICS = {
     "hard": ["enzyme kinetics", "tort liability", "orbital mechanics", "bond yields", "protein folding"],
@@ -65,9 +66,10 @@ def test_learn_picks_up_a_hidden_rule_and_stays_anchored(learned: tuple[Difficul
     hard = "Tell me something useful about orbital mechanics, in a few sentences please."
     easy = "Tell me something useful about garden flowers, in a few sentences please."
     assert new.score(hard) > new.score(easy)
-    # Same vocabulary and vectors as the anchor; the learned prompts joined the OOD reference.
+    # Same vocabulary and vectors as the anchor; the learned prompts got OOD centroids of their own.
     assert new.vocab is not anchor.vocab and dict(new.vocab) == dict(anchor.vocab)
-    assert len(new.ood_ref) > len(anchor.ood_ref)
+    assert len(new.ood_centroids) > len(anchor.ood_centroids)
+    assert new.ood_lo <= anchor.ood_lo and new.ood_hi <= anchor.ood_hi  # never stricter
     with pytest.raises(LabelError, match="at least 20"):
         learn(anchor, _rows(5))
 
@@ -188,3 +190,16 @@ def test_an_unloadable_version_is_tried_once_and_routing_keeps_its_scorer(tmp_pa
         active.refresh(anchor)
     assert active.refresh(anchor) is anchor and calls == [1]  # not retried every second
     store.close()
+
+
+def test_an_unreadable_stored_artefact_is_a_version_error() -> None:
+    import base64
+
+    from wilton_core.core.difficulty_versions import decode_scorer, encode_scorer
+
+    with pytest.raises(VersionError, match="base64"):
+        decode_scorer("not base64 !")
+    with pytest.raises(VersionError, match="cannot be read"):
+        decode_scorer(base64.b64encode(b"PK\x03\x04 not a zip").decode())
+    again = decode_scorer(encode_scorer(load_default_scorer()))
+    assert again.score("What is 2 + 2?") == pytest.approx(load_default_scorer().score("What is 2 + 2?"), abs=1e-9)

@@ -181,7 +181,7 @@ def _render_explanation(info: Any, features: bool) -> None:
         console.print(table)
 
 
-# -- adapted scorer versions: route learn / route model (difficulty_versions.py) ----------------
+# -- adapted scorer versions: route learn / route model (store/difficulty_models.py) -------------
 
 model_app = typer.Typer(help="Difficulty scorer versions in the store (learned with `route learn`).",
                         no_args_is_help=True)
@@ -193,9 +193,9 @@ _Json = Annotated[bool, typer.Option("--json", help="print the raw JSON")]
 
 def _versions(store_url: str | None, *, create: bool = False) -> Any:
     """The store's scorer versions. Only `route learn` may create the store; reads never do."""
-    from wilton_core.core.difficulty_versions import DifficultyVersions
     from wilton_core.settings import load_settings
     from wilton_core.store import open_store
+    from wilton_core.store.difficulty_models import DifficultyVersions
 
     return DifficultyVersions(open_store(load_settings(store_url=store_url).resolved_store_url(), create=create))
 

@@ -22,14 +22,22 @@ tail (`features.extract_words`):
 
 **Out-of-distribution guard.** Each head has a *prior* twin that reads only length (which
 transfers across workloads; the vocabulary does not). A request's similarity to the training
-data — the mean cosine between its mean word vector and its k nearest training prompts
-(a reference sample shipped in the artefact) — sets a trust `lam` in [0, 1]: 0 at or below the
-training prompts' own `ood_lo` similarity, 1 from `ood_hi` on, linear between. The expected gains
-of the learned heads and of the prior heads (`p_strong - p_weak`) are standardised by their
-training mean and spread, blended as `lam * learned + (1 - lam) * prior` and mapped back to the
-learned gain's scale (so `lam = 1` is exactly the learned score). Blending gains of equal spread,
-rather than raw logits, matters: the learned heads are more confident, and a raw-logit blend lets
-them dominate even at low trust.
+data — the max cosine between its mean word vector and 32 k-means centroids of the training
+prompts' mean word vectors (shipped in the artefact) — sets a trust `lam` in [0, 1]: 0 at or
+below the training prompts' own median similarity (`ood_lo`), 1 from their 95th percentile
+(`ood_hi`) on, linear between. The expected gains of the learned heads and of the prior heads
+(`p_strong - p_weak`) are standardised by their training mean and spread, blended as
+`lam * learned + (1 - lam) * prior` and mapped back to the learned gain's scale (so `lam = 1` is
+exactly the learned score). Blending gains of equal spread, rather than raw logits, matters: the
+learned heads are more confident, and a raw-logit blend lets them dominate even at low trust.
+The ramp is strict on purpose: on an MMLU field held out entirely the learned heads can rank
+worse than random, and only this ramp kept every held-out field at or above the length prior
+(docs/routing_quality.md).
+
+**Request path.** At load the model is folded per key (`_Folded`): each n-gram or word maps to
+one row holding its idf-weighted head weights, its word vector's projections onto the heads
+(the mean vector enters the logits linearly) and the raw vector (for the similarity). Scoring
+is one dict lookup pass over the request's keys, one row sum, one small projection.
 
 `priors` are hand-set log-odds for what the training data (MMLU multiple choice) cannot teach:
 the intent (local models are weaker on code and images; internal commands are trivial), very
@@ -45,8 +53,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
+from operator import mul
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -65,6 +74,7 @@ __all__ = [
     "PRIOR_FEATURE_NAMES",
     "WORD_VECTORS_NAME",
     "DifficultyScorer",
+    "Heads",
     "RequestInputs",
     "WordVectors",
     "explain_difficulty",
@@ -76,7 +86,7 @@ __all__ = [
 
 ARTEFACT_NAME = "difficulty.npz"
 WORD_VECTORS_NAME = "word_vectors.npz"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 Array = npt.NDArray[np.float64]
 Array32 = npt.NDArray[np.float32]
@@ -154,8 +164,12 @@ class WordVectors:
         table = np.vstack([np.zeros((1, vectors.shape[1])), vectors])
         return cls(index={w: i + 1 for i, w in enumerate(words)}, table=table, metadata=metadata)
 
-    def mean(self, words: set[str]) -> tuple[Array, float]:
-        """Mean vector of the known words and the share of words that are known."""
+    def mean(self, keys: set[str]) -> tuple[Array, float]:
+        """Mean vector of the known words among `keys` and the share of its words that are known.
+
+        Bigram keys (with a space) are not words: never in the table, not counted.
+        """
+        words = {k for k in keys if " " not in k}
         rows = list(filter(None, map(self.index.get, words)))
         if not rows:
             return np.zeros(self.table.shape[1]), 0.0
@@ -172,6 +186,73 @@ class RequestInputs:
     coverage: float
 
 
+class Heads(NamedTuple):
+    """One request's logits and OOD similarity, as `score` combines them (a tuple: cheap to make)."""
+
+    strong: float        # learned heads' log-odds
+    weak: float
+    prior_strong: float  # length prior heads' log-odds
+    prior_weak: float
+    similarity: float    # max cosine of the mean word vector to the training centroids (0: no known word)
+
+
+# Columns of `_Folded.table`, one row per known key (n-gram or word); then the raw word vector.
+_IDF2, _NG_S, _NG_W, _KNOWN, _VEC_S, _VEC_W = range(6)
+_N_SCALAR_COLS = 6
+
+
+@dataclass(frozen=True, slots=True)
+class _Folded:
+    """The model folded per key at load time, so `score` is one lookup pass and one row sum.
+
+    The mean word vector enters the learned logits linearly (w . mean(v) = mean(w . v)), so each
+    word carries its two projections instead of being projected per request; its raw vector is
+    kept only for the OOD similarity (cosine is scale-free: the sum serves as well as the mean).
+    `project` maps the row sum to the six scalar sums followed by the centroid products in one
+    matrix-vector product.
+    """
+
+    row: Mapping[str, int]   # key -> row >= 1 of `table` (row 0 unused, so a miss is falsy)
+    table: Array32           # (R, 6 + dims): idf^2, idf*w_strong, idf*w_weak, known word, v.w_strong, v.w_weak, v
+    project: Array32         # (6 + C, 6 + dims): identity on the scalars, the unit centroids on v
+    hand_strong: tuple[float, ...]   # the learned heads' hand weights, all H features
+    hand_weak: tuple[float, ...]
+    prior_terms: tuple[tuple[int, float, float], ...]  # (feature, strong, weak) where the prior reads one
+    bias: tuple[float, float, float, float]  # learned strong, weak, prior strong, weak
+    gain_stats: tuple[float, float, float, float]
+
+
+def _fold(vocab: Mapping[str, int], idf: Array, w_ngram: Array, vectors: WordVectors, w_vector: Array,
+          w_hand: Array, w_prior: Array, bias: Array, bias_prior: Array, centroids: Array32,
+          gain_stats: Array) -> _Folded:
+    keys = sorted(set(vocab) | set(vectors.index))
+    row = {k: i + 1 for i, k in enumerate(keys)}
+    n_cols = _N_SCALAR_COLS + vectors.dims
+    table = np.zeros((len(keys) + 1, n_cols), dtype=np.float32)
+    ng_rows = [row[k] for k in vocab]
+    ng_src = list(vocab.values())
+    table[ng_rows, _IDF2] = idf[ng_src] ** 2
+    table[ng_rows, _NG_S] = idf[ng_src] * w_ngram[ng_src, 0]
+    table[ng_rows, _NG_W] = idf[ng_src] * w_ngram[ng_src, 1]
+    vec_rows = [row[k] for k in vectors.index]
+    v = vectors.table[list(vectors.index.values())]
+    table[vec_rows, _KNOWN] = 1.0
+    table[vec_rows, _VEC_S:_VEC_W + 1] = v @ w_vector
+    table[vec_rows, _N_SCALAR_COLS:] = v
+    project = np.zeros((_N_SCALAR_COLS + len(centroids), n_cols), dtype=np.float32)
+    project[:_N_SCALAR_COLS, :_N_SCALAR_COLS] = np.eye(_N_SCALAR_COLS)
+    project[_N_SCALAR_COLS:, _N_SCALAR_COLS:] = centroids
+    b = [float(x) for x in (*bias, *bias_prior)]
+    g = [float(x) for x in gain_stats]
+    return _Folded(
+        row=row, table=table, project=project,
+        hand_strong=tuple(w_hand[:, 0].tolist()), hand_weak=tuple(w_hand[:, 1].tolist()),
+        prior_terms=tuple((i, float(w_prior[i, 0]), float(w_prior[i, 1]))
+                          for i in range(len(w_prior)) if w_prior[i, 0] or w_prior[i, 1]),
+        bias=(b[0], b[1], b[2], b[3]), gain_stats=(g[0], g[1], g[2], g[3]),
+    )
+
+
 def _f64(a: Any) -> Array:
     return np.asarray(a, dtype=np.float64)
 
@@ -181,7 +262,8 @@ class DifficultyScorer:
     """A loaded difficulty model. Build once (`load_default_scorer()` or `from_npz`), pass around.
 
     Arrays have one column per head (strong, weak). `vocab` maps an n-gram key to its row >= 1
-    in `idf`/`w_ngram` (row 0 unused, so a lookup miss is falsy).
+    in `idf`/`w_ngram` (row 0 unused, so a lookup miss is falsy). The request path reads only
+    `_folded`, built from these at construction.
     """
 
     vocab: Mapping[str, int]
@@ -192,14 +274,14 @@ class DifficultyScorer:
     bias: Array           # (2,)
     w_prior: Array        # (H, 2), zero outside PRIOR_FEATURE_NAMES
     bias_prior: Array     # (2,)
-    ood_ref: Array32      # (R, V) unit-norm mean word vectors of training prompts (float32: half the memory traffic)
-    ood_k: int
+    ood_centroids: Array32  # (C, V) unit-norm k-means centroids of the training prompts' mean word vectors
     ood_lo: float
     ood_hi: float
     gain_stats: Array     # (4,) mean and spread of the learned gain, then of the prior gain
     vectors: WordVectors
     intent_prior: Mapping[Intent, float] = field(default_factory=lambda: dict(DEFAULT_INTENT_PRIOR))
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    _folded: _Folded = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = len(HAND_FEATURE_NAMES)
@@ -215,32 +297,54 @@ class DifficultyScorer:
             )
         if len(self.idf) != len(self.vocab) + 1 or self.w_ngram.shape != (len(self.vocab) + 1, 2):
             raise ValueError("difficulty model: vocabulary and n-gram weights differ in size; retrain")
+        if self.ood_centroids.ndim != 2 or self.ood_centroids.shape[1] != self.vectors.dims:
+            raise ValueError("difficulty model: OOD centroids and word vectors differ in size; retrain")
+        object.__setattr__(self, "_folded", _fold(
+            self.vocab, self.idf, self.w_ngram, self.vectors, self.w_vector, self.w_hand, self.w_prior,
+            self.bias, self.bias_prior, self.ood_centroids, self.gain_stats))
 
     # -- inputs and heads ------------------------------------------------------------------
 
     def inputs(self, text: str) -> RequestInputs:
-        low, keys, hand = extract_words(text)
-        vector, coverage = self.vectors.mean(set(low))
+        """The request's inputs, unfolded (for `explain` and training; `score` does not call it)."""
+        _, keys, hand = extract_words(text)
+        vector, coverage = self.vectors.mean(keys)
         return RequestInputs(keys=keys, hand=_f64(hand), vector=vector, coverage=coverage)
 
     def ngram_rows(self, keys: set[str]) -> list[int]:
         return list(filter(None, map(self.vocab.get, keys)))
 
-    def ngram_logits(self, keys: set[str]) -> Array:
-        rows = self.ngram_rows(keys)
-        if not rows:
-            return np.zeros(2)
-        idf = self.idf[rows]
-        return _f64(idf @ self.w_ngram[rows] / math.sqrt(float(idf @ idf)))
+    def heads(self, keys: set[str], hand: list[float]) -> Heads:
+        """Logits of the four heads and the OOD similarity: one lookup pass over the keys.
 
-    def similarity(self, vector: Array) -> float:
-        """Mean cosine to the k most similar training prompts (0 for an unknown vocabulary)."""
-        norm = float(np.sqrt(vector @ vector))
-        if norm == 0.0 or len(self.ood_ref) == 0:
-            return 0.0
-        sims = self.ood_ref @ (vector / norm).astype(np.float32)
-        k = min(self.ood_k, len(sims))
-        return float(np.partition(sims, len(sims) - k)[-k:].astype(np.float64).mean())
+        The request path: numpy's per-call overhead dominates at these sizes (~50 rows), so
+        numpy does only the row sum, one projection and one norm; the rest is plain Python.
+        """
+        f = self._folded
+        ls = f.bias[0] + sum(map(mul, hand, f.hand_strong))
+        lw = f.bias[1] + sum(map(mul, hand, f.hand_weak))
+        ps, pw = f.bias[2], f.bias[3]
+        for i, a, b in f.prior_terms:
+            ps += a * hand[i]
+            pw += b * hand[i]
+        # Sorted: a set's order changes with the process's string hash seed, and float32 sums
+        # in another order differ in the last bits; sorted rows give every replica the same score.
+        rows = sorted(filter(None, map(f.row.get, keys)))
+        if not rows:
+            return Heads(ls, lw, ps, pw, 0.0)
+        total = np.add.reduce(f.table.take(rows, axis=0), axis=0)  # row by row, in that order
+        idf2, ng_s, ng_w, known, vec_s, vec_w, *cos = (f.project @ total).tolist()
+        if idf2 > 0.0:
+            norm = math.sqrt(idf2)
+            ls += ng_s / norm
+            lw += ng_w / norm
+        if known == 0.0:
+            return Heads(ls, lw, ps, pw, 0.0)
+        ls += vec_s / known
+        lw += vec_w / known
+        v = total[_N_SCALAR_COLS:]
+        length = math.sqrt(float(v.dot(v)))
+        return Heads(ls, lw, ps, pw, max(cos) / length if cos and length > 0.0 else 0.0)
 
     def trust(self, similarity: float) -> float:
         """lam in [0, 1]: how much of the learned gain to keep at this similarity."""
@@ -250,19 +354,13 @@ class DifficultyScorer:
             return 0.0
         return (similarity - self.ood_lo) / (self.ood_hi - self.ood_lo)
 
-    def _heads(self, x: RequestInputs) -> tuple[Array, Array, float, float]:
-        learned = self.bias + x.hand @ self.w_hand + x.vector @ self.w_vector + self.ngram_logits(x.keys)
-        prior = self.bias_prior + x.hand @ self.w_prior
-        sim = self.similarity(x.vector)
-        return learned, prior, sim, self.trust(sim)
-
-    def _gain(self, learned: Array, prior: Array, lam: float) -> float:
+    def gain(self, h: Heads, lam: float) -> float:
         """Blend of the learned and prior expected gains (see the module docstring)."""
-        g_learned = _sigmoid(float(learned[0])) - _sigmoid(float(learned[1]))
+        g_learned = _sigmoid(h.strong) - _sigmoid(h.weak)
         if lam >= 1.0:
             return g_learned
-        g_prior = _sigmoid(float(prior[0])) - _sigmoid(float(prior[1]))
-        ml, sl, mp, sp = (float(v) for v in self.gain_stats)
+        g_prior = _sigmoid(h.prior_strong) - _sigmoid(h.prior_weak)
+        ml, sl, mp, sp = self._folded.gain_stats
         z = lam * (g_learned - ml) / sl + (1.0 - lam) * (g_prior - mp) / sp
         return min(max(ml + sl * z, -1.0), 1.0)
 
@@ -273,11 +371,13 @@ class DifficultyScorer:
         text = flatten_request(messages_or_text)
         if intent is None:
             intent = detect_intent(messages_or_text)
-        learned, prior, _, lam = self._heads(self.inputs(text))
-        return self._combine(self._gain(learned, prior, lam), prior_log_odds(text, intent, self.intent_prior))[1]
+        _, keys, hand = extract_words(text)
+        h = self.heads(keys, hand)
+        gain = self.gain(h, self.trust(h.similarity))
+        return self.combine(gain, prior_log_odds(text, intent, self.intent_prior))[1]
 
     @staticmethod
-    def _combine(gain: float, priors: Mapping[str, float]) -> tuple[float, float]:
+    def combine(gain: float, priors: Mapping[str, float]) -> tuple[float, float]:
         learned = (1.0 + gain) / 2.0
         return learned, _sigmoid(_logit(learned) + sum(priors.values()))
 
@@ -288,13 +388,16 @@ class DifficultyScorer:
         learned heads' log-odds and `contribution` = strong - weak (positive pushes towards
         "hard"). `learned_score` = (1 + gain) / 2 where the gain blends the learned heads
         (`p_strong - p_weak`) and the length prior heads by `ood.trust`; `priors` are added to the
-        log-odds of `learned_score` to give `score`.
+        log-odds of `learned_score` to give `score`. The parts are recomputed unfolded; their
+        sums equal the folded logits `score` uses up to float32 rounding of the folded table.
         """
         text = flatten_request(messages_or_text)
         if intent is None:
             intent = detect_intent(messages_or_text)
+        _, keys, hand_list = extract_words(text)
+        h = self.heads(keys, hand_list)
+        lam = self.trust(h.similarity)
         x = self.inputs(text)
-        learned, prior, sim, lam = self._heads(x)
         features: list[dict[str, Any]] = []
         for name, v, (a, b) in zip(HAND_FEATURE_NAMES, x.hand.tolist(), self.w_hand.tolist(), strict=True):
             features.append({"name": name, "value": v, "strong": a * v, "weak": b * v, "contribution": (a - b) * v})
@@ -309,17 +412,17 @@ class DifficultyScorer:
         ngrams.sort(key=lambda f: (-abs(f["contribution"]), f["name"]))
         vs, vw = (float(c) for c in x.vector @ self.w_vector)
         priors = prior_log_odds(text, intent, self.intent_prior)
-        learned_score, score = self._combine(self._gain(learned, prior, lam), priors)
+        learned_score, score = self.combine(self.gain(h, lam), priors)
         return {
             "score": score,
             "learned_score": learned_score,
             "intent": intent.value,
-            "p_strong": _sigmoid(float(learned[0])),
-            "p_weak": _sigmoid(float(learned[1])),
-            "logit_strong": float(learned[0]),
-            "logit_weak": float(learned[1]),
-            "prior_logits": {"strong": float(prior[0]), "weak": float(prior[1])},
-            "ood": {"similarity": sim, "trust": lam, "lo": self.ood_lo, "hi": self.ood_hi,
+            "p_strong": _sigmoid(h.strong),
+            "p_weak": _sigmoid(h.weak),
+            "logit_strong": h.strong,
+            "logit_weak": h.weak,
+            "prior_logits": {"strong": h.prior_strong, "weak": h.prior_weak},
+            "ood": {"similarity": h.similarity, "trust": lam, "lo": self.ood_lo, "hi": self.ood_hi,
                     "vocabulary_coverage": x.coverage},
             "bias": {"strong": float(self.bias[0]), "weak": float(self.bias[1]),
                      "contribution": float(self.bias[0] - self.bias[1])},
@@ -351,8 +454,7 @@ class DifficultyScorer:
             arrays = {k: z[k].astype(np.float64) for k in (
                 "idf", "w_ngram", "w_hand", "w_vector", "bias", "w_prior", "bias_prior", "ood_range",
                 "gain_stats")}
-            ood_k = int(z["ood_k"])
-            ood_ref = z["ood_ref"].astype(np.float32)
+            centroids = z["ood_centroids"].astype(np.float32)
             metadata = json.loads(str(z["metadata"]))
         return cls(
             vocab={k: i + 1 for i, k in enumerate(keys)},
@@ -360,7 +462,7 @@ class DifficultyScorer:
             w_ngram=np.vstack([np.zeros((1, 2)), arrays["w_ngram"].reshape(-1, 2)]),
             w_hand=arrays["w_hand"], w_vector=arrays["w_vector"], bias=arrays["bias"],
             w_prior=arrays["w_prior"], bias_prior=arrays["bias_prior"],
-            ood_ref=ood_ref, ood_k=ood_k, gain_stats=arrays["gain_stats"],
+            ood_centroids=centroids, gain_stats=arrays["gain_stats"],
             ood_lo=float(arrays["ood_range"][0]), ood_hi=float(arrays["ood_range"][1]),
             vectors=vectors or load_word_vectors(), metadata=metadata,
         )
@@ -376,7 +478,7 @@ class DifficultyScorer:
             w_ngram=self.w_ngram[1:].astype(np.float32),
             w_hand=self.w_hand, w_vector=self.w_vector, bias=self.bias,
             w_prior=self.w_prior, bias_prior=self.bias_prior,
-            ood_ref=self.ood_ref.astype(np.float16), ood_k=np.array(self.ood_k),
+            ood_centroids=self.ood_centroids.astype(np.float32),
             ood_range=np.array([self.ood_lo, self.ood_hi]), gain_stats=self.gain_stats,
             metadata=np.array(json.dumps(dict(self.metadata), sort_keys=True)),
         )

@@ -172,10 +172,10 @@ def extract_words(text: str) -> tuple[list[str], set[str], list[float]]:
     lengths = list(map(len, words))
     word_chars = sum(lengths)
     long_words = sum(map(_NINE.__le__, lengths))
-    capitalised = 0
-    for w in itertools.compress(words, map(str.__ne__, words, low)):
-        if len(w) > 1 and w[0].isupper() and w[1:].islower():
-            capitalised += 1
+    # Capitalised = title-case words of 2+ letters, counted in C: among the words with an
+    # upper-case letter, the title-case ones minus the single capitals ("A", "I").
+    upper = list(itertools.compress(words, map(str.__ne__, words, low)))
+    capitalised = sum(map(str.istitle, upper)) - sum(map((1).__eq__, map(len, upper)))
     hits = [0] * _N_KEYWORD_SETS
     for lw in filter(_KEYWORD_SETS.__contains__, low):
         for i in _KEYWORD_SETS[lw]:
@@ -183,9 +183,9 @@ def extract_words(text: str) -> tuple[list[str], set[str], list[float]]:
     neg, step, pron, judge, math_words, code_words = hits
     neg += t.count("n't")
     nums = _NUM.findall(t)
-    opts = _OPT.findall(t)
-    first_opt = _OPT.search(t) if opts else None
-    stem_chars = first_opt.start() if first_opt is not None else len(t)
+    opt_matches = list(_OPT.finditer(t))
+    opts = [m.group(1) for m in opt_matches]
+    stem_chars = opt_matches[0].start() if opt_matches else len(t)
     log_len = math.log1p(n_chars)
     t_low = t.lower()
     feats = [

@@ -196,7 +196,8 @@ class RouterService:
             self._scorer = load_default_scorer()
             if self.store is not None:
                 # The default scorer follows the store's active learned version (route learn).
-                from wilton_core.core.difficulty_versions import ActiveScorer, DifficultyVersions
+                from wilton_core.core.difficulty_versions import ActiveScorer
+                from wilton_core.store.difficulty_models import DifficultyVersions
 
                 self._active_scorer = ActiveScorer(DifficultyVersions(self.store), self._scorer)
         self._scorer.score([{"role": "user", "content": "warm up"}])  # load now, not on request 1
