@@ -45,10 +45,10 @@ from wilton_core.core.classify import classify_request
 from wilton_core.core.difficulty import DifficultyScorer
 from wilton_core.core.difficulty_eval import oracle_pgr_curve, pgr_at, pgr_curve
 from wilton_core.core.difficulty_train import LabelError
-from wilton_core.core.difficulty_versions import DifficultyVersions
 from wilton_core.core.label_rows import FILLS, PartialLabel
 from wilton_core.store import open_store
 from wilton_core.store.base import ControlState, Store
+from wilton_core.store.difficulty_models import DifficultyVersions
 from wilton_core.store.route_labels import read_labels
 from wilton_core.testing.fake_upstream import FakeUpstream
 from wilton_core.testing.procs import ManagedProcess, free_port

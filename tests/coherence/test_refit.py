@@ -15,8 +15,8 @@ from wilton_core.cli.main import main as wiltonctl
 from wilton_core.coherence.refit import LAST_REFIT_KEY, refit
 from wilton_core.coherence.service import CoherenceOptions, CoherenceService
 from wilton_core.core.difficulty_eval import is_heldout
-from wilton_core.core.difficulty_versions import DifficultyVersions
 from wilton_core.core.label_rows import PartialLabel, to_labelled
+from wilton_core.store.difficulty_models import DifficultyVersions
 from wilton_core.store.route_labels import RouteLabel, add_labels
 from wilton_core.store.sqlite import SqliteStore
 from wilton_core.testing.routing_workload import Task, tasks, unit_hash

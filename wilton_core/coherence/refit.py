@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 from wilton_core.core.difficulty import DifficultyScorer
 from wilton_core.core.difficulty_eval import is_heldout
 from wilton_core.core.difficulty_train import LabelError, learn
-from wilton_core.core.difficulty_versions import DifficultyVersions
 from wilton_core.core.label_rows import PartialLabel, head_predictions, heldback_pgr, to_labelled
+from wilton_core.store.difficulty_models import DifficultyVersions
 from wilton_core.store.route_labels import read_labels
 
 if TYPE_CHECKING:

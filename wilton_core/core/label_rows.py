@@ -45,12 +45,12 @@ class PartialLabel:
 
 def head_predictions(scorer: DifficultyScorer, prompts: Sequence[str]) -> Array:
     """(n, 2): the learned heads' P(strong answers well), P(weak answers well) per prompt, batched."""
-    from wilton_core.core.difficulty_train import _logits  # the one formula of the heads, vectorised
+    from wilton_core.core.difficulty_train import heads  # the runtime's own formula of the heads
 
     if not prompts:
         return np.zeros((0, 2))
-    learned, _ = _logits(scorer, featurize(prompts, scorer.vectors))
-    return np.asarray(1.0 / (1.0 + np.exp(-learned)), dtype=np.float64)
+    z = np.array([(h.strong, h.weak) for h in heads(scorer, featurize(prompts, scorer.vectors))], dtype=np.float64)
+    return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
 
 
 def to_labelled(labels: Sequence[PartialLabel], fill: str,
