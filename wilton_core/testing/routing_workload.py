@@ -14,9 +14,12 @@ that answers, the checker that scores the answer and the test set agree without 
 from __future__ import annotations
 
 import hashlib
+import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["EASY_ITEMS", "HARD_ITEMS", "Task", "answer_text", "is_hard", "tasks", "unit_hash"]
+__all__ = ["EASY_ITEMS", "HARD_ITEMS", "Task", "answer_text", "is_hard", "judge_reply", "tasks", "unit_hash"]
 
 HARD_ITEMS = ("dog", "cat", "horse", "rabbit", "parrot", "hamster", "goldfish", "turtle", "pony", "puppy",
               "kitten", "lizard")
@@ -89,3 +92,27 @@ def answer_text(task: Task, local: bool) -> str:
     right = task.weak_right if local else task.strong_right
     wrong = "negative" if task.truth == "positive" else "positive"
     return task.truth if right else wrong
+
+
+# the judge prompt of core/judge.py: the conversation (core/messages.transcript, "role: text"
+# lines) and the two answers in tags; the order A/B is drawn by the router, so it is read here
+_JUDGED = re.compile(r"<conversation>\n(?P<conv>.*)\n</conversation>\s*<answer_A>\n(?P<a>.*)\n</answer_A>"
+                     r"\s*<answer_B>\n(?P<b>.*)\n</answer_B>", re.S)
+
+
+def judge_reply(by_prompt: Mapping[str, Task], judge_prompt: str) -> str:
+    """A fake judge that follows the labels: each shown answer scored 1 when it is the task's
+    truth, else 0, as the strict verdict JSON core/judge.py parses. A prompt it cannot read (or a
+    task it does not know) gets prose, which the router must count as unparsable, not as a label."""
+    m = _JUDGED.search(judge_prompt)
+    if m is None:
+        return "I cannot grade this."
+    last_user = m["conv"].rsplit("user: ", 1)[-1] if "user: " in m["conv"] else ""
+    task = by_prompt.get(last_user)
+    if task is None:
+        return "I do not know this task."
+
+    def score(answer: str) -> float:
+        return 1.0 if answer.strip().lower() == task.truth else 0.0
+
+    return json.dumps({"A": score(m["a"]), "B": score(m["b"])})
