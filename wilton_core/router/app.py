@@ -23,6 +23,7 @@ from wilton_core.audio.service import AudioService
 from wilton_core.errors import NoHealthyModelError, RequestError
 from wilton_core.router.audio_routes import CALLER_KEY, AudioRoutes
 from wilton_core.router.endpoints import ApiError, Endpoint, JsonReply
+from wilton_core.router.render import chat_sse, routing_headers
 from wilton_core.router.request_ids import client_request_id
 from wilton_core.router.service import RouterService
 from wilton_core.router.wire import error_body, validate_chat_request
@@ -325,14 +326,20 @@ class RouterApp:
             caller = verdict
         try:
             validate_chat_request(body)
-            decision = svc.decide(body, started, caller, rid)
+            route = svc.decide(body, started, caller, rid)
             if body.get("stream"):
-                out = await svc.stream(body, decision)
-                await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + out.headers})
-                await _relay(out.chunks, receive, send)
+                out = await svc.stream(body, route)
+                include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+                sse = chat_sse(out, include_usage)
+                try:
+                    await send({"type": "http.response.start", "status": 200,
+                                "headers": _SSE_HEADERS + routing_headers(out.facts, caller)})
+                    await _relay(sse, receive, send)
+                finally:
+                    await sse.aclose()  # a client gone mid-stream: the upstream is closed, the row written
                 return
-            res = await svc.complete(body, decision)
-            await _send_json(send, 200, res.body, res.headers)
+            res = await svc.complete(body, route)
+            await _send_json(send, 200, orjson.dumps(res.data), routing_headers(res.facts, caller))
         except RequestError as e:
             await _send_error(send, e.status, e.message, e.type, e.param, e.code, echo)
         except NoHealthyModelError as e:
