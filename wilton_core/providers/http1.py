@@ -107,6 +107,7 @@ class _Conn(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
+        self.timer: asyncio.TimerHandle | None = None  # the read watchdog (see wait)
         self._reset()
 
     def _reset(self) -> None:
@@ -144,6 +145,7 @@ class _Conn(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.disarm()
         if self.error is None and self.headers_done and not self.complete and self._until_close():
             self.complete = True  # a body delimited by the end of the connection has ended
             self._wake()
@@ -201,6 +203,7 @@ class _Conn(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.complete = True
+        self.disarm()
         self.keep_alive = self.parser.should_keep_alive()
         self._wake()
 
@@ -226,6 +229,7 @@ class _Conn(asyncio.Protocol):
 
     def abort(self) -> None:
         self.closed = True
+        self.disarm()
         if self.transport is not None:
             self.transport.abort()
 
@@ -239,30 +243,38 @@ class _Conn(asyncio.Protocol):
         self.transport.write(data)
 
     async def wait(self) -> None:
-        """Wait for the next parser event; ReadTimeout when no byte came for `read_timeout`."""
+        """Wait for the next parser event; ReadTimeout when no byte came for `read_timeout`.
+
+        One watchdog timer per response, re-armed only when it fires early, instead of a timer per
+        wait: a stream waits once per chunk and this is its hot path."""
         if self.error is not None:
             raise self.error
         fut = self.loop.create_future()
         self.waiter = fut
-        timer = self.loop.call_at(self.last_data + self.read_timeout, self._on_timer)
+        if self.timer is None:
+            self.timer = self.loop.call_at(self.last_data + self.read_timeout, self._on_timer)
         try:
             await fut
         finally:
-            timer.cancel()
             self.waiter = None
         if self.error is not None:
             raise self.error
 
     def _on_timer(self) -> None:
+        self.timer = None
         w = self.waiter
         if w is None or w.done():
-            return
+            return  # nobody is waiting (the reader holds data): its next wait re-arms
         due = self.last_data + self.read_timeout
         if self.loop.time() < due:  # bytes arrived since the timer was set: wait the rest
-            timer = self.loop.call_at(due, self._on_timer)
-            w.add_done_callback(lambda _f: timer.cancel())
+            self.timer = self.loop.call_at(due, self._on_timer)
             return
         self._fail(httpx.ReadTimeout(f"no data from the upstream for {self.read_timeout:g}s"))
+
+    def disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
     def take(self) -> bytes:
         data = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
