@@ -24,6 +24,7 @@ from typing import TypeVar
 
 import httpx
 
+from wilton_core.aio import within
 from wilton_core.config import ModelConfig, RoutingConfig
 from wilton_core.errors import ResponseTooLargeError, UpstreamTimeoutError
 
@@ -164,31 +165,11 @@ class Deadline:
                                     f"max_duration_s={self.limits.max_duration_s:g}s")
 
     async def run(self, aw: Awaitable[T]) -> T:
-        """`aw` awaited within what is left of the overall deadline.
-
-        One timer handle that cancels this task when the deadline passes (what `asyncio.timeout_at`
-        does, without its context object and rescheduling: this wraps every upstream call)."""
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-        fired = False
-
-        def expire() -> None:
-            nonlocal fired
-            fired = True
-            task.cancel()
-
-        cancelling = task.cancelling()
-        handle = loop.call_at(self.at, expire)
+        """`aw` awaited within what is left of the overall deadline (one timer handle: see aio.within)."""
         try:
-            return await aw
-        except asyncio.CancelledError:
-            # ours (the deadline passed) unless someone else cancelled the task too
-            if fired and task.uncancel() <= cancelling:
-                raise self._expired(idle=False) from None
-            raise
-        finally:
-            handle.cancel()
+            return await within(aw, self.at)
+        except TimeoutError:
+            raise self._expired(idle=False) from None
 
     async def events(self, events: AsyncIterator[T]) -> AsyncIterator[T]:
         """`events` re-yielded, each awaited within min(idle limit, what is left of the deadline).

@@ -19,6 +19,7 @@ import orjson
 
 from wilton_core.access.caller import Caller
 from wilton_core.access.gate import Gate, Refusal
+from wilton_core.aio import within
 from wilton_core.audio.service import AudioService
 from wilton_core.errors import NoHealthyModelError, RequestError
 from wilton_core.router.audio_routes import CALLER_KEY, AudioRoutes
@@ -108,27 +109,33 @@ async def _pump(chunks: AsyncIterator[bytes], send: Send) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-async def _until_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
 async def _relay(chunks: AsyncIterator[bytes], receive: Receive, send: Send) -> None:
     """Send a stream until it ends or the client leaves; leaving cancels the relay, which stops
     reading the upstream and records the request as client_disconnected (the disconnect is watched
-    on receive: an ASGI server's send need not fail on a closed connection)."""
-    pump = asyncio.ensure_future(_pump(chunks, send))
-    gone = asyncio.ensure_future(_until_disconnect(receive))
+    on receive: an ASGI server's send need not fail on a closed connection).
+
+    The stream is pumped in this task; one watcher task cancels it when the client leaves."""
+    task = asyncio.current_task()
+    assert task is not None
+    left = False
+
+    async def watch() -> None:
+        nonlocal left
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        left = True
+        task.cancel()
+
+    cancelling = task.cancelling()
+    watcher = asyncio.ensure_future(watch())
     try:
-        await asyncio.wait((pump, gone), return_when=asyncio.FIRST_COMPLETED)
+        await _pump(chunks, send)
+    except asyncio.CancelledError:
+        if left and task.uncancel() <= cancelling:
+            return  # the client left: the relay stopped, and the stream recorded it
+        raise
     finally:
-        gone.cancel()
-        if not pump.done():
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
-    if not pump.cancelled():
-        pump.result()  # the relay's own error, if any, is the caller's to answer
+        watcher.cancel()
 
 
 def _more_apis(service: RouterService) -> dict[str, Endpoint]:
@@ -294,8 +301,8 @@ class RouterApp:
         rid = client_request_id(scope.get("headers", ())) or svc.new_request_id()
         echo = [(b"x-request-id", rid.encode())]
         try:
-            async with asyncio.timeout(self.body_timeout_s):
-                raw = await _read_body(scope, receive, svc.routing.max_body_bytes)
+            raw = await within(_read_body(scope, receive, svc.routing.max_body_bytes),
+                               asyncio.get_running_loop().time() + self.body_timeout_s)
         except TimeoutError:
             await _send_error(send, 408, f"The request body did not arrive within {self.body_timeout_s:g} s.",
                               "invalid_request_error", None, "request_timeout", [(b"connection", b"close")])
@@ -372,8 +379,7 @@ class RouterApp:
         refused: ApiError | None = None
         extra: list[tuple[bytes, bytes]] = []
         try:
-            async with asyncio.timeout(self.body_timeout_s):
-                raw = await _read_body(scope, receive, limit)
+            raw = await within(_read_body(scope, receive, limit), asyncio.get_running_loop().time() + self.body_timeout_s)
             body = orjson.loads(raw)
         except TimeoutError:
             refused = ApiError(408, f"The request body did not arrive within {self.body_timeout_s:g} s.",
