@@ -236,10 +236,9 @@ class _RequestFault:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: object) -> bool:
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: object) -> None:
         if isinstance(e, Exception) and not isinstance(e, ProviderError):
             raise self._scope.request_error(e) from e
-        return False
 
 
 class _ReplyFault:
@@ -251,12 +250,11 @@ class _ReplyFault:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: object) -> bool:
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: object) -> None:
         if isinstance(e, Exception):
             mapped = self._scope.reply_error(e)
             if mapped is not e:
                 raise mapped from e
-        return False
 
 
 class Scoped(Protocol):

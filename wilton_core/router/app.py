@@ -12,7 +12,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 import orjson
@@ -23,7 +23,7 @@ from wilton_core.aio import within
 from wilton_core.audio.service import AudioService
 from wilton_core.errors import NoHealthyModelError, RequestError
 from wilton_core.router.audio_routes import CALLER_KEY, AudioRoutes
-from wilton_core.router.endpoints import ApiError, Endpoint, JsonReply
+from wilton_core.router.endpoints import ApiError, Endpoint, JsonReply, StreamReply
 from wilton_core.router.render import chat_sse, routing_headers
 from wilton_core.router.request_ids import client_request_id
 from wilton_core.router.service import RouterService
@@ -151,6 +151,11 @@ def _more_apis(service: RouterService) -> dict[str, Endpoint]:
         apis[prefix + "/responses"] = Responses(service)
         apis[prefix + "/embeddings"] = Embeddings(service)
     return apis
+
+
+def _is_local(model: Mapping[str, object]) -> bool:
+    facts = model.get("wilton")
+    return isinstance(facts, dict) and bool(facts.get("is_local"))
 
 
 class RouterApp:
@@ -401,6 +406,7 @@ class RouterApp:
                 extra = list(verdict.headers)
             else:
                 caller = verdict
+        reply: JsonReply | StreamReply
         if refused is not None:
             reply = api.render_error(refused)
             reply.headers += extra + echo
@@ -443,7 +449,7 @@ class RouterApp:
             audio = self.audio.service.list_models(int(self.service.started_at))
             if caller is not None and not caller.admin:
                 audio = [{"id": m["id"], "object": "model", "created": m["created"], "owned_by": "wilton"}
-                         for m in audio if caller.permits(m["id"], bool(m.get("wilton", {}).get("is_local")))]
+                         for m in audio if caller.permits(str(m["id"]), _is_local(m))]
             listing["data"] += audio
         await _send_json(send, 200, orjson.dumps(listing))
 

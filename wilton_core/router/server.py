@@ -765,7 +765,7 @@ class _Lifespan:
 
     async def startup(self) -> None:
         scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
-        self.task = asyncio.create_task(self.app(scope, self._receive, self._send))
+        self.task = asyncio.ensure_future(self.app(scope, self._receive, self._send))
         await self.inbox.put({"type": "lifespan.startup"})
         msg = await self._reply()
         if msg["type"] != "lifespan.startup.complete":
