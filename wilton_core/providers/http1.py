@@ -25,6 +25,8 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
 from urllib.parse import urlsplit
 from urllib.request import getproxies_environment, proxy_bypass_environment  # type: ignore[attr-defined]
 
@@ -34,7 +36,41 @@ import httpx
 from wilton_core.errors import ResponseTooLargeError
 from wilton_core.providers.limits import ByteBudget, is_stream_content_type
 
-__all__ = ["Http1Client", "Http1Response", "wants_http1"]
+__all__ = ["Http1Client", "Http1Response", "UpstreamClient", "UpstreamResponse", "wants_http1"]
+
+
+class UpstreamResponse(Protocol):
+    """What a provider reads of a reply: an httpx.Response, or an Http1Response."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def content(self) -> bytes: ...
+
+    async def aread(self) -> bytes: ...
+
+    def aiter_lines(self) -> AsyncIterator[str]: ...
+
+
+class UpstreamClient(Protocol):
+    """The seam between a provider and the wire: the httpx.AsyncClient subset the providers use.
+
+    httpx.AsyncClient (any transport, proxies, TLS) and Http1Client (the lean pool for plain-HTTP
+    origins) both satisfy it, so a provider is typed against this and never against either."""
+
+    async def post(self, url: str, *, content: bytes = ..., headers: Mapping[str, str] | None = ...
+                   ) -> UpstreamResponse: ...
+
+    async def get(self, url: str, *, headers: Mapping[str, str] | None = ...) -> UpstreamResponse: ...
+
+    def stream(self, method: str, url: str, *, content: bytes = ..., headers: Mapping[str, str] | None = ...
+               ) -> AbstractAsyncContextManager[UpstreamResponse]: ...
+
+    async def aclose(self) -> None: ...
 
 _HIGH_WATER = 256 * 1024  # buffered body bytes before we stop reading the socket (streams)
 _NEWLINES = ("\n", "\r")

@@ -34,7 +34,7 @@ from wilton_core.providers._common import (
 )
 from wilton_core.providers.base import Embeddings, check_embeddings
 from wilton_core.providers.errors_map import ErrorScope, error_from_http, upstream_call
-from wilton_core.providers.http1 import Http1Client, wants_http1
+from wilton_core.providers.http1 import Http1Client, UpstreamClient, UpstreamResponse, wants_http1
 from wilton_core.providers.limits import Deadline, UpstreamLimits
 from wilton_core.types import Completion, Usage
 
@@ -85,9 +85,9 @@ class OpenAICompatProvider:
         self._label = f"{self.name} {model.id}"
         self._base = (model.base_url or DEFAULT_OPENAI_BASE_URL).rstrip("/")
         self._owns_client = client is None
-        self._client: Any = client if client is not None else self._make_client(transport)
+        self._client: UpstreamClient = client if client is not None else self._make_client(transport)
 
-    def _make_client(self, transport: httpx.AsyncBaseTransport | None) -> Any:
+    def _make_client(self, transport: httpx.AsyncBaseTransport | None) -> UpstreamClient:
         env = os.environ if self._environ is None else self._environ
         if transport is None and env.get("WILTON_UPSTREAM_HTTP", "auto") != "httpx" and wants_http1(self._base):
             return Http1Client(self._base, timeout_s=self.model.timeout_s,
@@ -124,7 +124,7 @@ class OpenAICompatProvider:
             out.pop("stream_options", None)
         return out
 
-    def _http_error(self, resp: Any, body: bytes, key: str | None) -> ProviderError:
+    def _http_error(self, resp: UpstreamResponse, body: bytes, key: str | None) -> ProviderError:
         return error_from_http(resp.status_code, resp.headers, body, provider=self.name,
                                model=self.model.id, secrets=(key,))
 

@@ -86,7 +86,7 @@ class Decider:
         try:
             route.chain = self._chain(body, intent, difficulty, caller, prefer, fallback)
             if route.span is not None:
-                route.span.span.set_attribute("wilton.chain", ",".join(route.chain))
+                route.span.set("wilton.chain", ",".join(route.chain))
         except RequestError as err:
             self._recorder.refusal(route, err.code or "bad_request", err.status, stream)
             raise
