@@ -102,7 +102,7 @@ class Execution:
         ttft = time.perf_counter() - route.started
         rest = start.rest
         try:
-            chunk: Any = start.first
+            chunk: object = start.first
             while True:
                 if not isinstance(chunk, dict):
                     raise UnavailableError(f"{mid}: malformed stream chunk", provider=rt.cfg.provider, model=mid)

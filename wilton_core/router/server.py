@@ -49,9 +49,12 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from wilton_core.router.wire import error_body
+
+if TYPE_CHECKING:
+    from wilton_core.settings import Settings
 
 __all__ = ["FastServer", "Limits", "limits_from", "serve"]
 
@@ -82,7 +85,7 @@ class Limits:
     max_connections: int = 1000
 
 
-def limits_from(settings: Any) -> Limits:
+def limits_from(settings: Settings) -> Limits:
     return Limits(max_header_bytes=settings.router_max_header_bytes, max_headers=settings.router_max_headers,
                   header_timeout_s=settings.router_header_timeout_s, body_timeout_s=settings.router_body_timeout_s,
                   keep_alive_s=settings.router_keep_alive_s, max_connections=settings.router_max_connections)
