@@ -27,7 +27,7 @@ __all__ = [
     "usable_pins",
 ]
 
-# `model` values that ask the router to choose (router.service.AUTO_MODELS): never pinned.
+# `model` values that ask the router to choose (router.decide.AUTO_MODELS): never pinned.
 AUTO_NAMES = frozenset({"auto", "", "local", "api"})
 
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9._:/@+-]")

@@ -442,6 +442,7 @@ class Http1Client:
         self._open = 0
         self._waiters: deque[asyncio.Future[_Conn | None]] = deque()
         self._closed = False
+        self._targets: dict[str, str] = {}
 
     # -- the httpx.AsyncClient subset the providers use --------------------------------------
 
@@ -482,7 +483,12 @@ class Http1Client:
 
     # -- internals ---------------------------------------------------------------------------------
 
-    def _encode(self, method: str, url: str, content: bytes, headers: Mapping[str, str] | None) -> bytes:
+    def _target(self, url: str) -> str:
+        """The request target of `url` (an absolute URL on this origin, or a path), parsed once per
+        URL: a provider posts to the same one or two URLs all its life."""
+        target = self._targets.get(url)
+        if target is not None:
+            return target
         if url.startswith("http"):
             u = urlsplit(url)
             if (u.hostname, u.port or 80) != (self.host, self.port):
@@ -490,6 +496,12 @@ class Http1Client:
             target = (u.path or "/") + (f"?{u.query}" if u.query else "")
         else:
             target = url
+        if len(self._targets) < 64:
+            self._targets[url] = target
+        return target
+
+    def _encode(self, method: str, url: str, content: bytes, headers: Mapping[str, str] | None) -> bytes:
+        target = self._target(url)
         lines = [f"{method} {target} HTTP/1.1", f"Host: {self._host_header}"]
         for k, v in (headers or {}).items():
             if "\r" in v or "\n" in v or "\r" in k or "\n" in k:

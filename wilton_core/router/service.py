@@ -27,7 +27,7 @@ from wilton_core.core.latency import LatencyTracker
 from wilton_core.providers.base import Provider
 from wilton_core.providers.factory import make_provider
 from wilton_core.router import health, listing
-from wilton_core.router.decide import AUTO_MODELS, Decider
+from wilton_core.router.decide import Decider
 from wilton_core.router.execute import Execution
 from wilton_core.router.fallback import FallbackExecutor, ModelRuntime
 from wilton_core.router.lifecycle import Lifecycle
@@ -38,7 +38,7 @@ from wilton_core.router.tracing import Tracing, tracing_from_env
 from wilton_core.store.base import Store
 from wilton_core.types import Ledger
 
-__all__ = ["AUTO_MODELS", "ChatOutcome", "ChunkStream", "EmbedResult", "Route", "RouterService", "StreamFailure"]
+__all__ = ["ChatOutcome", "ChunkStream", "EmbedResult", "Route", "RouterService", "StreamFailure"]
 
 
 class RouterService:
