@@ -15,7 +15,7 @@ import orjson
 from wilton_core.router.state import LedgerWorker, RouterState
 from wilton_core.store.base import Store
 
-__all__ = ["health_snapshot", "probe_loop", "publish_health"]
+__all__ = ["health_snapshot", "load_model_status", "probe_loop", "publish_health"]
 
 log = logging.getLogger("wilton.router")
 
