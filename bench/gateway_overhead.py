@@ -12,7 +12,8 @@ noisy neighbour hits every arm alike:
 For each concurrency (closed loop: N connections, each sends its next request when the last one
 is answered) and each round, every arm gets `--seconds` of load. Reported per arm: requests/s,
 errors, latency p50/p95/p99, added latency (arm minus direct, same round), the medians over the
-rounds, and the gateway's peak RSS under load (psutil, process tree).
+rounds, the gateway's peak RSS under load and its CPU time per request (psutil, process tree: user +
+system, every thread; on a shared machine this moves much less with the neighbours than req/s).
 
 Load generator: Debian's `wrk` (with a Lua script for the POST body and the percentiles) when
 installed, else a small asyncio + httptools generator in this process (`--loadgen python`).
@@ -109,6 +110,7 @@ class Run:
     p95_ms: float
     p99_ms: float
     rss_mb: float | None = None
+    cpu_us_per_req: float | None = None
 
     @property
     def rps(self) -> float:
@@ -130,6 +132,7 @@ class Summary:
     added_p95_ms: float | None
     added_p99_ms: float | None
     peak_rss_mb: float | None
+    cpu_us_per_req: float | None = None
 
 
 @dataclass
@@ -154,13 +157,15 @@ def _pid(p: ManagedProcess) -> int:
 
 
 class RssSampler:
-    """Peak RSS of a process tree while load runs (sampled every 100 ms in a thread)."""
+    """Peak RSS of a process tree while load runs (sampled every 100 ms in a thread), and the CPU
+    seconds it used meanwhile (`cpu_s`)."""
 
     def __init__(self, pid: int) -> None:
         import psutil
 
         self._proc = psutil.Process(pid)
         self.peak = 0
+        self.cpu_s = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -173,18 +178,30 @@ class RssSampler:
                 total += p.memory_info().rss
         return total
 
+    def _cpu(self) -> float:
+        import psutil
+
+        total = 0.0
+        for p in [self._proc, *self._proc.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system
+        return total
+
     def _loop(self) -> None:
         while not self._stop.wait(0.1):
             self.peak = max(self.peak, self._sample())
 
     def __enter__(self) -> RssSampler:
         self.peak = self._sample()
+        self._cpu0 = self._cpu()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self.cpu_s = self._cpu() - self._cpu0
 
 
 # ---- load generators ---------------------------------------------------------------------------
@@ -307,6 +324,7 @@ def summarize(runs: list[Run]) -> list[Summary]:
                 for k in added:
                     added[k].append(getattr(r, k) - getattr(d, k))
         rss = [r.rss_mb for r in mine if r.rss_mb is not None]
+        cpu = [r.cpu_us_per_req for r in mine if r.cpu_us_per_req is not None]
         out.append(Summary(
             arm=arm, mode=mode, concurrency=c, rounds=len(mine), rps=_median([r.rps for r in mine]),
             errors=sum(r.errors for r in mine), p50_ms=_median([r.p50_ms for r in mine]),
@@ -315,6 +333,7 @@ def summarize(runs: list[Run]) -> list[Summary]:
             added_p95_ms=_median(added["p95_ms"]) if added["p95_ms"] else None,
             added_p99_ms=_median(added["p99_ms"]) if added["p99_ms"] else None,
             peak_rss_mb=max(rss) if rss else None,
+            cpu_us_per_req=_median(cpu) if cpu else None,
         ))
     return out
 
@@ -358,11 +377,11 @@ def _fmt(v: float | None, nd: int = 2) -> str:
 
 def print_table(summary: list[Summary], out: Callable[[str], None] = print) -> None:
     out(f"{'mode':<5} {'c':>3} {'arm':<12} {'req/s':>9} {'err':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
-        f" {'+p50 ms':>8} {'+p95 ms':>8} {'+p99 ms':>8} {'RSS MB':>7}")
+        f" {'+p50 ms':>8} {'+p95 ms':>8} {'+p99 ms':>8} {'RSS MB':>7} {'CPU us/req':>10}")
     for s in summary:
         out(f"{s.mode:<5} {s.concurrency:>3} {s.arm:<12} {_fmt(s.rps, 0):>9} {s.errors:>5} {_fmt(s.p50_ms):>8}"
             f" {_fmt(s.p95_ms):>8} {_fmt(s.p99_ms):>8} {_fmt(s.added_p50_ms):>8} {_fmt(s.added_p95_ms):>8}"
-            f" {_fmt(s.added_p99_ms):>8} {_fmt(s.peak_rss_mb, 0):>7}")
+            f" {_fmt(s.added_p99_ms):>8} {_fmt(s.peak_rss_mb, 0):>7} {_fmt(s.cpu_us_per_req, 0):>10}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -497,8 +516,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             finally:
                 if sampler:
                     sampler.__exit__()
+            cpu = sampler.cpu_s * 1e6 / r["requests"] if sampler and r["requests"] else None
             return Run(arm=arm, mode=mode, concurrency=c, round=rnd, rss_mb=sampler.peak / 2**20 if sampler else None,
-                       **r)
+                       cpu_us_per_req=cpu, **r)
 
         warm = min(2.0, args.seconds)
         for arm in arms:  # first requests pay imports, pools and JIT-free warm caches: not measured
@@ -511,7 +531,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         run = once(arm, mode, c, rnd, args.seconds)
                         runs.append(run)
                         print(f"  round {rnd} {mode} c={c:<3} {arm:<12} {run.rps:9,.0f} req/s  p50 {run.p50_ms:7.2f}"
-                              f"  p99 {run.p99_ms:7.2f} ms  errors {run.errors}", file=sys.stderr, flush=True)
+                              f"  p99 {run.p99_ms:7.2f} ms  errors {run.errors}"
+                              f"  cpu {_fmt(run.cpu_us_per_req, 0)} us/req", file=sys.stderr, flush=True)
     finally:
         for p in reversed(procs):
             p.stop()

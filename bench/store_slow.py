@@ -86,7 +86,7 @@ def _config(url: str) -> Any:
 
 async def _round(arm: Arm, store: Any, url: str, requests: int, concurrency: int) -> None:
     writer = LedgerWriter(store)
-    svc = RouterService(_config(url), store=store, ledger=writer, environ={}, replica=arm.name)
+    svc = RouterService(_config(url), store=store, ledger=writer, writer=writer, environ={}, replica=arm.name)
     await svc.start()
     body = {"model": "auto", "messages": [{"role": "user", "content": "Say hello in one word."}]}
     queue: asyncio.Queue[int] = asyncio.Queue()

@@ -8,9 +8,9 @@ OpenAI-compatible upstream) then passes through with no translation at all.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["MAX_TOKEN_COUNT", "Completion", "LedgerRecord", "Usage", "token_count"]
+__all__ = ["MAX_TOKEN_COUNT", "Completion", "Ledger", "LedgerRecord", "Usage", "token_count"]
 
 # No real request comes near this; an upstream that reports more is wrong, and the ledger and cost
 # arithmetic must stay finite (an upstream once reported 1e308 and the row was lost).
@@ -114,3 +114,12 @@ class LedgerRecord:
     # Prompt text, present only when the operator opted in (WILTON_CAPTURE_PROMPTS=1): stored in
     # request_prompts for `wilton-insight --include-prompts`, never in the ledger itself.
     prompt: str | None = None
+
+
+class Ledger(Protocol):
+    """Where ledger records go (the batching writer, a tap in front of it, a test's list).
+
+    One method: a submit must not block (the request path calls it); the writer behind it
+    owns batching, retries and its own lifecycle."""
+
+    def submit(self, record: LedgerRecord) -> None: ...

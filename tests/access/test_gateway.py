@@ -66,16 +66,18 @@ async def test_virtual_key_allow_list(make_gateway: Any, fake: Any) -> None:
 
 
 async def test_fallback_detail_hidden_from_non_admin(make_gateway: Any) -> None:
+    from wilton_core.access.caller import Caller
     from wilton_core.router.fallback import Attempt
-    from wilton_core.router.service import Decision
+    from wilton_core.router.render import routing_headers
+    from wilton_core.router.results import RoutingFacts
 
     gw = await make_gateway()
-    rt = gw.service.runtimes["local-b"]
-    attempts = [Attempt("local-a", "unavailable", None, "internal detail /var/secret")]
+    model = gw.service.runtimes["local-b"].cfg
+    attempts = (Attempt("local-a", "unavailable", None, "internal detail /var/secret"),)
+    facts = RoutingFacts("r1", model, "chat", 0.1, attempts, 0.0)
 
     def header(admin: bool) -> str:
-        d = Decision("r1", ["local-a", "local-b"], "chat", 0.1, 0.0, 0.0, key_id="key_1", admin=admin)
-        return dict(gw.service._headers(rt, d, attempts, 0.0))[b"x-wilton-fallbacks"].decode()
+        return dict(routing_headers(facts, Caller(key_id="key_1", admin=admin)))[b"x-wilton-fallbacks"].decode()
 
     assert header(True) == "local-a:unavailable"
     assert header(False) == "1"

@@ -33,5 +33,6 @@ def test_bench_produces_numbers_with_zero_errors(tmp_path: Path, stream: bool) -
         assert s["rps"] > 0 and s["p50_ms"] > 0 and s["p99_ms"] >= s["p50_ms"]
     assert arms["router"]["added_p50_ms"] is not None
     assert arms["router"]["peak_rss_mb"] > 0
+    assert arms["router"]["cpu_us_per_req"] > 0 and arms["direct"]["cpu_us_per_req"] is None
     assert "litellm arm skipped" in " ".join(report["notes"])
     assert "router" in proc.stdout and "req/s" in proc.stdout

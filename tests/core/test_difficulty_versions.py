@@ -158,16 +158,16 @@ async def test_router_picks_up_a_new_active_version_without_restart(
     svc = RouterService(config, store=store, environ={})
     await svc.start()
     try:
-        assert svc._scorer is anchor  # nothing learned yet: the shipped scorer
+        assert svc.state.scorer is anchor  # nothing learned yet: the shipped scorer
         versions = DifficultyVersions(store)
         versions.add(res.scorer, {"rows": 300}, None, 1.0, activate=True)  # type: ignore[attr-defined]
         await svc.refresh_control()  # what the router's once-a-second loop runs
         text = "Tell me something useful about tort liability, in a few sentences please."
-        assert svc._scorer is not anchor
-        assert svc._scorer.score(text) == pytest.approx(res.scorer.score(text), abs=1e-6)  # type: ignore[attr-defined]
+        assert svc.state.scorer is not anchor
+        assert svc.state.scorer.score(text) == pytest.approx(res.scorer.score(text), abs=1e-6)  # type: ignore[attr-defined]
         versions.rollback()
         await svc.refresh_control()
-        assert svc._scorer is anchor
+        assert svc.state.scorer is anchor
     finally:
         await svc.stop()
         store.close()

@@ -1,7 +1,7 @@
 """The 400/503 message when no model is left: says what the request needs, and what to do."""
 
 from wilton_core.core.selector import RequestView
-from wilton_core.router.service import no_model_message
+from wilton_core.router.decide import no_model_message
 
 
 def test_vision_with_no_vision_model_says_what_to_add() -> None:

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from wilton_core.types import LedgerRecord
-
-if TYPE_CHECKING:
-    from wilton_core.store.ledger_writer import LedgerWriter, WriterStats
+from wilton_core.types import Ledger, LedgerRecord
 
 __all__ = ["LedgerTap", "SpendBook"]
 
@@ -50,24 +46,13 @@ class SpendBook:
 
 class LedgerTap:
     """Every ledger record of the router passes here on its way to the writer: spend and TPM are
-    charged from the same numbers the ledger keeps."""
+    charged from the same numbers the ledger keeps. A `Ledger` (submit only): the writer's life is
+    its owner's (the router service gets it as `writer=`)."""
 
-    def __init__(self, writer: LedgerWriter, observe: Callable[[LedgerRecord], None]) -> None:
+    def __init__(self, writer: Ledger, observe: Callable[[LedgerRecord], None]) -> None:
         self.writer = writer
         self.observe = observe
 
     def submit(self, record: LedgerRecord) -> None:
         self.observe(record)
         self.writer.submit(record)
-
-    def start(self) -> None:
-        self.writer.start()
-
-    def stop(self, timeout: float = 10.0) -> int:
-        return self.writer.stop(timeout)
-
-    def flush(self, timeout: float | None = None) -> bool:
-        return self.writer.flush(timeout)
-
-    def stats(self) -> WriterStats:
-        return self.writer.stats()

@@ -20,41 +20,35 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from wilton_core.api.plan import PinCandidate, merge_chain, usable_pins
 from wilton_core.api.result import ChatResult
 from wilton_core.config import ModelConfig, StackConfig, default_config, load_config
-from wilton_core.errors import NoHealthyModelError
+from wilton_core.types import Ledger
 
 if TYPE_CHECKING:
     import httpx
 
+    from wilton_core.core.classify import Scorer
     from wilton_core.core.latency import LatencyTracker
     from wilton_core.providers.base import Provider
-    from wilton_core.router.service import Decision, RouterService
+    from wilton_core.router.service import RouterService
     from wilton_core.settings import Settings
     from wilton_core.store.base import Store
+    from wilton_core.store.ledger_writer import LedgerWriter
 
-__all__ = ["InProcessRouter"]
+__all__ = ["FlushableLedger", "InProcessRouter"]
 
 log = logging.getLogger("wilton.inprocess")
 
 
-class _SubmitOnly:
-    """The services' view of the ledger writer: they submit, this router starts and stops it.
+class FlushableLedger(Ledger, Protocol):
+    """A ledger this router can wait on (`InProcessRouter.flush`); its services only submit to it.
 
     One writer serves every service built here (one per event loop, plus transient models), so
-    no single service may stop it on its way out.
-    """
+    no single service starts or stops it: this router does, when it opened it."""
 
-    __slots__ = ("_ledger",)
-
-    def __init__(self, ledger: Any) -> None:
-        self._ledger = ledger
-
-    def submit(self, record: Any) -> None:
-        self._ledger.submit(record)
+    def flush(self, timeout: float | None = None) -> bool: ...
 
 
 @dataclass(slots=True)
@@ -81,11 +75,11 @@ class InProcessRouter:
         *,
         settings: Settings | None = None,
         store: Store | None = None,
-        ledger: Any | None = None,
+        ledger: FlushableLedger | None = None,
         environ: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         providers: Mapping[str, Provider] | None = None,
-        scorer: Any | None = None,
+        scorer: Scorer | None = None,
         replica: str | None = None,
     ) -> None:
         self._config = config
@@ -93,7 +87,7 @@ class InProcessRouter:
         self._store = store
         self._owns_store = store is None
         self._ledger = ledger
-        self._owns_ledger = ledger is None
+        self._writer: LedgerWriter | None = None  # the writer this router opened (and stops), if any
         self._environ = environ
         self._transport = transport
         self._providers = dict(providers or {})
@@ -143,7 +137,7 @@ class InProcessRouter:
         return self._store
 
     @property
-    def ledger(self) -> Any | None:
+    def ledger(self) -> FlushableLedger | None:
         return self._ledger
 
     @property
@@ -167,11 +161,11 @@ class InProcessRouter:
 
                 if self._settings is not None or self._owns_store:
                     s = self.settings
-                    self._ledger = LedgerWriter(self._store, flush_interval_s=s.ledger_flush_s,
-                                                batch_size=s.ledger_batch)
+                    writer = LedgerWriter(self._store, flush_interval_s=s.ledger_flush_s, batch_size=s.ledger_batch)
                 else:
-                    self._ledger = LedgerWriter(self._store)
-                self._ledger.start()
+                    writer = LedgerWriter(self._store)
+                writer.start()
+                self._ledger = self._writer = writer
             if self._scorer is None:
                 from wilton_core.core.difficulty import load_default_scorer
 
@@ -189,7 +183,7 @@ class InProcessRouter:
                 p = make_provider(m, transport=self._transport, environ=self._environ, routing=config.routing)
             if p is not None:
                 providers[m.id] = p
-        svc = RouterService(config, store=self._store if with_store else None, ledger=_SubmitOnly(self._ledger),
+        svc = RouterService(config, store=self._store if with_store else None, ledger=self._ledger,
                             providers=providers, environ=self._environ, replica=self.replica,
                             scorer=self._scorer)
         # one tracker for the process: get_latency_tracker() sees every in-process request
@@ -236,41 +230,14 @@ class InProcessRouter:
                 return
             self._closed = True
             self._state = None
-            if self._ledger is not None and self._owns_ledger:
-                left = self._ledger.stop(30.0)
+            if self._writer is not None:
+                left = self._writer.stop(30.0)
                 if left:
                     log.warning("in-process router closed with %d ledger records unwritten", left)
             if self._store is not None and self._owns_store:
                 self._store.close()
 
     # ---- requests ---------------------------------------------------------------------------
-
-    def _decide(self, svc: RouterService, body: dict[str, Any], started: float, prefer: Sequence[str],
-                fallback: bool) -> Decision:
-        from wilton_core.core.messages import has_images
-        from wilton_core.router.service import AUTO_MODELS
-
-        requested = body.get("model") or "auto"
-        pins: list[str] = []
-        if prefer and requested in AUTO_MODELS:
-            candidates = {
-                mid: PinCandidate(mid, rt.configured, rt.cfg.is_local, rt.cfg.supports_vision,
-                                  rt.cfg.supports_tools)
-                for mid, rt in svc.runtimes.items()
-            }
-            pins = usable_pins(prefer, candidates, needs_vision=has_images(body["messages"]),
-                               needs_tools=bool(body.get("tools")), only_local=AUTO_MODELS[requested])
-        if not pins:
-            return svc.decide(body, started)
-        if not fallback:
-            return svc.decide({**body, "model": pins[0]}, started)
-        try:
-            d = svc.decide(body, started)
-        except NoHealthyModelError:
-            # nothing the router would choose by itself; the pinned model may still serve
-            d = svc.decide({**body, "model": pins[0]}, started)
-        d.chain = merge_chain(pins, d.chain)
-        return d
 
     async def complete(self, body: Mapping[str, Any], *, prefer: Sequence[str] = (),
                        fallback: bool = True) -> ChatResult:
@@ -290,9 +257,9 @@ class InProcessRouter:
         req.setdefault("model", "auto")
         req.pop("stream", None)
         validate_chat_request(req)  # the gateway's checks: a bad body is a RequestError, not a KeyError
-        d = self._decide(svc, req, started, prefer, fallback)
-        out = await svc.complete(req, d)
-        return ChatResult.from_wire(out.body, out.headers, time.perf_counter() - started)
+        route = svc.decide(req, started, prefer=prefer, fallback=fallback)
+        out = await svc.complete(req, route)
+        return ChatResult.of(out, time.perf_counter() - started)
 
     async def complete_on(self, model: ModelConfig, body: Mapping[str, Any]) -> ChatResult:
         """Route to a model the config does not declare (e.g. an Ollama name): same executor,
@@ -315,7 +282,7 @@ class InProcessRouter:
         req.pop("stream", None)
         validate_chat_request(req)
         out = await svc.complete(req, svc.decide(req, started))
-        return ChatResult.from_wire(out.body, out.headers, time.perf_counter() - started)
+        return ChatResult.of(out, time.perf_counter() - started)
 
     @property
     def transport(self) -> httpx.AsyncBaseTransport | None:

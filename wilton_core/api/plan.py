@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from wilton_core.config import ModelConfig
 from wilton_core.core.intent import Intent, IntentDefaults
+from wilton_core.core.preferences import PinCandidate, merge_chain, usable_pins
 
 __all__ = [
     "AUTO_NAMES",
@@ -27,7 +27,7 @@ __all__ = [
     "usable_pins",
 ]
 
-# `model` values that ask the router to choose (router.service.AUTO_MODELS): never pinned.
+# `model` values that ask the router to choose (router.decide.AUTO_MODELS): never pinned.
 AUTO_NAMES = frozenset({"auto", "", "local", "api"})
 
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9._:/@+-]")
@@ -96,48 +96,6 @@ def preferred_models(
             if rid:
                 out.append(rid)
     return list(dict.fromkeys(out))
-
-
-@dataclass(frozen=True, slots=True)
-class PinCandidate:
-    """What the pin filter needs to know about one model of the running router."""
-
-    id: str
-    configured: bool
-    is_local: bool
-    supports_vision: bool
-    supports_tools: bool
-
-
-def usable_pins(
-    prefer: Sequence[str],
-    candidates: Mapping[str, PinCandidate],
-    *,
-    needs_vision: bool,
-    needs_tools: bool,
-    only_local: bool | None = None,
-) -> list[str]:
-    """The preferred ids that can serve this request: known, configured, able to.
-
-    The router would refuse a pinned model it has no key for, and a text-only model cannot read
-    an image: a preference that cannot work is dropped so the automatic chain serves instead.
-    """
-    out = []
-    for mid in dict.fromkeys(prefer):
-        c = candidates.get(mid)
-        if c is None or not c.configured:
-            continue
-        if (needs_vision and not c.supports_vision) or (needs_tools and not c.supports_tools):
-            continue
-        if only_local is not None and c.is_local is not only_local:
-            continue
-        out.append(mid)
-    return out
-
-
-def merge_chain(pins: Sequence[str], chain: Sequence[str]) -> list[str]:
-    """Pins first, then the router's chain without repeats."""
-    return list(dict.fromkeys([*pins, *chain]))
 
 
 def transient_ollama_model(name: str, host: str, *, timeout_s: float = 120.0) -> ModelConfig:

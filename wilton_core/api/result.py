@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import orjson
+if TYPE_CHECKING:
+    from wilton_core.router.results import ChatOutcome
 
 __all__ = ["ChatResult"]
 
@@ -38,27 +39,26 @@ class ChatResult:
         return self.prompt_tokens + self.completion_tokens
 
     @classmethod
-    def from_wire(cls, body: bytes, headers: list[tuple[bytes, bytes]], latency_s: float) -> ChatResult:
-        """Build from the router's Outcome (JSON chat.completion bytes + x-wilton-* headers)."""
-        data: dict[str, Any] = orjson.loads(body)
-        h = {k.decode(): v.decode() for k, v in headers}
-        choice = (data.get("choices") or [{}])[0]
-        message = choice.get("message") or {}
-        usage = data.get("usage") or {}
-        fb = h.get("x-wilton-fallbacks", "0")
+    def of(cls, outcome: ChatOutcome, latency_s: float) -> ChatResult:
+        """From the router service's typed outcome (the same facts the HTTP headers render)."""
+        data = outcome.data
+        facts = outcome.facts
+        choices = data.get("choices")
+        choice: dict[str, Any] = choices[0] if isinstance(choices, list) and choices else {}
+        message: dict[str, Any] = choice.get("message") or {}
         return cls(
             text=message.get("content") or "",
-            model=h.get("x-wilton-model", str(data.get("model", ""))),
-            tier=h.get("x-wilton-tier", ""),
-            is_local=h.get("x-wilton-local") == "true",
-            intent=h.get("x-wilton-intent", ""),
-            difficulty=float(h.get("x-wilton-difficulty") or 0.0),
-            request_id=h.get("x-request-id", str(data.get("id", ""))),
+            model=facts.model.id,
+            tier=facts.model.tier,
+            is_local=facts.model.is_local,
+            intent=facts.intent,
+            difficulty=facts.difficulty,
+            request_id=facts.request_id,
             latency_s=latency_s,
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
+            prompt_tokens=outcome.usage.prompt_tokens,
+            completion_tokens=outcome.usage.completion_tokens,
             finish_reason=choice.get("finish_reason"),
-            fallbacks=() if fb in ("", "0") else tuple(fb.split(",")),
+            fallbacks=facts.fallbacks,
             tool_calls=tuple(message.get("tool_calls") or ()),
             data=data,
         )

@@ -21,7 +21,7 @@ import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal, Protocol, TypeVar
+from typing import Literal, TypeVar
 
 from wilton_core.audio.decode import decode_audio
 from wilton_core.audio.engines import AudioLimits, make_stt, make_tts
@@ -39,7 +39,7 @@ from wilton_core.errors import (
     UnknownModelError,
 )
 from wilton_core.router.fallback import Attempt, FallbackExecutor, ModelRuntime
-from wilton_core.types import Completion, LedgerRecord
+from wilton_core.types import Completion, Ledger, LedgerRecord
 
 __all__ = ["AUTO_AUDIO_MODELS", "AudioService", "SpeechOutcome", "TranscriptOutcome", "TranscriptStream"]
 
@@ -56,10 +56,6 @@ AUTO_AUDIO_MODELS: dict[str, bool | None] = {
     "tts-1": None, "tts-1-hd": None, "gpt-4o-mini-tts": None,
 }
 _STAGE = {"stt": "stt", "tts": "tts_generate"}
-
-
-class Ledger(Protocol):
-    def submit(self, record: LedgerRecord) -> None: ...
 
 
 class _NotChat:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["ModelFacts", "apply_preferences", "preferred_ids"]
+__all__ = ["ModelFacts", "PinCandidate", "apply_preferences", "merge_chain", "preferred_ids", "usable_pins"]
 
 INTENTS = ("chat", "code", "vision", "system")
 
@@ -69,3 +69,45 @@ def apply_preferences(chain: Sequence[str], preferred: Sequence[str], is_local: 
     n = len(preferred)
     first_local = is_local.get(chain[0]) if chain else None
     return sorted(chain, key=lambda m: (is_local.get(m) != first_local, rank.get(m, n)))
+
+
+@dataclass(frozen=True, slots=True)
+class PinCandidate:
+    """What the pin filter needs to know about one model of the running router."""
+
+    id: str
+    configured: bool
+    is_local: bool
+    supports_vision: bool
+    supports_tools: bool
+
+
+def usable_pins(
+    prefer: Sequence[str],
+    candidates: Mapping[str, PinCandidate],
+    *,
+    needs_vision: bool,
+    needs_tools: bool,
+    only_local: bool | None = None,
+) -> list[str]:
+    """The preferred ids that can serve this request: known, configured, able to.
+
+    The router would refuse a pinned model it has no key for, and a text-only model cannot read
+    an image: a preference that cannot work is dropped so the automatic chain serves instead.
+    """
+    out = []
+    for mid in dict.fromkeys(prefer):
+        c = candidates.get(mid)
+        if c is None or not c.configured:
+            continue
+        if (needs_vision and not c.supports_vision) or (needs_tools and not c.supports_tools):
+            continue
+        if only_local is not None and c.is_local is not only_local:
+            continue
+        out.append(mid)
+    return out
+
+
+def merge_chain(pins: Sequence[str], chain: Sequence[str]) -> list[str]:
+    """Pins first, then the router's chain without repeats."""
+    return list(dict.fromkeys([*pins, *chain]))

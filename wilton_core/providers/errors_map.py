@@ -11,14 +11,13 @@ that echoes the Authorization header back must not leak it into logs.
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
 import functools
 import inspect
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -202,29 +201,60 @@ class ErrorScope:
     # a provider's own mapping tried first (Gemini: the SDK's APIError carries the HTTP status)
     special: Callable[[Exception], ProviderError | None] | None = None
 
-    @contextlib.contextmanager
-    def request(self) -> Iterator[None]:
-        try:
-            yield
-        except ProviderError:
-            raise
-        except Exception as e:
-            detail = scrub(str(e) or type(e).__name__, self.secrets)[:_MAX_MESSAGE]
-            raise BadRequestError(f"{self.provider} {self.model}: the request cannot be sent to this provider: "
-                                  f"{detail}", provider=self.provider, model=self.model, status=400) from e
+    def request(self) -> _RequestFault:
+        return _RequestFault(self)
 
-    @contextlib.contextmanager
-    def reply(self) -> Iterator[None]:
-        try:
-            yield
-        except ProviderError as e:
+    def reply(self) -> _ReplyFault:
+        return _ReplyFault(self)
+
+    def request_error(self, e: Exception) -> ProviderError:
+        """What a failure translating the client's body means: the request's fault."""
+        if isinstance(e, ProviderError):
+            return e
+        detail = scrub(str(e) or type(e).__name__, self.secrets)[:_MAX_MESSAGE]
+        return BadRequestError(f"{self.provider} {self.model}: the request cannot be sent to this provider: "
+                               f"{detail}", provider=self.provider, model=self.model, status=400)
+
+    def reply_error(self, e: Exception) -> ProviderError:
+        """What a failure in the exchange with the upstream means: the upstream's fault."""
+        if isinstance(e, ProviderError):
             if not e.provider:  # raised below the provider (a size cap in the HTTP client): say whose
                 e.provider, e.model = self.provider, self.model
-            raise
-        except Exception as e:
-            mapped = self.special(e) if self.special is not None else None
-            raise (mapped or error_from_exception(e, provider=self.provider, model=self.model,
-                                                  secrets=self.secrets)) from e
+            return e
+        mapped = self.special(e) if self.special is not None else None
+        return mapped or error_from_exception(e, provider=self.provider, model=self.model, secrets=self.secrets)
+
+
+# Context managers as small classes, not @contextmanager generators: they wrap every upstream call
+# and a generator-based one costs several times more on the request path.
+class _RequestFault:
+    __slots__ = ("_scope",)
+
+    def __init__(self, scope: ErrorScope) -> None:
+        self._scope = scope
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: object) -> None:
+        if isinstance(e, Exception) and not isinstance(e, ProviderError):
+            raise self._scope.request_error(e) from e
+
+
+class _ReplyFault:
+    __slots__ = ("_scope",)
+
+    def __init__(self, scope: ErrorScope) -> None:
+        self._scope = scope
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: object) -> None:
+        if isinstance(e, Exception):
+            mapped = self._scope.reply_error(e)
+            if mapped is not e:
+                raise mapped from e
 
 
 class Scoped(Protocol):
@@ -240,21 +270,32 @@ def upstream_call(fn: F) -> F:
     The method's whole body runs inside `self.error_scope().reply()`; code that translates the
     client's body wraps itself in `.request()` first, so its failures are the request's fault.
     """
+    # The scope is built only when something fails: the happy path pays one try block.
     if inspect.isasyncgenfunction(fn):
         @functools.wraps(fn)
         async def gen(self: Scoped, *args: Any, **kw: Any) -> AsyncIterator[Any]:
             agen = fn(self, *args, **kw)
-            with self.error_scope().reply():
+            try:
                 try:
                     async for item in agen:
                         yield item
                 finally:
                     # closed now, not when collected: its `async with` releases the upstream connection
                     await agen.aclose()
+            except Exception as e:
+                mapped = self.error_scope().reply_error(e)
+                if mapped is e:
+                    raise
+                raise mapped from e
         return gen  # type: ignore[return-value]
 
     @functools.wraps(fn)
     async def call(self: Scoped, *args: Any, **kw: Any) -> Any:
-        with self.error_scope().reply():
+        try:
             return await fn(self, *args, **kw)
+        except Exception as e:
+            mapped = self.error_scope().reply_error(e)
+            if mapped is e:
+                raise
+            raise mapped from e
     return call  # type: ignore[return-value]

@@ -25,6 +25,8 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
 from urllib.parse import urlsplit
 from urllib.request import getproxies_environment, proxy_bypass_environment  # type: ignore[attr-defined]
 
@@ -35,6 +37,7 @@ from wilton_core.errors import ResponseTooLargeError
 from wilton_core.providers.limits import ByteBudget, is_stream_content_type
 
 __all__ = ["Http1Client", "Http1Response", "wants_http1"]
+
 
 _HIGH_WATER = 256 * 1024  # buffered body bytes before we stop reading the socket (streams)
 _NEWLINES = ("\n", "\r")
@@ -107,6 +110,7 @@ class _Conn(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
+        self.timer: asyncio.TimerHandle | None = None  # the read watchdog (see wait)
         self._reset()
 
     def _reset(self) -> None:
@@ -144,6 +148,7 @@ class _Conn(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.disarm()
         if self.error is None and self.headers_done and not self.complete and self._until_close():
             self.complete = True  # a body delimited by the end of the connection has ended
             self._wake()
@@ -201,6 +206,7 @@ class _Conn(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.complete = True
+        self.disarm()
         self.keep_alive = self.parser.should_keep_alive()
         self._wake()
 
@@ -226,6 +232,7 @@ class _Conn(asyncio.Protocol):
 
     def abort(self) -> None:
         self.closed = True
+        self.disarm()
         if self.transport is not None:
             self.transport.abort()
 
@@ -239,30 +246,38 @@ class _Conn(asyncio.Protocol):
         self.transport.write(data)
 
     async def wait(self) -> None:
-        """Wait for the next parser event; ReadTimeout when no byte came for `read_timeout`."""
+        """Wait for the next parser event; ReadTimeout when no byte came for `read_timeout`.
+
+        One watchdog timer per response, re-armed only when it fires early, instead of a timer per
+        wait: a stream waits once per chunk and this is its hot path."""
         if self.error is not None:
             raise self.error
         fut = self.loop.create_future()
         self.waiter = fut
-        timer = self.loop.call_at(self.last_data + self.read_timeout, self._on_timer)
+        if self.timer is None:
+            self.timer = self.loop.call_at(self.last_data + self.read_timeout, self._on_timer)
         try:
             await fut
         finally:
-            timer.cancel()
             self.waiter = None
         if self.error is not None:
             raise self.error
 
     def _on_timer(self) -> None:
+        self.timer = None
         w = self.waiter
         if w is None or w.done():
-            return
+            return  # nobody is waiting (the reader holds data): its next wait re-arms
         due = self.last_data + self.read_timeout
         if self.loop.time() < due:  # bytes arrived since the timer was set: wait the rest
-            timer = self.loop.call_at(due, self._on_timer)
-            w.add_done_callback(lambda _f: timer.cancel())
+            self.timer = self.loop.call_at(due, self._on_timer)
             return
         self._fail(httpx.ReadTimeout(f"no data from the upstream for {self.read_timeout:g}s"))
+
+    def disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
     def take(self) -> bytes:
         data = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
@@ -394,6 +409,7 @@ class Http1Client:
         self._open = 0
         self._waiters: deque[asyncio.Future[_Conn | None]] = deque()
         self._closed = False
+        self._targets: dict[str, str] = {}
 
     # -- the httpx.AsyncClient subset the providers use --------------------------------------
 
@@ -434,7 +450,12 @@ class Http1Client:
 
     # -- internals ---------------------------------------------------------------------------------
 
-    def _encode(self, method: str, url: str, content: bytes, headers: Mapping[str, str] | None) -> bytes:
+    def _target(self, url: str) -> str:
+        """The request target of `url` (an absolute URL on this origin, or a path), parsed once per
+        URL: a provider posts to the same one or two URLs all its life."""
+        target = self._targets.get(url)
+        if target is not None:
+            return target
         if url.startswith("http"):
             u = urlsplit(url)
             if (u.hostname, u.port or 80) != (self.host, self.port):
@@ -442,6 +463,12 @@ class Http1Client:
             target = (u.path or "/") + (f"?{u.query}" if u.query else "")
         else:
             target = url
+        if len(self._targets) < 64:
+            self._targets[url] = target
+        return target
+
+    def _encode(self, method: str, url: str, content: bytes, headers: Mapping[str, str] | None) -> bytes:
+        target = self._target(url)
         lines = [f"{method} {target} HTTP/1.1", f"Host: {self._host_header}"]
         for k, v in (headers or {}).items():
             if "\r" in v or "\n" in v or "\r" in k or "\n" in k:

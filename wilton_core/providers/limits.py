@@ -24,6 +24,7 @@ from typing import TypeVar
 
 import httpx
 
+from wilton_core.aio import within
 from wilton_core.config import ModelConfig, RoutingConfig
 from wilton_core.errors import ResponseTooLargeError, UpstreamTimeoutError
 
@@ -164,10 +165,9 @@ class Deadline:
                                     f"max_duration_s={self.limits.max_duration_s:g}s")
 
     async def run(self, aw: Awaitable[T]) -> T:
-        """`aw` awaited within what is left of the overall deadline."""
+        """`aw` awaited within what is left of the overall deadline (one timer handle: see aio.within)."""
         try:
-            async with asyncio.timeout_at(self.at):
-                return await aw
+            return await within(aw, self.at)
         except TimeoutError:
             raise self._expired(idle=False) from None
 

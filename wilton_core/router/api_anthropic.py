@@ -22,15 +22,16 @@ from wilton_core.router.anthropic_wire import (
     validate_messages_request,
 )
 from wilton_core.router.endpoints import ApiError, JsonReply, StreamReply, run_chat, run_chat_stream
-from wilton_core.router.service import ChunkStream, RouterService, StreamFailure
+from wilton_core.router.render import routing_headers
+from wilton_core.router.results import ChunkStream, RoutingFacts, StreamFailure
+from wilton_core.router.service import RouterService
 
 __all__ = ["AnthropicCountTokens", "AnthropicMessages"]
 
 
-def _with_request_id(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+def _headers(facts: RoutingFacts, caller: Caller | None) -> list[tuple[bytes, bytes]]:
     # the Anthropic SDK reads `request-id` (its `_request_id`); ours is the ledger's id
-    rid = next((v for k, v in headers if k == b"x-request-id"), None)
-    return headers + ([(b"request-id", rid)] if rid else [])
+    return [*routing_headers(facts, caller), (b"request-id", facts.request_id.encode())]
 
 
 class _AnthropicErrors:
@@ -49,13 +50,12 @@ class AnthropicMessages(_AnthropicErrors):
         chat = to_chat(req)
         if req.get("stream"):
             out = await run_chat_stream(self.service, chat, request_id, started, caller, prefix="msg_")
-            return StreamReply(_with_request_id(out.headers), self._events(out, chat))
+            return StreamReply(_headers(out.facts, caller), self._events(out, chat))
         res = await run_chat(self.service, chat, request_id, started, caller, prefix="msg_")
-        return JsonReply(200, orjson.dumps(from_chat(res.data)), _with_request_id(res.headers))
+        return JsonReply(200, orjson.dumps(from_chat(res.data)), _headers(res.facts, caller))
 
     async def _events(self, out: ChunkStream, chat: dict[str, Any]) -> AsyncGenerator[bytes, None]:
-        rid = next((v.decode() for k, v in out.headers if k == b"x-request-id"), "")
-        tr = MessagesStream(rid, out.model.id, estimate_tokens(chat["messages"]))
+        tr = MessagesStream(out.facts.request_id, out.facts.model.id, estimate_tokens(chat["messages"]))
         try:
             async for item in out.chunks:
                 if isinstance(item, StreamFailure):

@@ -16,6 +16,7 @@ import orjson
 from wilton_core.access.caller import Caller
 from wilton_core.errors import RequestError
 from wilton_core.router.endpoints import JsonReply, OpenAIErrors
+from wilton_core.router.render import routing_headers
 from wilton_core.router.service import RouterService
 
 __all__ = ["MAX_INPUTS", "Embeddings", "validate_embeddings_request"]
@@ -71,8 +72,8 @@ class Embeddings(OpenAIErrors):
         model, inputs, dims, fmt = validate_embeddings_request(body)
         rid = request_id or self.service.new_request_id("emb-")
         res = await self.service.embed(model, inputs, dims, rid, started, caller)
-        out = {"object": "list", "model": res.model.id,
+        out = {"object": "list", "model": res.facts.model.id,
                "data": [{"object": "embedding", "index": i, "embedding": _encode(v, fmt)}
                         for i, v in enumerate(res.vectors)],
                "usage": {"prompt_tokens": res.usage.prompt_tokens, "total_tokens": res.usage.prompt_tokens}}
-        return JsonReply(200, orjson.dumps(out), res.headers)
+        return JsonReply(200, orjson.dumps(out), routing_headers(res.facts, caller))

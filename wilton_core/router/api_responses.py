@@ -14,8 +14,10 @@ import orjson
 
 from wilton_core.access.caller import Caller
 from wilton_core.router.endpoints import JsonReply, OpenAIErrors, StreamReply, run_chat, run_chat_stream
+from wilton_core.router.render import routing_headers
 from wilton_core.router.responses_wire import ResponsesStream, from_chat, to_chat, validate_responses_request
-from wilton_core.router.service import ChunkStream, RouterService, StreamFailure
+from wilton_core.router.results import ChunkStream, StreamFailure
+from wilton_core.router.service import RouterService
 
 __all__ = ["Responses"]
 
@@ -30,13 +32,12 @@ class Responses(OpenAIErrors):
         chat = to_chat(req)
         if req.get("stream"):
             out = await run_chat_stream(self.service, chat, request_id, started, caller, prefix="resp_")
-            return StreamReply(out.headers, self._events(req, out))
+            return StreamReply(routing_headers(out.facts, caller), self._events(req, out))
         res = await run_chat(self.service, chat, request_id, started, caller, prefix="resp_")
-        return JsonReply(200, orjson.dumps(from_chat(req, res.data)), res.headers)
+        return JsonReply(200, orjson.dumps(from_chat(req, res.data)), routing_headers(res.facts, caller))
 
     async def _events(self, req: dict[str, Any], out: ChunkStream) -> AsyncGenerator[bytes, None]:
-        rid = next((v.decode() for k, v in out.headers if k == b"x-request-id"), "")
-        tr = ResponsesStream(req, rid, out.model.id, int(time.time()))
+        tr = ResponsesStream(req, out.facts.request_id, out.facts.model.id, int(time.time()))
         try:
             async for item in out.chunks:
                 if isinstance(item, StreamFailure):

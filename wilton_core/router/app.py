@@ -12,18 +12,20 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
 
 from wilton_core.access.caller import Caller
 from wilton_core.access.gate import Gate, Refusal
+from wilton_core.aio import within
 from wilton_core.audio.service import AudioService
 from wilton_core.errors import NoHealthyModelError, RequestError
 from wilton_core.router.asgi import Receive, Scope, Send
 from wilton_core.router.audio_routes import CALLER_KEY, AudioRoutes
-from wilton_core.router.endpoints import ApiError, Endpoint, JsonReply
+from wilton_core.router.endpoints import ApiError, Endpoint, JsonReply, StreamReply
+from wilton_core.router.render import chat_sse, routing_headers
 from wilton_core.router.request_ids import client_request_id
 from wilton_core.router.service import RouterService
 from wilton_core.router.wire import error_body, validate_chat_request
@@ -105,27 +107,33 @@ async def _pump(chunks: AsyncIterator[bytes], send: Send) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-async def _until_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
 async def _relay(chunks: AsyncIterator[bytes], receive: Receive, send: Send) -> None:
     """Send a stream until it ends or the client leaves; leaving cancels the relay, which stops
     reading the upstream and records the request as client_disconnected (the disconnect is watched
-    on receive: an ASGI server's send need not fail on a closed connection)."""
-    pump = asyncio.ensure_future(_pump(chunks, send))
-    gone = asyncio.ensure_future(_until_disconnect(receive))
+    on receive: an ASGI server's send need not fail on a closed connection).
+
+    The stream is pumped in this task; one watcher task cancels it when the client leaves."""
+    task = asyncio.current_task()
+    assert task is not None
+    left = False
+
+    async def watch() -> None:
+        nonlocal left
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        left = True
+        task.cancel()
+
+    cancelling = task.cancelling()
+    watcher = asyncio.ensure_future(watch())
     try:
-        await asyncio.wait((pump, gone), return_when=asyncio.FIRST_COMPLETED)
+        await _pump(chunks, send)
+    except asyncio.CancelledError:
+        if left and task.uncancel() <= cancelling:
+            return  # the client left: the relay stopped, and the stream recorded it
+        raise
     finally:
-        gone.cancel()
-        if not pump.done():
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
-    if not pump.cancelled():
-        pump.result()  # the relay's own error, if any, is the caller's to answer
+        watcher.cancel()
 
 
 def _more_apis(service: RouterService) -> dict[str, Endpoint]:
@@ -143,6 +151,11 @@ def _more_apis(service: RouterService) -> dict[str, Endpoint]:
         apis[prefix + "/embeddings"] = Embeddings(service)
         apis[prefix + "/feedback"] = Feedback.of(service)  # issue 16: routing labels from apps
     return apis
+
+
+def _is_local(model: Mapping[str, object]) -> bool:
+    facts = model.get("wilton")
+    return isinstance(facts, dict) and bool(facts.get("is_local"))
 
 
 class RouterApp:
@@ -293,8 +306,8 @@ class RouterApp:
         rid = client_request_id(scope.get("headers", ())) or svc.new_request_id()
         echo = [(b"x-request-id", rid.encode())]
         try:
-            async with asyncio.timeout(self.body_timeout_s):
-                raw = await _read_body(scope, receive, svc.routing.max_body_bytes)
+            raw = await within(_read_body(scope, receive, svc.routing.max_body_bytes),
+                               asyncio.get_running_loop().time() + self.body_timeout_s)
         except TimeoutError:
             await _send_error(send, 408, f"The request body did not arrive within {self.body_timeout_s:g} s.",
                               "invalid_request_error", None, "request_timeout", [(b"connection", b"close")])
@@ -325,14 +338,20 @@ class RouterApp:
             caller = verdict
         try:
             validate_chat_request(body)
-            decision = svc.decide(body, started, caller, rid)
+            route = svc.decide(body, started, caller, rid)
             if body.get("stream"):
-                out = await svc.stream(body, decision)
-                await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + out.headers})
-                await _relay(out.chunks, receive, send)
+                out = await svc.stream(body, route)
+                include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+                sse = chat_sse(out, include_usage)
+                try:
+                    await send({"type": "http.response.start", "status": 200,
+                                "headers": _SSE_HEADERS + routing_headers(out.facts, caller)})
+                    await _relay(sse, receive, send)
+                finally:
+                    await sse.aclose()  # a client gone mid-stream: the upstream is closed, the row written
                 return
-            res = await svc.complete(body, decision)
-            await _send_json(send, 200, res.body, res.headers)
+            res = await svc.complete(body, route)
+            await _send_json(send, 200, orjson.dumps(res.data), routing_headers(res.facts, caller))
         except RequestError as e:
             await _send_error(send, e.status, e.message, e.type, e.param, e.code, echo)
         except NoHealthyModelError as e:
@@ -365,8 +384,7 @@ class RouterApp:
         refused: ApiError | None = None
         extra: list[tuple[bytes, bytes]] = []
         try:
-            async with asyncio.timeout(self.body_timeout_s):
-                raw = await _read_body(scope, receive, limit)
+            raw = await within(_read_body(scope, receive, limit), asyncio.get_running_loop().time() + self.body_timeout_s)
             body = orjson.loads(raw)
         except TimeoutError:
             refused = ApiError(408, f"The request body did not arrive within {self.body_timeout_s:g} s.",
@@ -388,6 +406,7 @@ class RouterApp:
                 extra = list(verdict.headers)
             else:
                 caller = verdict
+        reply: JsonReply | StreamReply
         if refused is not None:
             reply = api.render_error(refused)
             reply.headers += extra + echo
@@ -430,7 +449,7 @@ class RouterApp:
             audio = self.audio.service.list_models(int(self.service.started_at))
             if caller is not None and not caller.admin:
                 audio = [{"id": m["id"], "object": "model", "created": m["created"], "owned_by": "wilton"}
-                         for m in audio if caller.permits(m["id"], bool(m.get("wilton", {}).get("is_local")))]
+                         for m in audio if caller.permits(str(m["id"]), _is_local(m))]
             listing["data"] += audio
         await _send_json(send, 200, orjson.dumps(listing))
 

@@ -143,7 +143,8 @@ def build_app(settings: Settings, *, store: SqlStore | None = None,
     gate = Gate(models={m.id: m.is_local for m in config.models}, master_key=settings.master_key_value(),
                 store=store, writer=ledger, redis_url=settings.redis_url, refresh_s=settings.key_refresh_s,
                 replica=settings.replica_id)
-    service = RouterService(config, store=store, ledger=LedgerTap(ledger, gate.observe), providers=providers,
+    service = RouterService(config, store=store, ledger=LedgerTap(ledger, gate.observe), writer=ledger,
+                            providers=providers,
                             replica=settings.replica_id, overhead_observer=overhead.observe,
                             probe_models=config.routing.probe_models,
                             capture_prompts=settings.capture_prompts)

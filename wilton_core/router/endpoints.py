@@ -16,11 +16,11 @@ from typing import Any, Protocol
 
 from wilton_core.access.caller import Caller
 from wilton_core.errors import NoHealthyModelError, RequestError
-from wilton_core.router.service import ChatResult, ChunkStream, RouterService
+from wilton_core.router.results import ChatOutcome, ChunkStream
+from wilton_core.router.service import RouterService
 from wilton_core.router.wire import error_body, validate_chat_request
 
 __all__ = ["ApiError", "Endpoint", "JsonReply", "OpenAIErrors", "StreamReply", "run_chat", "run_chat_stream"]
-
 
 
 @dataclass(slots=True)
@@ -88,10 +88,10 @@ def _checked(chat: dict[str, Any]) -> dict[str, Any]:
 
 
 async def run_chat(service: RouterService, chat: dict[str, Any], request_id: str | None,
-                   started: float, caller: Caller | None, prefix: str = "chatcmpl-") -> ChatResult:
+                   started: float, caller: Caller | None, prefix: str = "chatcmpl-") -> ChatOutcome:
     d = service.decide(_checked(chat), started, caller=caller,
                        request_id=request_id or service.new_request_id(prefix))
-    return await service.complete_result(chat, d)
+    return await service.complete(chat, d)
 
 
 async def run_chat_stream(service: RouterService, chat: dict[str, Any], request_id: str | None,
@@ -99,4 +99,4 @@ async def run_chat_stream(service: RouterService, chat: dict[str, Any], request_
     chat["stream"] = True
     d = service.decide(_checked(chat), started, caller=caller,
                        request_id=request_id or service.new_request_id(prefix))
-    return await service.stream_result(chat, d)
+    return await service.stream(chat, d)

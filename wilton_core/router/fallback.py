@@ -26,7 +26,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -43,7 +43,7 @@ from wilton_core.router.tracing import CURRENT
 from wilton_core.router.wire import MAX_JSON_DEPTH, json_depth_exceeds
 from wilton_core.types import Completion
 
-__all__ = ["Attempt", "ChainResult", "FallbackExecutor", "ModelRuntime", "StreamStart"]
+__all__ = ["Attempt", "ChainResult", "FallbackExecutor", "ModelRuntime", "StreamStart", "aclose_quietly"]
 
 _T = TypeVar("_T")
 
@@ -263,7 +263,7 @@ class FallbackExecutor:
                 raise UnavailableError("upstream closed the stream with no data",
                                        provider=rt.cfg.provider, model=rt.cfg.id) from None
             except BaseException:
-                await _aclose(agen)
+                await aclose_quietly(agen)
                 raise
             return held[0], (agen if len(held) == 1 else _resume(held[1:], agen))
 
@@ -294,12 +294,12 @@ async def _resume(held: list[dict[str, Any]], agen: AsyncIterator[dict[str, Any]
         async for chunk in agen:
             yield chunk
     finally:
-        await _aclose(agen)
+        await aclose_quietly(agen)
 
 
-async def _aclose(agen: AsyncIterator[Any]) -> None:
-    close = getattr(agen, "aclose", None)
-    if close is not None:
-        # closing a broken upstream stream must not mask the real error
+async def aclose_quietly(stream: AsyncIterator[Any]) -> None:
+    """Close an upstream stream now (releasing its connection); closing a broken one must not mask
+    the real error. A plain iterator has nothing to close."""
+    if isinstance(stream, AsyncGenerator):
         with contextlib.suppress(Exception):
-            await close()
+            await stream.aclose()

@@ -169,7 +169,7 @@ class Feedback(OpenAIErrors):
 
     @classmethod
     def of(cls, service: RouterService) -> Feedback:
-        return cls(service.store, service.ledger, enabled=service.config.learning.feedback)
+        return cls(service.store, service.lifecycle.writer, enabled=service.config.learning.feedback)
 
     async def handle(self, body: Any, request_id: str | None, started: float,
                      caller: Caller | None) -> JsonReply:

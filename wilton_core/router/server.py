@@ -49,10 +49,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from wilton_core.router.asgi import ASGIApp, Message
 from wilton_core.router.wire import error_body
+
+if TYPE_CHECKING:
+    from wilton_core.settings import Settings
 
 __all__ = ["FastServer", "Limits", "limits_from", "serve"]
 
@@ -80,7 +83,7 @@ class Limits:
     max_connections: int = 1000
 
 
-def limits_from(settings: Any) -> Limits:
+def limits_from(settings: Settings) -> Limits:
     return Limits(max_header_bytes=settings.router_max_header_bytes, max_headers=settings.router_max_headers,
                   header_timeout_s=settings.router_header_timeout_s, body_timeout_s=settings.router_body_timeout_s,
                   keep_alive_s=settings.router_keep_alive_s, max_connections=settings.router_max_connections)
@@ -763,7 +766,7 @@ class _Lifespan:
 
     async def startup(self) -> None:
         scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
-        self.task = asyncio.create_task(self.app(scope, self._receive, self._send))
+        self.task = asyncio.ensure_future(self.app(scope, self._receive, self._send))
         await self.inbox.put({"type": "lifespan.startup"})
         msg = await self._reply()
         if msg["type"] != "lifespan.startup.complete":

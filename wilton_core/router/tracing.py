@@ -19,7 +19,14 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from wilton_core.errors import ProviderError
+
+if TYPE_CHECKING:  # the [otel] extra; at run time nothing is imported while tracing is off
+    from opentelemetry.context import Context
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Span, Tracer
 
 __all__ = ["CURRENT", "RequestSpan", "Tracing", "tracing_from_env"]
 
@@ -31,7 +38,7 @@ class RequestSpan:
 
     __slots__ = ("_ctx", "_done", "_tracer", "span")
 
-    def __init__(self, tracer: Any, span: Any, ctx: Any) -> None:
+    def __init__(self, tracer: Tracer, span: Span, ctx: Context) -> None:
         self._tracer = tracer
         self.span = span
         self._ctx = ctx
@@ -44,7 +51,7 @@ class RequestSpan:
         try:
             yield
         except BaseException as e:
-            kind = getattr(e, "kind", None) or type(e).__name__  # ProviderError.kind, or the exception's name
+            kind = e.kind if isinstance(e, ProviderError) else type(e).__name__
             child.set_attribute("wilton.error", str(kind))
             from opentelemetry.trace import Status, StatusCode
 
@@ -52,6 +59,9 @@ class RequestSpan:
             raise
         finally:
             child.end()
+
+    def set(self, key: str, value: str) -> None:
+        self.span.set_attribute(key, value)
 
     def end(self, attributes: Mapping[str, Any]) -> None:
         if self._done:  # a refusal recorded, then re-raised and recorded again: one end
@@ -73,7 +83,7 @@ CURRENT: ContextVar[RequestSpan | None] = ContextVar("wilton_request_span", defa
 class Tracing:
     """Starts request spans on an OpenTelemetry tracer (a real SDK one, or a test's)."""
 
-    def __init__(self, tracer: Any, provider: Any = None) -> None:
+    def __init__(self, tracer: Tracer, provider: TracerProvider | None = None) -> None:
         self._tracer = tracer
         self._provider = provider
 
