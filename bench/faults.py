@@ -111,7 +111,7 @@ timeout_s = {timeout}
 [routing]
 backoff_base_s = 0.01
 backoff_max_s = 0.05
-max_retry_after_s = 0.5
+max_retry_after_s = 1.5
 cooldown_failures = 3
 cooldown_s = {cooldown}
 cooldown_max_s = {cooldown_max}
