@@ -36,6 +36,7 @@ from wilton_core.access.caller import OPEN, Caller
 from wilton_core.access.keys import ApiKey, KeyRepo, hash_key, looks_like_key, period_start
 from wilton_core.access.ratelimit import LimitCheck, RateLimiter
 from wilton_core.access.spend import SpendBook
+from wilton_core.core.preferences import AUTO_MODELS
 from wilton_core.router.wire import error_body
 from wilton_core.types import LedgerRecord
 
@@ -58,7 +59,6 @@ __all__ = [
 
 log = logging.getLogger("wilton.access")
 
-AUTO_MODELS = frozenset({"auto", "", "local", "api"})
 # the error classes of gate refusals (migration 0011 counts these as `refused`)
 REFUSAL_CODES = ("invalid_api_key", "model_not_allowed", "model_not_local", "invalid_privacy_header",
                  "rate_limit_exceeded", "insufficient_quota")

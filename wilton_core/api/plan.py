@@ -14,7 +14,7 @@ from typing import Any
 
 from wilton_core.config import ModelConfig
 from wilton_core.core.intent import Intent, IntentDefaults
-from wilton_core.core.preferences import PinCandidate, merge_chain, usable_pins
+from wilton_core.core.preferences import AUTO_MODELS, PinCandidate, merge_chain, usable_pins
 
 __all__ = [
     "AUTO_NAMES",
@@ -27,8 +27,8 @@ __all__ = [
     "usable_pins",
 ]
 
-# `model` values that ask the router to choose (router.decide.AUTO_MODELS): never pinned.
-AUTO_NAMES = frozenset({"auto", "", "local", "api"})
+# `model` values that ask the router to choose: never pinned (one definition, core/preferences.py)
+AUTO_NAMES = AUTO_MODELS
 
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9._:/@+-]")
 

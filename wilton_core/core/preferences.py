@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
-__all__ = ["ModelFacts", "PinCandidate", "apply_preferences", "merge_chain", "preferred_ids", "usable_pins"]
+__all__ = ["AUTO_MODELS", "ModelFacts", "PinCandidate", "apply_preferences", "merge_chain", "preferred_ids", "usable_pins"]
 
 INTENTS = ("chat", "code", "vision", "system")
+
+# `model` values that ask the router to choose, and the class each restricts the choice to
+# (True: local only, False: API only, None: either). The one definition: the router's decision,
+# the key gate's allow-lists and the in-process API's pins all read this.
+AUTO_MODELS: Mapping[str, bool | None] = MappingProxyType({"auto": None, "": None, "local": True, "api": False})
 
 
 @dataclass(frozen=True, slots=True)

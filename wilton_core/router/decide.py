@@ -19,6 +19,7 @@ from wilton_core.core.classify import classify_request
 from wilton_core.core.intent import INTENT_CAPABILITY, Intent, intent_defaults_from_env
 from wilton_core.core.messages import estimate_tokens, has_images, transcript
 from wilton_core.core.preferences import (
+    AUTO_MODELS,
     ModelFacts,
     PinCandidate,
     apply_preferences,
@@ -42,8 +43,6 @@ from wilton_core.router.state import RouterState
 
 __all__ = ["AUTO_MODELS", "Decider", "no_model_message"]
 
-# `model` values that mean "let the stack choose", optionally restricted to one class
-AUTO_MODELS: dict[str, bool | None] = {"auto": None, "": None, "local": True, "api": False}
 
 _LatencyStats = dict[str, tuple[float | None, float | None, float | None]]
 
