@@ -210,3 +210,21 @@ def test_a_config_that_does_not_load_is_down_and_says_why(tmp_path: Path) -> Non
     rows = collect_status(specs, tmp_path, timeout_s=0.3)
     assert rows[0].state == "down" and rows[0].detail.startswith("config error: ")
     assert exit_code(rows) == 1
+
+
+def test_the_api_tier_is_chat_models_only() -> None:
+    """An API speech or embedding model without its key is not a missing chat API model (the
+    fresh-clone walk printed "..., its key" for the default config's Groq whisper entry)."""
+    from wilton_core.cli.status import api_tier_from_router
+
+    body = {"data": [
+        {"id": "auto", "wilton": {"description": "let the router choose"}},
+        {"id": "gpt-4o", "wilton": {"is_local": False, "configured": False, "kind": "chat",
+                                    "reason": "set OPENAI_API_KEY"}},
+        {"id": "groq-whisper", "wilton": {"is_local": False, "configured": False, "kind": "stt"}},
+        {"id": "api-embed", "wilton": {"is_local": False, "configured": True, "kind": "embedding"}},
+    ]}
+    tier = api_tier_from_router(body)
+    assert tier is not None
+    assert tier.missing == (("gpt-4o", "OPENAI_API_KEY"),)
+    assert tier.configured == ()

@@ -204,8 +204,8 @@ def api_tier_from_router(body: Any) -> ApiTier | None:
     missing: list[tuple[str, str]] = []
     for m in data:
         w = m.get("wilton") if isinstance(m, dict) else None
-        if not isinstance(w, dict) or w.get("is_local") is not False:
-            continue  # "auto" and the local models
+        if not isinstance(w, dict) or w.get("is_local") is not False or w.get("kind", "chat") != "chat":
+            continue  # "auto", the local models, and embedding/speech models (the API tier is chat's)
         mid = str(m.get("id"))
         if w.get("configured") is True:
             ok.append(mid)
