@@ -294,3 +294,16 @@ def test_scores_are_identical_across_processes() -> None:
         for seed in ("1", "2", "3")
     }
     assert len(outs) == 1, outs
+
+
+def test_reasoning_phrases_count_only_at_the_start_of_a_word() -> None:
+    from wilton_core.core.difficulty import DEFAULT_INTENT_PRIOR, prior_log_odds
+    from wilton_core.core.intent import Intent
+
+    def reasoning(text: str) -> float:
+        return prior_log_odds(text, Intent.CHAT, DEFAULT_INTENT_PRIOR)["reasoning_request"]
+
+    assert reasoning("Please improve the wording of this email.") == 0.0  # not "prove the"
+    assert reasoning("Prove Fermat's little theorem.") == 1.0
+    assert reasoning("Prove that sqrt(2) is irrational, step by step.") == 2.0
+    assert reasoning("Demonstre que 2 é primo.") == 1.0

@@ -108,11 +108,21 @@ _PRIOR_SCAN_CHARS = 1000
 SHORT_PROMPT_PRIOR = -3.0  # at 0 chars, fading linearly to 0 at SHORT_PROMPT_CHARS
 REASONING_PRIOR = 1.0  # per distinct explicit multi-step phrase, at most 2 of them
 _REASONING_PHRASES: tuple[str, ...] = (
-    "step by step", "step-by-step", "prove that", "prove the", "derive ", "show that",
+    "step by step", "step-by-step", "prove ", "derive ", "show that",
     "show your work", "show your reasoning", "justify each", "passo a passo", "demonstre",
     "prove que", "justifique", "étape par étape", "démontre", "démontrez", "justifiez",
     "paso a paso", "demuestra", "demuestre", "justifica",
 )
+
+
+def _starts_a_word(low: str, phrase: str) -> bool:
+    """`phrase` occurs in `low` at the start of a word ("improve the" is not "prove the")."""
+    i = low.find(phrase)
+    while i >= 0:
+        if i == 0 or not low[i - 1].isalnum():
+            return True
+        i = low.find(phrase, i + 1)
+    return False
 
 
 def _logit(p: float) -> float:
@@ -135,7 +145,7 @@ def prior_log_odds(text: str, intent: Intent, intent_prior: Mapping[Intent, floa
     # prompt, and the cost stays flat however long the pasted material in between is.
     low = (text if len(text) <= 2 * _PRIOR_SCAN_CHARS else text[:_PRIOR_SCAN_CHARS] + "\n"
            + text[-_PRIOR_SCAN_CHARS:]).lower()
-    hits = sum(1 for phrase in _REASONING_PHRASES if phrase in low)
+    hits = sum(1 for phrase in _REASONING_PHRASES if _starts_a_word(low, phrase))
     return {
         "intent": intent_prior.get(intent, 0.0),
         "short_prompt": short,
