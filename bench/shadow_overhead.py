@@ -26,19 +26,15 @@ import platform
 import random
 import sys
 import tempfile
-import time
 import timeit
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from store_slow import Arm, summary
+from store_slow import Arm, drive, summary
 
 from wilton_core.config import LearningConfig, StackConfig, parse_config
-from wilton_core.router.app import RouterApp
 from wilton_core.router.service import RouterService
 from wilton_core.router.shadow import ShadowJudge
 from wilton_core.store import open_store
@@ -71,22 +67,8 @@ async def _round(arm: Arm, url: str, requests: int, concurrency: int, store: Any
     if store is not None:
         svc.shadow = _judge(svc, store)
     await svc.start()
-    left = [requests]
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=RouterApp(svc)), base_url="http://r",
-                                     timeout=30) as client:
-            async def worker() -> None:
-                while left[0] > 0:
-                    left[0] -= 1
-                    t0 = time.perf_counter()
-                    r = await client.post("/v1/chat/completions", json=BODY)
-                    arm.latency_ms.append((time.perf_counter() - t0) * 1000)
-                    if r.status_code != 200:
-                        arm.errors += 1
-                        continue
-                    arm.overhead_ms.append(float(r.headers["x-wilton-overhead-ms"]))
-
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await drive(svc, arm, requests, concurrency, BODY)
         if svc.shadow is not None:
             await svc.shadow.drain()
             c = svc.shadow.counts

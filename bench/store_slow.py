@@ -84,33 +84,37 @@ def _config(url: str) -> Any:
                          "routing": {"probe_models": False}})
 
 
+BODY: dict[str, Any] = {"model": "auto", "messages": [{"role": "user", "content": "Say hello in one word."}]}
+
+
+async def drive(svc: RouterService, arm: Arm, requests: int, concurrency: int,
+                body: dict[str, Any] = BODY) -> None:
+    """`requests` chat requests through the router's ASGI app, `concurrency` at a time, into `arm`
+    (the in-process client loop of this bench, tracing_overhead.py and shadow_overhead.py)."""
+    left = [requests]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=RouterApp(svc)), base_url="http://router",
+                                 timeout=30) as client:
+
+        async def worker() -> None:
+            while left[0] > 0:
+                left[0] -= 1
+                t0 = time.perf_counter()
+                r = await client.post("/v1/chat/completions", json=body)
+                arm.latency_ms.append((time.perf_counter() - t0) * 1000)
+                if r.status_code != 200:
+                    arm.errors += 1
+                    continue
+                arm.overhead_ms.append(float(r.headers["x-wilton-overhead-ms"]))
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
 async def _round(arm: Arm, store: Any, url: str, requests: int, concurrency: int) -> None:
     writer = LedgerWriter(store)
     svc = RouterService(_config(url), store=store, ledger=writer, writer=writer, environ={}, replica=arm.name)
     await svc.start()
-    body = {"model": "auto", "messages": [{"role": "user", "content": "Say hello in one word."}]}
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(requests):
-        queue.put_nowait(i)
     try:
-        transport = httpx.ASGITransport(app=RouterApp(svc))
-        async with httpx.AsyncClient(transport=transport, base_url="http://router", timeout=30) as client:
-
-            async def worker() -> None:
-                while True:
-                    try:
-                        queue.get_nowait()
-                    except asyncio.QueueEmpty:
-                        return
-                    t0 = time.perf_counter()
-                    r = await client.post("/v1/chat/completions", json=body)
-                    arm.latency_ms.append((time.perf_counter() - t0) * 1000)
-                    if r.status_code != 200:
-                        arm.errors += 1
-                        continue
-                    arm.overhead_ms.append(float(r.headers["x-wilton-overhead-ms"]))
-
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await drive(svc, arm, requests, concurrency)
     finally:
         await svc.stop()  # flushes the ledger: a slow store makes this slower, never the requests
     arm.store_calls += getattr(store, "slow_calls", 0)

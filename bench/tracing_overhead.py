@@ -19,18 +19,14 @@ import argparse
 import asyncio
 import platform
 import sys
-import time
 import timeit
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from store_slow import Arm, _config, summary
+from store_slow import Arm, _config, drive, summary
 
-from wilton_core.router.app import RouterApp
 from wilton_core.router.service import RouterService
 from wilton_core.router.tracing import Tracing
 from wilton_core.testing.fake_upstream import FakeUpstream
@@ -52,23 +48,8 @@ def _tracing_on() -> Tracing:
 async def _round(arm: Arm, url: str, requests: int, concurrency: int, tracing: Tracing | None) -> None:
     svc = RouterService(_config(url), environ={}, tracing=tracing)
     await svc.start()
-    body = {"model": "auto", "messages": [{"role": "user", "content": "Say hello in one word."}]}
-    left = [requests]
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=RouterApp(svc)), base_url="http://r",
-                                     timeout=30) as client:
-            async def worker() -> None:
-                while left[0] > 0:
-                    left[0] -= 1
-                    t0 = time.perf_counter()
-                    r = await client.post("/v1/chat/completions", json=body)
-                    arm.latency_ms.append((time.perf_counter() - t0) * 1000)
-                    if r.status_code != 200:
-                        arm.errors += 1
-                        continue
-                    arm.overhead_ms.append(float(r.headers["x-wilton-overhead-ms"]))
-
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await drive(svc, arm, requests, concurrency)
     finally:
         await svc.stop()
 
