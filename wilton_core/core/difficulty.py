@@ -35,9 +35,11 @@ worse than random, and only this ramp kept every held-out field at or above the 
 (docs/routing_quality.md).
 
 **Request path.** At load the model is folded per key (`_Folded`): each n-gram or word maps to
-one row holding its idf-weighted head weights, its word vector's projections onto the heads
-(the mean vector enters the logits linearly) and the raw vector (for the similarity). Scoring
-is one dict lookup pass over the request's keys, one row sum, one small projection.
+one Python int packing fixed-point fields: its idf-weighted head weights, its word vector's
+projections onto the heads (the mean vector enters the logits linearly), its dot products with
+the OOD centroids and the raw vector (for the norm). Scoring is one dict lookup pass over the
+request's keys, one C-level sum of their ints and a decode of the sum: no numpy call, which in
+the router's event loop cost more than the arithmetic (see `_Folded`).
 
 `priors` are hand-set log-odds for what the training data (MMLU multiple choice) cannot teach:
 the intent (local models are weaker on code and images; internal commands are trivial), very
@@ -206,56 +208,128 @@ class Heads(NamedTuple):
     similarity: float    # max cosine of the mean word vector to the training centroids (0: no known word)
 
 
-# Columns of `_Folded.table`, one row per known key (n-gram or word); then the raw word vector.
+# Fields of a key's packed integer (see `_Folded`): six scalars, then the word vector's cosine
+# numerators against each OOD centroid, then the raw word vector (for the norm).
 _IDF2, _NG_S, _NG_W, _KNOWN, _VEC_S, _VEC_W = range(6)
 _N_SCALAR_COLS = 6
+_FIELD_BITS = 32
+_MAGNITUDE = (1 << 21) - 1   # |quantised value| of one key's field
+_BIAS = 1 << 21              # added to each present field, so a key's fields are never negative
+_MAX_KEYS_PER_SUM = (1 << (_FIELD_BITS - 22)) - 1  # 1023 biased fields < 2**32: no carry between fields
 
 
 @dataclass(frozen=True, slots=True)
 class _Folded:
-    """The model folded per key at load time, so `score` is one lookup pass and one row sum.
+    """The model folded per key at load time, so `heads` is one lookup pass and one integer sum.
 
-    The mean word vector enters the learned logits linearly (w . mean(v) = mean(w . v)), so each
-    word carries its two projections instead of being projected per request; its raw vector is
-    kept only for the OOD similarity (cosine is scale-free: the sum serves as well as the mean).
-    `project` maps the row sum to the six scalar sums followed by the centroid products in one
-    matrix-vector product.
+    Each known key (n-gram or word) is one Python int holding fixed-point fields of 32 bits:
+    its idf^2, idf-weighted head weights, whether it has a word vector, that vector's projections
+    onto the heads (the mean vector enters the logits linearly: w . mean(v) = mean(w . v)), its
+    dot products with the OOD centroids and the raw vector (for the norm; cosine is scale-free,
+    the sum serves as well as the mean). Adding the ints adds every field at once: the request
+    path is dict lookups and C-level int additions, with no numpy call. That matters more than
+    the instruction count suggests: in the router, between socket reads, each numpy call cost
+    ~7 us of cold-cache dispatch and some released the GIL to the ledger writer's thread (the
+    gateway benchmark and docs/benchmarks.md). Integer sums are also exact, so every replica
+    gets the same score whatever the order of the keys.
+
+    Quantisation: each field (each group, for the centroid products and the vector) is scaled
+    so its largest absolute value in the model maps to 2**21 - 1: a relative resolution of 5e-7
+    of that maximum, finer than the float32 table this replaced. Present fields carry a bias of
+    2**21, so up to 1023 keys sum without a carry from one field into the next; the bias is
+    taken off per key (scalars) or per word (vector fields, counted by `_KNOWN`) when decoding.
     """
 
-    row: Mapping[str, int]   # key -> row >= 1 of `table` (row 0 unused, so a miss is falsy)
-    table: Array32           # (R, 6 + dims): idf^2, idf*w_strong, idf*w_weak, known word, v.w_strong, v.w_weak, v
-    project: Array32         # (6 + C, 6 + dims): identity on the scalars, the unit centroids on v
+    packed: Mapping[str, int]          # key -> its fields as one int
+    n_bytes: int                       # bytes of all fields
+    n_centroids: int
+    inv_scale: tuple[float, ...]       # one per scalar field
+    inv_scale_cos: float
+    inv_scale_vec: float
     hand_strong: tuple[float, ...]   # the learned heads' hand weights, all H features
     hand_weak: tuple[float, ...]
     prior_terms: tuple[tuple[int, float, float], ...]  # (feature, strong, weak) where the prior reads one
     bias: tuple[float, float, float, float]  # learned strong, weak, prior strong, weak
     gain_stats: tuple[float, float, float, float]
 
+    def field_sums(self, found: list[int]) -> list[int]:
+        """Each field's sum over the keys' packed ints `found`, biases included.
+
+        One C-level int sum per 1023 keys (the most the 32-bit fields hold without a carry);
+        longer lists add their parts' decoded sums, which keeps the biases additive.
+        """
+        if len(found) <= _MAX_KEYS_PER_SUM:
+            return memoryview(sum(found).to_bytes(self.n_bytes, "little")).cast("I").tolist()
+        parts = [self.field_sums(found[i:i + _MAX_KEYS_PER_SUM]) for i in range(0, len(found), _MAX_KEYS_PER_SUM)]
+        return [sum(c) for c in zip(*parts, strict=True)]
+
+
+def _scale_for(m: float) -> float:
+    return _MAGNITUDE / m if m > 0.0 else 1.0
+
+
+_FOLD_CHUNK = 2048  # keys per block while packing: the temporaries stay ~2 MB, not the whole table's ~20
+
 
 def _fold(vocab: Mapping[str, int], idf: Array, w_ngram: Array, vectors: WordVectors, w_vector: Array,
           w_hand: Array, w_prior: Array, bias: Array, bias_prior: Array, centroids: Array32,
           gain_stats: Array) -> _Folded:
     keys = sorted(set(vocab) | set(vectors.index))
-    row = {k: i + 1 for i, k in enumerate(keys)}
-    n_cols = _N_SCALAR_COLS + vectors.dims
-    table = np.zeros((len(keys) + 1, n_cols), dtype=np.float32)
-    ng_rows = [row[k] for k in vocab]
-    ng_src = list(vocab.values())
-    table[ng_rows, _IDF2] = idf[ng_src] ** 2
-    table[ng_rows, _NG_S] = idf[ng_src] * w_ngram[ng_src, 0]
-    table[ng_rows, _NG_W] = idf[ng_src] * w_ngram[ng_src, 1]
-    vec_rows = [row[k] for k in vectors.index]
-    v = vectors.table[list(vectors.index.values())]
-    table[vec_rows, _KNOWN] = 1.0
-    table[vec_rows, _VEC_S:_VEC_W + 1] = v @ w_vector
-    table[vec_rows, _N_SCALAR_COLS:] = v
-    project = np.zeros((_N_SCALAR_COLS + len(centroids), n_cols), dtype=np.float32)
-    project[:_N_SCALAR_COLS, :_N_SCALAR_COLS] = np.eye(_N_SCALAR_COLS)
-    project[_N_SCALAR_COLS:, _N_SCALAR_COLS:] = centroids
+    n_centroids, dims = centroids.shape
+    c64 = centroids.astype(np.float64)
+    ng_idf = idf[1:]
+    ng = np.column_stack([ng_idf ** 2, ng_idf * w_ngram[1:, 0], ng_idf * w_ngram[1:, 1]])
+    v_all = vectors.table[1:]
+    # The scales: each field's (each group's) largest absolute value over the model, blockwise.
+    vec_max = float(np.abs(v_all).max()) if len(v_all) else 0.0
+    proj_max = np.zeros(2)
+    cos_max = 0.0
+    for i in range(0, len(v_all), _FOLD_CHUNK):
+        block = v_all[i:i + _FOLD_CHUNK]
+        proj_max = np.maximum(proj_max, np.abs(block @ w_vector).max(axis=0))
+        cos_max = max(cos_max, float(np.abs(block @ c64.T).max()))
+    ng_max = np.abs(ng).max(axis=0) if len(ng) else np.zeros(3)
+    scales = [_scale_for(float(ng_max[0])), _scale_for(float(ng_max[1])), _scale_for(float(ng_max[2])),
+              float(_MAGNITUDE),  # a word's _KNOWN field is exactly _MAGNITUDE: the decoder counts words by it
+              _scale_for(float(proj_max[0])), _scale_for(float(proj_max[1]))]
+    cos_scale, vec_scale = _scale_for(cos_max), _scale_for(vec_max)
+    n_fields = _N_SCALAR_COLS + n_centroids + dims
+    packed: dict[str, int] = {}
+    for i in range(0, len(keys), _FOLD_CHUNK):
+        block_keys = keys[i:i + _FOLD_CHUNK]
+        cols = np.zeros((len(block_keys), n_fields), dtype=np.float64)
+        ng_at = [(j, vocab[k]) for j, k in enumerate(block_keys) if k in vocab]
+        if ng_at:
+            rows, src = zip(*ng_at, strict=True)
+            cols[list(rows), :3] = ng[[r - 1 for r in src]]
+        vec_at = [(j, vectors.index[k]) for j, k in enumerate(block_keys) if k in vectors.index]
+        vec_rows: list[int] = []
+        if vec_at:
+            rows, src = zip(*vec_at, strict=True)
+            vec_rows = list(rows)
+            v = vectors.table[list(src)]
+            cols[vec_rows, _KNOWN] = 1.0
+            cols[vec_rows, _VEC_S:_VEC_W + 1] = v @ w_vector
+            cols[vec_rows, _N_SCALAR_COLS:_N_SCALAR_COLS + n_centroids] = v @ c64.T
+            cols[vec_rows, _N_SCALAR_COLS + n_centroids:] = v
+        cols[:, :_N_SCALAR_COLS] *= scales
+        cols[:, _N_SCALAR_COLS:_N_SCALAR_COLS + n_centroids] *= cos_scale
+        cols[:, _N_SCALAR_COLS + n_centroids:] *= vec_scale
+        q = np.rint(cols).astype(np.int64)
+        if q.size and int(np.abs(q).max()) > _MAGNITUDE:
+            raise ValueError("difficulty model: a folded field does not fit its fixed-point range")
+        # The bias: every key on its scalar fields, only words (keys with a vector) on the vector fields.
+        q[:, :_N_SCALAR_COLS] += _BIAS
+        q[vec_rows, _N_SCALAR_COLS:] += _BIAS
+        raw = q.astype("<u4").tobytes()
+        width = n_fields * (_FIELD_BITS // 8)
+        for j, k in enumerate(block_keys):
+            packed[k] = int.from_bytes(raw[j * width:(j + 1) * width], "little")
     b = [float(x) for x in (*bias, *bias_prior)]
     g = [float(x) for x in gain_stats]
     return _Folded(
-        row=row, table=table, project=project,
+        packed=packed, n_bytes=n_fields * (_FIELD_BITS // 8), n_centroids=n_centroids,
+        inv_scale=tuple(1.0 / x for x in scales), inv_scale_cos=1.0 / cos_scale, inv_scale_vec=1.0 / vec_scale,
         hand_strong=tuple(w_hand[:, 0].tolist()), hand_weak=tuple(w_hand[:, 1].tolist()),
         prior_terms=tuple((i, float(w_prior[i, 0]), float(w_prior[i, 1]))
                           for i in range(len(w_prior)) if w_prior[i, 0] or w_prior[i, 1]),
@@ -327,8 +401,8 @@ class DifficultyScorer:
     def heads(self, keys: set[str], hand: list[float]) -> Heads:
         """Logits of the four heads and the OOD similarity: one lookup pass over the keys.
 
-        The request path: numpy's per-call overhead dominates at these sizes (~50 rows), so
-        numpy does only the row sum, one projection and one norm; the rest is plain Python.
+        The request path: dict lookups, one C-level sum of the keys' packed ints (`_Folded`) and
+        a decode of the sum; no numpy call.
         """
         f = self._folded
         ls = f.bias[0] + sum(map(mul, hand, f.hand_strong))
@@ -337,24 +411,31 @@ class DifficultyScorer:
         for i, a, b in f.prior_terms:
             ps += a * hand[i]
             pw += b * hand[i]
-        # Sorted: a set's order changes with the process's string hash seed, and float32 sums
-        # in another order differ in the last bits; sorted rows give every replica the same score.
-        rows = sorted(filter(None, map(f.row.get, keys)))
-        if not rows:
+        found = list(filter(None, map(f.packed.get, keys)))
+        if not found:
             return Heads(ls, lw, ps, pw, 0.0)
-        total = np.add.reduce(f.table.take(rows, axis=0), axis=0)  # row by row, in that order
-        idf2, ng_s, ng_w, known, vec_s, vec_w, *cos = (f.project @ total).tolist()
+        u = f.field_sums(found)
+        key_bias = len(found) * _BIAS
+        inv = f.inv_scale
+        idf2 = (u[_IDF2] - key_bias) * inv[_IDF2]
         if idf2 > 0.0:
             norm = math.sqrt(idf2)
-            ls += ng_s / norm
-            lw += ng_w / norm
-        if known == 0.0:
+            ls += (u[_NG_S] - key_bias) * inv[_NG_S] / norm
+            lw += (u[_NG_W] - key_bias) * inv[_NG_W] / norm
+        n_words = (u[_KNOWN] - key_bias) // _MAGNITUDE  # each word's _KNOWN field is exactly _MAGNITUDE
+        if n_words == 0:
             return Heads(ls, lw, ps, pw, 0.0)
-        ls += vec_s / known
-        lw += vec_w / known
-        v = total[_N_SCALAR_COLS:]
-        length = math.sqrt(float(v.dot(v)))
-        return Heads(ls, lw, ps, pw, max(cos) / length if cos and length > 0.0 else 0.0)
+        ls += (u[_VEC_S] - key_bias) * inv[_VEC_S] / n_words
+        lw += (u[_VEC_W] - key_bias) * inv[_VEC_W] / n_words
+        # The vector fields carry one bias per word: taken off once for the max, and in closed
+        # form for the squared norm (sum (x - b)^2 = sum x^2 - 2 b sum x + n b^2, exact in ints).
+        word_bias = n_words * _BIAS
+        first_vec = _N_SCALAR_COLS + f.n_centroids
+        cos = (max(u[_N_SCALAR_COLS:first_vec]) - word_bias) * f.inv_scale_cos
+        v = u[first_vec:]
+        sq = sum(map(mul, v, v)) - 2 * word_bias * sum(v) + len(v) * word_bias * word_bias
+        length = math.sqrt(sq) * f.inv_scale_vec
+        return Heads(ls, lw, ps, pw, cos / length if length > 0.0 else 0.0)
 
     def trust(self, similarity: float) -> float:
         """lam in [0, 1]: how much of the learned gain to keep at this similarity."""

@@ -11,6 +11,7 @@ import itertools
 import math
 import re
 from collections.abc import Mapping, Sequence
+from math import log1p
 from typing import Any, TypeAlias
 
 from wilton_core.core.messages import has_images, message_texts
@@ -145,10 +146,6 @@ def ngram_keys(text: str) -> set[str]:
     return _keys(_WORD.findall(_clip(text).lower()))
 
 
-def _log(x: float, scale: float) -> float:
-    return math.log1p(x) / scale
-
-
 def hand_features(text: str) -> list[float]:
     """Structure signals, each scaled to roughly [0, 3], in `HAND_FEATURE_NAMES` order."""
     return extract(text)[1]
@@ -190,31 +187,31 @@ def extract_words(text: str) -> tuple[list[str], set[str], list[float]]:
     t_low = t.lower()
     feats = [
         log_len / 8,
-        _log(n_words, 6),
-        _log(len(nums), 3),
-        _log(len(_MATH_CHARS.findall(t)) + math_words, 3),
+        log1p(n_words) / 6,
+        log1p(len(nums)) / 3,
+        log1p(len(_MATH_CHARS.findall(t)) + math_words) / 3,
         1.0 if len(opts) >= 2 else 0.0,
-        _log(sum(map(len, opts)) / len(opts), 5) if opts else 0.0,
-        _log(neg, 2),
-        _log(t.count("?"), 2),
-        _log(step, 2),
-        _log(t.count("\n"), 3),
+        log1p(sum(map(len, opts)) / len(opts)) / 5 if opts else 0.0,
+        log1p(neg) / 2,
+        log1p(t.count("?")) / 2,
+        log1p(step) / 2,
+        log1p(t.count("\n")) / 3,
         word_chars / n_words / 8 if n_words else 0.0,
         long_words / n_words if n_words else 0.0,
     ]
-    feats.extend(1.0 if lo <= log_len < hi else 0.0 for lo, hi in _LENGTH_BINS)
+    feats.extend([1.0 if lo <= log_len < hi else 0.0 for lo, hi in _LENGTH_BINS])
     feats.extend(
         [
-            _log(t.count("|"), 2),
-            _log(pron, 2),
-            _log(judge, 2),
+            log1p(t.count("|")) / 2,
+            log1p(pron) / 2,
+            log1p(judge) / 2,
             capitalised / max(1, n_words),
             sum(map(len, nums)) / max(1, len(t)) * 10,
-            _log(t.count('"') + t.count("“"), 2),
+            log1p(t.count('"') + t.count("“")) / 2,
             sum(1 for o in opts if "," in o) / len(opts) if opts else 0.0,
             stem_chars / max(1, len(t)),
             1.0 if any(p in t_low for p in _WHICH_PHRASES) else 0.0,
-            _log(t.count("```") + t.count("{") + t.count(";") + code_words, 2),
+            log1p(t.count("```") + t.count("{") + t.count(";") + code_words) / 2,
         ]
     )
     return low, _keys(low), feats
