@@ -51,11 +51,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+import struct
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from operator import mul
+from itertools import repeat
+from operator import mul, sub
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
@@ -147,7 +149,7 @@ def prior_log_odds(text: str, intent: Intent, intent_prior: Mapping[Intent, floa
     # prompt, and the cost stays flat however long the pasted material in between is.
     low = (text if len(text) <= 2 * _PRIOR_SCAN_CHARS else text[:_PRIOR_SCAN_CHARS] + "\n"
            + text[-_PRIOR_SCAN_CHARS:]).lower()
-    hits = sum(1 for phrase in _REASONING_PHRASES if _starts_a_word(low, phrase))
+    hits = sum(1 for phrase in _REASONING_PHRASES if phrase in low and _starts_a_word(low, phrase))
     return {
         "intent": intent_prior.get(intent, 0.0),
         "short_prompt": short,
@@ -242,6 +244,7 @@ class _Folded:
 
     packed: Mapping[str, int]          # key -> its fields as one int
     n_bytes: int                       # bytes of all fields
+    unpack: Callable[[bytes], tuple[int, ...]]  # bytes -> the fields (unsigned 32-bit, little-endian)
     n_centroids: int
     inv_scale: tuple[float, ...]       # one per scalar field
     inv_scale_cos: float
@@ -259,7 +262,7 @@ class _Folded:
         longer lists add their parts' decoded sums, which keeps the biases additive.
         """
         if len(found) <= _MAX_KEYS_PER_SUM:
-            return memoryview(sum(found).to_bytes(self.n_bytes, "little")).cast("I").tolist()
+            return list(self.unpack(sum(found).to_bytes(self.n_bytes, "little")))
         parts = [self.field_sums(found[i:i + _MAX_KEYS_PER_SUM]) for i in range(0, len(found), _MAX_KEYS_PER_SUM)]
         return [sum(c) for c in zip(*parts, strict=True)]
 
@@ -328,7 +331,8 @@ def _fold(vocab: Mapping[str, int], idf: Array, w_ngram: Array, vectors: WordVec
     b = [float(x) for x in (*bias, *bias_prior)]
     g = [float(x) for x in gain_stats]
     return _Folded(
-        packed=packed, n_bytes=n_fields * (_FIELD_BITS // 8), n_centroids=n_centroids,
+        packed=packed, n_bytes=n_fields * (_FIELD_BITS // 8), unpack=struct.Struct(f"<{n_fields}I").unpack,
+        n_centroids=n_centroids,
         inv_scale=tuple(1.0 / x for x in scales), inv_scale_cos=1.0 / cos_scale, inv_scale_vec=1.0 / vec_scale,
         hand_strong=tuple(w_hand[:, 0].tolist()), hand_weak=tuple(w_hand[:, 1].tolist()),
         prior_terms=tuple((i, float(w_prior[i, 0]), float(w_prior[i, 1]))
@@ -427,14 +431,11 @@ class DifficultyScorer:
             return Heads(ls, lw, ps, pw, 0.0)
         ls += (u[_VEC_S] - key_bias) * inv[_VEC_S] / n_words
         lw += (u[_VEC_W] - key_bias) * inv[_VEC_W] / n_words
-        # The vector fields carry one bias per word: taken off once for the max, and in closed
-        # form for the squared norm (sum (x - b)^2 = sum x^2 - 2 b sum x + n b^2, exact in ints).
+        # The vector fields carry one bias per word: taken off once for the max, per field for the norm.
         word_bias = n_words * _BIAS
         first_vec = _N_SCALAR_COLS + f.n_centroids
         cos = (max(u[_N_SCALAR_COLS:first_vec]) - word_bias) * f.inv_scale_cos
-        v = u[first_vec:]
-        sq = sum(map(mul, v, v)) - 2 * word_bias * sum(v) + len(v) * word_bias * word_bias
-        length = math.sqrt(sq) * f.inv_scale_vec
+        length = math.hypot(*map(sub, u[first_vec:], repeat(word_bias))) * f.inv_scale_vec
         return Heads(ls, lw, ps, pw, cos / length if length > 0.0 else 0.0)
 
     def trust(self, similarity: float) -> float:
