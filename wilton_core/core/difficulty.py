@@ -481,7 +481,7 @@ class DifficultyScorer:
         "hard"). `learned_score` = (1 + gain) / 2 where the gain blends the learned heads
         (`p_strong - p_weak`) and the length prior heads by `ood.trust`; `priors` are added to the
         log-odds of `learned_score` to give `score`. The parts are recomputed unfolded; their
-        sums equal the folded logits `score` uses up to float32 rounding of the folded table.
+        sums equal the folded logits `score` uses up to the fixed-point resolution of the fold (~1e-6).
         """
         text = flatten_request(messages_or_text)
         if intent is None:
