@@ -13,7 +13,10 @@ For each concurrency (closed loop: N connections, each sends its next request wh
 is answered) and each round, every arm gets `--seconds` of load. Reported per arm: requests/s,
 errors, latency p50/p95/p99, added latency (arm minus direct, same round), the medians over the
 rounds, the gateway's peak RSS under load and its CPU time per request (psutil, process tree: user +
-system, every thread; on a shared machine this moves much less with the neighbours than req/s).
+system, every thread; on a shared machine this moves much less with the neighbours than req/s),
+and the part of it spent on the root process's main thread (`loop us`: the router's event loop;
+the rest is the ledger writer and helper threads — a GIL handed back and forth shows up as both
+growing at once).
 
 Load generator: Debian's `wrk` (with a Lua script for the POST body and the percentiles) when
 installed, else a small asyncio + httptools generator in this process (`--loadgen python`).
@@ -111,6 +114,7 @@ class Run:
     p99_ms: float
     rss_mb: float | None = None
     cpu_us_per_req: float | None = None
+    loop_cpu_us_per_req: float | None = None  # the root process's main (event-loop) thread alone
 
     @property
     def rps(self) -> float:
@@ -133,6 +137,7 @@ class Summary:
     added_p99_ms: float | None
     peak_rss_mb: float | None
     cpu_us_per_req: float | None = None
+    loop_cpu_us_per_req: float | None = None
 
 
 @dataclass
@@ -157,8 +162,10 @@ def _pid(p: ManagedProcess) -> int:
 
 
 class RssSampler:
-    """Peak RSS of a process tree while load runs (sampled every 100 ms in a thread), and the CPU
-    seconds it used meanwhile (`cpu_s`)."""
+    """Peak RSS of a process tree while load runs (sampled every 100 ms in a thread), the CPU
+    seconds it used meanwhile (`cpu_s`) and those of the root process's main thread (`loop_cpu_s`:
+    the router's event loop; the rest is the ledger writer and helper threads). The split shows
+    what a total hides: work that makes threads hand the GIL back and forth."""
 
     def __init__(self, pid: int) -> None:
         import psutil
@@ -166,6 +173,7 @@ class RssSampler:
         self._proc = psutil.Process(pid)
         self.peak = 0
         self.cpu_s = 0.0
+        self.loop_cpu_s = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -188,6 +196,15 @@ class RssSampler:
                 total += t.user + t.system
         return total
 
+    def _loop_cpu(self) -> float:
+        import psutil
+
+        with contextlib.suppress(psutil.Error):
+            for t in self._proc.threads():
+                if t.id == self._proc.pid:  # the main thread's id is the process id
+                    return float(t.user_time + t.system_time)
+        return 0.0
+
     def _loop(self) -> None:
         while not self._stop.wait(0.1):
             self.peak = max(self.peak, self._sample())
@@ -195,6 +212,7 @@ class RssSampler:
     def __enter__(self) -> RssSampler:
         self.peak = self._sample()
         self._cpu0 = self._cpu()
+        self._loop0 = self._loop_cpu()
         self._thread.start()
         return self
 
@@ -202,6 +220,7 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
         self.cpu_s = self._cpu() - self._cpu0
+        self.loop_cpu_s = self._loop_cpu() - self._loop0
 
 
 # ---- load generators ---------------------------------------------------------------------------
@@ -325,6 +344,7 @@ def summarize(runs: list[Run]) -> list[Summary]:
                     added[k].append(getattr(r, k) - getattr(d, k))
         rss = [r.rss_mb for r in mine if r.rss_mb is not None]
         cpu = [r.cpu_us_per_req for r in mine if r.cpu_us_per_req is not None]
+        loop = [r.loop_cpu_us_per_req for r in mine if r.loop_cpu_us_per_req is not None]
         out.append(Summary(
             arm=arm, mode=mode, concurrency=c, rounds=len(mine), rps=_median([r.rps for r in mine]),
             errors=sum(r.errors for r in mine), p50_ms=_median([r.p50_ms for r in mine]),
@@ -334,6 +354,7 @@ def summarize(runs: list[Run]) -> list[Summary]:
             added_p99_ms=_median(added["p99_ms"]) if added["p99_ms"] else None,
             peak_rss_mb=max(rss) if rss else None,
             cpu_us_per_req=_median(cpu) if cpu else None,
+            loop_cpu_us_per_req=_median(loop) if loop else None,
         ))
     return out
 
@@ -377,11 +398,12 @@ def _fmt(v: float | None, nd: int = 2) -> str:
 
 def print_table(summary: list[Summary], out: Callable[[str], None] = print) -> None:
     out(f"{'mode':<5} {'c':>3} {'arm':<12} {'req/s':>9} {'err':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
-        f" {'+p50 ms':>8} {'+p95 ms':>8} {'+p99 ms':>8} {'RSS MB':>7} {'CPU us/req':>10}")
+        f" {'+p50 ms':>8} {'+p95 ms':>8} {'+p99 ms':>8} {'RSS MB':>7} {'CPU us/req':>10} {'loop us':>8}")
     for s in summary:
         out(f"{s.mode:<5} {s.concurrency:>3} {s.arm:<12} {_fmt(s.rps, 0):>9} {s.errors:>5} {_fmt(s.p50_ms):>8}"
             f" {_fmt(s.p95_ms):>8} {_fmt(s.p99_ms):>8} {_fmt(s.added_p50_ms):>8} {_fmt(s.added_p95_ms):>8}"
-            f" {_fmt(s.added_p99_ms):>8} {_fmt(s.peak_rss_mb, 0):>7} {_fmt(s.cpu_us_per_req, 0):>10}")
+            f" {_fmt(s.added_p99_ms):>8} {_fmt(s.peak_rss_mb, 0):>7} {_fmt(s.cpu_us_per_req, 0):>10}"
+            f" {_fmt(s.loop_cpu_us_per_req, 0):>8}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -517,8 +539,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if sampler:
                     sampler.__exit__()
             cpu = sampler.cpu_s * 1e6 / r["requests"] if sampler and r["requests"] else None
+            loop_cpu = sampler.loop_cpu_s * 1e6 / r["requests"] if sampler and r["requests"] else None
             return Run(arm=arm, mode=mode, concurrency=c, round=rnd, rss_mb=sampler.peak / 2**20 if sampler else None,
-                       cpu_us_per_req=cpu, **r)
+                       cpu_us_per_req=cpu, loop_cpu_us_per_req=loop_cpu, **r)
 
         warm = min(2.0, args.seconds)
         for arm in arms:  # first requests pay imports, pools and JIT-free warm caches: not measured
@@ -532,7 +555,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         runs.append(run)
                         print(f"  round {rnd} {mode} c={c:<3} {arm:<12} {run.rps:9,.0f} req/s  p50 {run.p50_ms:7.2f}"
                               f"  p99 {run.p99_ms:7.2f} ms  errors {run.errors}"
-                              f"  cpu {_fmt(run.cpu_us_per_req, 0)} us/req", file=sys.stderr, flush=True)
+                              f"  cpu {_fmt(run.cpu_us_per_req, 0)} us/req (loop {_fmt(run.loop_cpu_us_per_req, 0)})",
+                              file=sys.stderr, flush=True)
     finally:
         for p in reversed(procs):
             p.stop()
