@@ -311,6 +311,15 @@ def test_reasoning_phrases_count_only_at_the_start_of_a_word() -> None:
     assert reasoning("Demonstre que 2 é primo.") == 1.0
 
 
+def test_a_short_proof_request_is_not_discounted_as_short(scorer: DifficultyScorer) -> None:
+    proof = scorer.explain("Prove Fermat's little theorem.")
+    assert proof["priors"]["short_prompt"] == 0.0 and proof["priors"]["reasoning_request"] == 1.0
+    assert scorer.explain("What is 2+2?")["priors"]["short_prompt"] < 0
+    # harder than small talk of the same length, and on the API side of an even split
+    assert proof["score"] > scorer.score("Tell me a joke about cats please.") + 0.2
+    assert proof["score"] > 0.5
+
+
 def _unfolded_heads(scorer: DifficultyScorer, keys: set[str], hand: list[float]) -> tuple[float, float, float]:
     """The learned logits and the OOD similarity straight from the model's float64 arrays."""
     import numpy as np

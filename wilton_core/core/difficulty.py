@@ -143,13 +143,15 @@ def _sigmoid(z: float) -> float:
 
 def prior_log_odds(text: str, intent: Intent, intent_prior: Mapping[Intent, float]) -> dict[str, float]:
     """The hand-set priors for `text`, by name (pure; see the module docstring)."""
-    shortness = 1.0 - len(text.strip()) / SHORT_PROMPT_CHARS
-    short = SHORT_PROMPT_PRIOR * shortness if shortness > 0 else 0.0
     # Head and tail only, like the features: an explicit ask sits at either end of a long
     # prompt, and the cost stays flat however long the pasted material in between is.
     low = (text if len(text) <= 2 * _PRIOR_SCAN_CHARS else text[:_PRIOR_SCAN_CHARS] + "\n"
            + text[-_PRIOR_SCAN_CHARS:]).lower()
     hits = sum(1 for phrase in _REASONING_PHRASES if phrase in low and _starts_a_word(low, phrase))
+    # Short means easy ("hi", "what is 2+2?") unless it asks for a proof or a derivation:
+    # "Prove Fermat's little theorem." is short and hard.
+    shortness = 0.0 if hits else 1.0 - len(text.strip()) / SHORT_PROMPT_CHARS
+    short = SHORT_PROMPT_PRIOR * shortness if shortness > 0 else 0.0
     return {
         "intent": intent_prior.get(intent, 0.0),
         "short_prompt": short,
