@@ -351,3 +351,16 @@ def test_fixed_point_heads_match_the_float_model(scorer: DifficultyScorer, n_key
     assert h.strong == pytest.approx(ls, abs=1e-5)
     assert h.weak == pytest.approx(lw, abs=1e-5)
     assert h.similarity == pytest.approx(sim, abs=1e-5)
+
+
+def test_non_finite_weights_are_refused(scorer: DifficultyScorer) -> None:
+    """A learned version with NaN weights must fail to load (the router keeps its scorer), not
+    pack into fixed-point garbage."""
+    import dataclasses
+
+    import numpy as np
+
+    bad = scorer.w_ngram.copy()
+    bad[1, 0] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        dataclasses.replace(scorer, w_ngram=bad)

@@ -320,6 +320,8 @@ def _fold(vocab: Mapping[str, int], idf: Array, w_ngram: Array, vectors: WordVec
         cols[:, :_N_SCALAR_COLS] *= scales
         cols[:, _N_SCALAR_COLS:_N_SCALAR_COLS + n_centroids] *= cos_scale
         cols[:, _N_SCALAR_COLS + n_centroids:] *= vec_scale
+        if not np.isfinite(cols).all():  # NaN/inf would pack as garbage, silently
+            raise ValueError("difficulty model has non-finite weights or vectors: retrain")
         q = np.rint(cols).astype(np.int64)
         if q.size and int(np.abs(q).max()) > _MAGNITUDE:
             raise ValueError("difficulty model: a folded field does not fit its fixed-point range")
