@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from wilton_core.core.features import MessagesOrText
+from wilton_core.core.features import MessagesOrText, flatten_request
 from wilton_core.core.intent import Intent, detect_intent
 
 __all__ = ["Scorer", "classify_request"]
@@ -17,4 +17,5 @@ class Scorer(Protocol):
 
 def classify_request(messages_or_text: MessagesOrText, scorer: Scorer) -> tuple[Intent, float]:
     intent = detect_intent(messages_or_text)
-    return intent, float(scorer.score(messages_or_text, intent=intent))
+    # the scorer reads the request as one text: flattened here once (score(text) is score(messages))
+    return intent, float(scorer.score(flatten_request(messages_or_text), intent=intent))

@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from wilton_core.core.features import MessagesOrText, flatten_request, has_image
 
@@ -241,18 +241,32 @@ def _weak_language(words: list[str], low: list[str], vocab: frozenset[str]) -> b
     return False
 
 
-def _is_code(text: str) -> bool:
+class _Tokens(NamedTuple):
+    """One tokenisation of the scanned text (head and tail), shared by the rules below."""
+
+    t: str                 # the scanned text
+    words: list[str]       # its tokens as written
+    low: list[str]         # the same tokens lower-cased (aligned with `words`)
+    vocab: frozenset[str]
+
+
+def _tokens(text: str) -> _Tokens:
+    t = text if len(text) <= _SCAN_HEAD + _SCAN_TAIL else text[:_SCAN_HEAD] + "\n" + text[-_SCAN_TAIL:]
+    words = _TOKEN.findall(t)
+    low = " ".join(words).lower().split()
+    return _Tokens(t, words, low, frozenset(low))
+
+
+def _is_code(text: str, tok: _Tokens) -> bool:
     if "```" in text or "~~~" in text:
         return True
-    t = text if len(text) <= _SCAN_HEAD + _SCAN_TAIL else text[:_SCAN_HEAD] + "\n" + text[-_SCAN_TAIL:]
+    t = tok.t
     if ("Error" in t or "Exception" in t) and _ERROR_NAME.search(t):
         return True
     for gate, pattern in _GATED_SYNTAX:
         if gate in t and pattern.search(t):
             return True
-    words = _TOKEN.findall(t)
-    low = " ".join(words).lower().split()
-    vocab = frozenset(low)
+    words, low, vocab = tok.words, tok.low, tok.vocab
     if not vocab.isdisjoint(_SHELL_TOOLS) and _SHELL_LINE.search(t):
         return True
     t_low = t.lower()
@@ -389,12 +403,12 @@ def _command_object(tokens: list[str], start: int) -> bool:
     return False
 
 
-def _is_nl_command(text: str) -> bool:
+def _is_nl_command(text: str, tok: _Tokens) -> bool:
     if len(text) > _CMD_MAX_CHARS:
         return False
     if _CMD_NEW_CHAT.search(text):
         return True
-    tokens = _TOKEN.findall(text.lower())
+    tokens = tok.low  # a short text is scanned whole
     i = 0
     while i < len(tokens) and tokens[i] in _CMD_PREFIX:
         i += 1
@@ -418,7 +432,7 @@ def _is_nl_command(text: str) -> bool:
 _STATUS_WORDS = _wordset("status estado état etat saúde santé salud health healthz uptime healthcheck")
 
 
-def _is_system(text: str) -> bool:
+def _is_system(text: str, tok: _Tokens) -> bool:
     head = text[:400]
     low = head.lower()
     return bool(
@@ -427,7 +441,8 @@ def _is_system(text: str) -> bool:
         or _SYSTEM_PREFIX.search(head)
         or (("ctl" in low or "wilton" in low) and _CTL.search(head))
         or _SYS_ACTION.search(head)
-        or (not _STATUS_WORDS.isdisjoint(_TOKEN.findall(low)) and _SYS_STATUS.search(head))
+        # a gate only (the regex decides): the scanned tokens include the head's
+        or (not _STATUS_WORDS.isdisjoint(tok.vocab) and _SYS_STATUS.search(head))
         or _PHI_COMMAND.search(head)
     )
 
@@ -441,12 +456,13 @@ def detect_intent(messages_or_text: MessagesOrText) -> Intent:
     if has_image(messages_or_text):
         return Intent.VISION
     text = _last_user_text(messages_or_text)
-    if _is_system(text):
+    tok = _tokens(text)  # one tokenisation for the three rules
+    if _is_system(text, tok):
         return Intent.SYSTEM
-    if _is_code(text):
+    if _is_code(text, tok):
         return Intent.CODE
     # After code: "set the temperature parameter in my PyTorch code" is about the user's code.
-    if _is_nl_command(text):
+    if _is_nl_command(text, tok):
         return Intent.SYSTEM
     return Intent.CHAT
 
