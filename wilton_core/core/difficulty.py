@@ -56,8 +56,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from itertools import repeat
-from operator import mul, sub
+from operator import mul
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
@@ -143,20 +142,23 @@ def _sigmoid(z: float) -> float:
 
 def prior_log_odds(text: str, intent: Intent, intent_prior: Mapping[Intent, float]) -> dict[str, float]:
     """The hand-set priors for `text`, by name (pure; see the module docstring)."""
+    short, reasoning = _text_priors(text)
+    return {"intent": intent_prior.get(intent, 0.0), "short_prompt": short, "reasoning_request": reasoning}
+
+
+def _text_priors(text: str) -> tuple[float, float]:
+    """(short prompt, reasoning request) log-odds: `prior_log_odds` without building its dict."""
     # Head and tail only, like the features: an explicit ask sits at either end of a long
     # prompt, and the cost stays flat however long the pasted material in between is.
     low = (text if len(text) <= 2 * _PRIOR_SCAN_CHARS else text[:_PRIOR_SCAN_CHARS] + "\n"
            + text[-_PRIOR_SCAN_CHARS:]).lower()
-    hits = sum(1 for phrase in _REASONING_PHRASES if phrase in low and _starts_a_word(low, phrase))
+    # the `in` tests run in C (filter); usually none matches and Python never loops
+    hits = sum(1 for phrase in filter(low.__contains__, _REASONING_PHRASES) if _starts_a_word(low, phrase))
     # Short means easy ("hi", "what is 2+2?") unless it asks for a proof or a derivation:
     # "Prove Fermat's little theorem." is short and hard.
     shortness = 0.0 if hits else 1.0 - len(text.strip()) / SHORT_PROMPT_CHARS
     short = SHORT_PROMPT_PRIOR * shortness if shortness > 0 else 0.0
-    return {
-        "intent": intent_prior.get(intent, 0.0),
-        "short_prompt": short,
-        "reasoning_request": REASONING_PRIOR * min(hits, 2),
-    }
+    return short, REASONING_PRIOR * min(hits, 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,8 +220,7 @@ _IDF2, _NG_S, _NG_W, _KNOWN, _VEC_S, _VEC_W = range(6)
 _N_SCALAR_COLS = 6
 _FIELD_BITS = 32
 _MAGNITUDE = (1 << 21) - 1   # |quantised value| of one key's field
-_BIAS = 1 << 21              # added to each present field, so a key's fields are never negative
-_MAX_KEYS_PER_SUM = (1 << (_FIELD_BITS - 22)) - 1  # 1023 biased fields < 2**32: no carry between fields
+_MAX_KEYS_PER_SUM = (1 << (_FIELD_BITS - 1 - 21)) - 1  # 1023 fields of |x| < 2**21 sum to |s| < 2**31
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,34 +240,38 @@ class _Folded:
 
     Quantisation: each field (each group, for the centroid products and the vector) is scaled
     so its largest absolute value in the model maps to 2**21 - 1: a relative resolution of 5e-7
-    of that maximum, finer than the float32 table this replaced. Present fields carry a bias of
-    2**21, so up to 1023 keys sum without a carry from one field into the next; the bias is
-    taken off per key (scalars) or per word (vector fields, counted by `_KNOWN`) when decoding.
+    of that maximum, finer than the float32 table this replaced. Fields are signed: a key's int is
+    sum(x_k * 2**(32k)) exactly, so adding ints adds fields, and up to 1023 keys keep every field
+    sum within a signed 32-bit range. Decoding adds 2**31 to every field (all digits become
+    unsigned), flips that bit back (`(s + half) ^ half`) and reads the bytes as signed 32-bit
+    fields: the sums come out with no per-field Python arithmetic (a bias per key, as before,
+    cost a subtraction per field per request). `_KNOWN` is 1 per word: it counts them.
     """
 
-    packed: Mapping[str, int]          # key -> its fields as one int
+    packed: Mapping[str, int]          # key -> its fields as one int (signed fields, see above)
     n_bytes: int                       # bytes of all fields
-    unpack: Callable[[bytes], tuple[int, ...]]  # bytes -> the fields (unsigned 32-bit, little-endian)
+    half: int                          # 2**31 in every field
+    unpack: Callable[[bytes], tuple[int, ...]]  # bytes -> the fields (signed 32-bit, little-endian)
     n_centroids: int
     inv_scale: tuple[float, ...]       # one per scalar field
-    inv_scale_cos: float
-    inv_scale_vec: float
+    cos_per_vec: float                 # vec scale / centroid-product scale: cosine from the raw sums
     hand_strong: tuple[float, ...]   # the learned heads' hand weights, all H features
     hand_weak: tuple[float, ...]
     prior_terms: tuple[tuple[int, float, float], ...]  # (feature, strong, weak) where the prior reads one
     bias: tuple[float, float, float, float]  # learned strong, weak, prior strong, weak
     gain_stats: tuple[float, float, float, float]
 
-    def field_sums(self, found: list[int]) -> list[int]:
-        """Each field's sum over the keys' packed ints `found`, biases included.
+    def field_sums(self, found: list[int]) -> tuple[int, ...]:
+        """Each field's sum over the keys' packed ints `found`.
 
-        One C-level int sum per 1023 keys (the most the 32-bit fields hold without a carry);
-        longer lists add their parts' decoded sums, which keeps the biases additive.
+        One C-level int sum per 1023 keys (the most whose fields stay within 32 signed bits);
+        longer lists add their parts' decoded sums.
         """
         if len(found) <= _MAX_KEYS_PER_SUM:
-            return list(self.unpack(sum(found).to_bytes(self.n_bytes, "little")))
+            half = self.half
+            return self.unpack(((sum(found) + half) ^ half).to_bytes(self.n_bytes, "little"))
         parts = [self.field_sums(found[i:i + _MAX_KEYS_PER_SUM]) for i in range(0, len(found), _MAX_KEYS_PER_SUM)]
-        return [sum(c) for c in zip(*parts, strict=True)]
+        return tuple(sum(c) for c in zip(*parts, strict=True))
 
 
 def _scale_for(m: float) -> float:
@@ -295,10 +300,11 @@ def _fold(vocab: Mapping[str, int], idf: Array, w_ngram: Array, vectors: WordVec
         cos_max = max(cos_max, float(np.abs(block @ c64.T).max()))
     ng_max = np.abs(ng).max(axis=0) if len(ng) else np.zeros(3)
     scales = [_scale_for(float(ng_max[0])), _scale_for(float(ng_max[1])), _scale_for(float(ng_max[2])),
-              float(_MAGNITUDE),  # a word's _KNOWN field is exactly _MAGNITUDE: the decoder counts words by it
+              1.0,  # a word's _KNOWN field is exactly 1: the decoder counts words by it
               _scale_for(float(proj_max[0])), _scale_for(float(proj_max[1]))]
     cos_scale, vec_scale = _scale_for(cos_max), _scale_for(vec_max)
     n_fields = _N_SCALAR_COLS + n_centroids + dims
+    half = int.from_bytes(np.full(n_fields, 1 << 31, dtype="<u4").tobytes(), "little")  # 2**31 in every field
     packed: dict[str, int] = {}
     for i in range(0, len(keys), _FOLD_CHUNK):
         block_keys = keys[i:i + _FOLD_CHUNK]
@@ -325,19 +331,17 @@ def _fold(vocab: Mapping[str, int], idf: Array, w_ngram: Array, vectors: WordVec
         q = np.rint(cols).astype(np.int64)
         if q.size and int(np.abs(q).max()) > _MAGNITUDE:
             raise ValueError("difficulty model: a folded field does not fit its fixed-point range")
-        # The bias: every key on its scalar fields, only words (keys with a vector) on the vector fields.
-        q[:, :_N_SCALAR_COLS] += _BIAS
-        q[vec_rows, _N_SCALAR_COLS:] += _BIAS
-        raw = q.astype("<u4").tobytes()
+        # sum(x_k * 2**(32k)) with signed x_k: pack x_k + 2**31 as unsigned digits, take 2**31 off each
+        raw = (q + (1 << 31)).astype("<u4").tobytes()
         width = n_fields * (_FIELD_BITS // 8)
         for j, k in enumerate(block_keys):
-            packed[k] = int.from_bytes(raw[j * width:(j + 1) * width], "little")
+            packed[k] = int.from_bytes(raw[j * width:(j + 1) * width], "little") - half
     b = [float(x) for x in (*bias, *bias_prior)]
     g = [float(x) for x in gain_stats]
     return _Folded(
-        packed=packed, n_bytes=n_fields * (_FIELD_BITS // 8), unpack=struct.Struct(f"<{n_fields}I").unpack,
+        packed=packed, n_bytes=n_fields * (_FIELD_BITS // 8), half=half, unpack=struct.Struct(f"<{n_fields}i").unpack,
         n_centroids=n_centroids,
-        inv_scale=tuple(1.0 / x for x in scales), inv_scale_cos=1.0 / cos_scale, inv_scale_vec=1.0 / vec_scale,
+        inv_scale=tuple(1.0 / x for x in scales), cos_per_vec=vec_scale / cos_scale,
         hand_strong=tuple(w_hand[:, 0].tolist()), hand_weak=tuple(w_hand[:, 1].tolist()),
         prior_terms=tuple((i, float(w_prior[i, 0]), float(w_prior[i, 1]))
                           for i in range(len(w_prior)) if w_prior[i, 0] or w_prior[i, 1]),
@@ -419,28 +423,27 @@ class DifficultyScorer:
         for i, a, b in f.prior_terms:
             ps += a * hand[i]
             pw += b * hand[i]
+        # filter(None) drops unknown keys and a key whose fields are all 0, which adds nothing
         found = list(filter(None, map(f.packed.get, keys)))
         if not found:
             return Heads(ls, lw, ps, pw, 0.0)
         u = f.field_sums(found)
-        key_bias = len(found) * _BIAS
         inv = f.inv_scale
-        idf2 = (u[_IDF2] - key_bias) * inv[_IDF2]
+        idf2 = u[_IDF2] * inv[_IDF2]
         if idf2 > 0.0:
             norm = math.sqrt(idf2)
-            ls += (u[_NG_S] - key_bias) * inv[_NG_S] / norm
-            lw += (u[_NG_W] - key_bias) * inv[_NG_W] / norm
-        n_words = (u[_KNOWN] - key_bias) // _MAGNITUDE  # each word's _KNOWN field is exactly _MAGNITUDE
+            ls += u[_NG_S] * inv[_NG_S] / norm
+            lw += u[_NG_W] * inv[_NG_W] / norm
+        n_words = u[_KNOWN]
         if n_words == 0:
             return Heads(ls, lw, ps, pw, 0.0)
-        ls += (u[_VEC_S] - key_bias) * inv[_VEC_S] / n_words
-        lw += (u[_VEC_W] - key_bias) * inv[_VEC_W] / n_words
-        # The vector fields carry one bias per word: taken off once for the max, per field for the norm.
-        word_bias = n_words * _BIAS
+        ls += u[_VEC_S] * inv[_VEC_S] / n_words
+        lw += u[_VEC_W] * inv[_VEC_W] / n_words
         first_vec = _N_SCALAR_COLS + f.n_centroids
-        cos = (max(u[_N_SCALAR_COLS:first_vec]) - word_bias) * f.inv_scale_cos
-        length = math.hypot(*map(sub, u[first_vec:], repeat(word_bias))) * f.inv_scale_vec
-        return Heads(ls, lw, ps, pw, cos / length if length > 0.0 else 0.0)
+        length = math.hypot(*u[first_vec:])  # cosine is scale-free: the sum's norm, unscaled
+        if length <= 0.0:
+            return Heads(ls, lw, ps, pw, 0.0)
+        return Heads(ls, lw, ps, pw, max(u[_N_SCALAR_COLS:first_vec]) * f.cos_per_vec / length)
 
     def trust(self, similarity: float) -> float:
         """lam in [0, 1]: how much of the learned gain to keep at this similarity."""
@@ -470,7 +473,9 @@ class DifficultyScorer:
         _, keys, hand = extract_words(text)
         h = self.heads(keys, hand)
         gain = self.gain(h, self.trust(h.similarity))
-        return self.combine(gain, prior_log_odds(text, intent, self.intent_prior))[1]
+        # `combine` with `prior_log_odds`, inlined: this runs on every routed request
+        short, reasoning = _text_priors(text)
+        return _sigmoid(_logit((1.0 + gain) / 2.0) + (self.intent_prior.get(intent, 0.0) + short + reasoning))
 
     @staticmethod
     def combine(gain: float, priors: Mapping[str, float]) -> tuple[float, float]:
