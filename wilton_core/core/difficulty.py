@@ -304,7 +304,7 @@ def _fold(vocab: Mapping[str, int], idf: Array, w_ngram: Array, vectors: WordVec
               _scale_for(float(proj_max[0])), _scale_for(float(proj_max[1]))]
     cos_scale, vec_scale = _scale_for(cos_max), _scale_for(vec_max)
     n_fields = _N_SCALAR_COLS + n_centroids + dims
-    half = int.from_bytes(np.full(n_fields, 1 << 31, dtype="<u4").tobytes(), "little")  # 2**31 in every field
+    half = sum(1 << (_FIELD_BITS * k + _FIELD_BITS - 1) for k in range(n_fields))  # 2**31 in every field
     packed: dict[str, int] = {}
     for i in range(0, len(keys), _FOLD_CHUNK):
         block_keys = keys[i:i + _FOLD_CHUNK]
@@ -473,14 +473,19 @@ class DifficultyScorer:
         _, keys, hand = extract_words(text)
         h = self.heads(keys, hand)
         gain = self.gain(h, self.trust(h.similarity))
-        # `combine` with `prior_log_odds`, inlined: this runs on every routed request
+        # the sum of `prior_log_odds` without its dict: this runs on every routed request
         short, reasoning = _text_priors(text)
-        return _sigmoid(_logit((1.0 + gain) / 2.0) + (self.intent_prior.get(intent, 0.0) + short + reasoning))
+        return self.combine_sum(gain, self.intent_prior.get(intent, 0.0) + short + reasoning)[1]
 
     @staticmethod
     def combine(gain: float, priors: Mapping[str, float]) -> tuple[float, float]:
+        return DifficultyScorer.combine_sum(gain, sum(priors.values()))
+
+    @staticmethod
+    def combine_sum(gain: float, prior: float) -> tuple[float, float]:
+        """(learned score, score): the gain as a score, shifted by `prior` on the log-odds."""
         learned = (1.0 + gain) / 2.0
-        return learned, _sigmoid(_logit(learned) + sum(priors.values()))
+        return learned, _sigmoid(_logit(learned) + prior)
 
     def explain(self, messages_or_text: MessagesOrText, intent: Intent | None = None) -> dict[str, Any]:
         """The score, its two heads, the OOD guard, the priors, and every input's contributions.

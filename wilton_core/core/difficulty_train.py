@@ -383,7 +383,7 @@ def batch_scores(scorer: DifficultyScorer, feat: Featurized, mode: str = "guarde
     out = np.zeros(len(feat.keys))
     for i, h in enumerate(heads(scorer, feat)):
         lam = scorer.trust(h.similarity) if mode == "guarded" else 1.0 if mode == "learned" else 0.0
-        out[i] = scorer.combine(scorer.gain(h, lam), {"all": float(feat.priors[i])})[1]
+        out[i] = scorer.combine_sum(scorer.gain(h, lam), float(feat.priors[i]))[1]
     return out
 
 
